@@ -1,0 +1,196 @@
+"""The alert state machine: one open alert per (zone, risk), driven by event time only.
+
+``transition(state, assessment, hold)`` is a pure function. It raises an alert the first time a
+condition is seen, escalates at once when the level rises, and only lowers the level (or resolves)
+once the condition has stayed below the current level for the whole hold time — so a noisy sensor
+hovering at a threshold does not page an operator on every reading.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Final
+
+from models.contracts import (
+    AlertRecord,
+    AlertStatus,
+    Change,
+    Level,
+    Risk,
+    Summary,
+)
+from pydantic import JsonValue
+
+#: Namespace of the deterministic alert ids (uuid5), so a replay derives the same ids.
+ALERT_ID_NAMESPACE: Final = uuid.UUID("6f1c1f43-3a55-4a0c-9c55-8f7e4b2d1a10")
+
+#: Default hold time before a lower level or a resolve takes effect (issue: 5 min of event time).
+DEFAULT_HOLD: Final = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the rules say about one risk in one zone at one moment of event time.
+
+    ``level`` is ``None`` when the condition is clear. ``cause`` identifies the input behind the
+    assessment (a reading id): it seeds the alert id when a new alert is raised.
+    """
+
+    zone_id: str
+    risk: Risk
+    level: Level | None
+    at: datetime
+    cause: str
+    evidence: dict[str, JsonValue] = field(default_factory=dict)
+    summary: Summary | None = None
+    predicted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """An open alert. ``below_since`` is when the condition last fell under ``level`` (if it did),
+    and ``below_peak`` the highest level seen since then (``None``: clear all along)."""
+
+    alert_id: str
+    zone_id: str
+    risk: Risk
+    level: Level
+    status: AlertStatus
+    revision: int
+    opened_at: datetime
+    predicted: bool = False
+    below_since: datetime | None = None
+    below_peak: Level | None = None
+    evidence: dict[str, JsonValue] = field(default_factory=dict)
+    summary: Summary | None = None
+
+
+def alert_id_for(zone_id: str, risk: Risk, cause: str) -> str:
+    """Deterministic id of the alert opened by ``cause`` (a reading id, unique per episode)."""
+    return str(uuid.uuid5(ALERT_ID_NAMESPACE, f"{zone_id}|{risk.value}|{cause}"))
+
+
+def _record(state: AlertState, change: Change, at: datetime) -> AlertRecord:
+    summary = state.summary or Summary(
+        zh=f"{state.zone_id} {state.risk.value} {state.level.zh}色预警",
+        en=f"{state.risk.value} {state.level.value} alert in {state.zone_id}",
+    )
+    return AlertRecord(
+        alert_id=state.alert_id,
+        revision=state.revision,
+        zone_id=state.zone_id,
+        risk=state.risk,
+        level=state.level,
+        status=state.status,
+        change=change,
+        predicted=state.predicted,
+        at=at,
+        opened_at=state.opened_at,
+        evidence=state.evidence,
+        summary=summary,
+    )
+
+
+def _rank(level: Level | None) -> int:
+    return 0 if level is None else level.rank
+
+
+def transition(
+    state: AlertState | None, assessment: Assessment, hold: timedelta = DEFAULT_HOLD
+) -> tuple[AlertState | None, list[AlertRecord]]:
+    """Apply one assessment to the open alert of its (zone, risk), if any.
+
+    Returns the new state (``None`` once resolved or when nothing is open) and the alert records
+    the change produced (zero or one). Pure: the same inputs always give the same outputs.
+    """
+    level, at = assessment.level, assessment.at
+    if state is None:
+        if level is None:
+            return None, []
+        opened = AlertState(
+            alert_id=alert_id_for(assessment.zone_id, assessment.risk, assessment.cause),
+            zone_id=assessment.zone_id,
+            risk=assessment.risk,
+            level=level,
+            status=AlertStatus.FIRING,
+            revision=1,
+            opened_at=at,
+            predicted=assessment.predicted,
+            evidence=assessment.evidence,
+            summary=assessment.summary,
+        )
+        return opened, [_record(opened, Change.RAISED, at)]
+
+    if _rank(level) > state.level.rank:
+        assert level is not None
+        up = replace(
+            state,
+            level=level,
+            status=AlertStatus.FIRING,
+            revision=state.revision + 1,
+            predicted=assessment.predicted,
+            below_since=None,
+            below_peak=None,
+            evidence=assessment.evidence,
+            summary=assessment.summary,
+        )
+        return up, [_record(up, Change.ESCALATED, at)]
+
+    if level == state.level:
+        # Back at (or still at) the alert's level: any pending de-escalation starts over.
+        if state.below_since is None and state.predicted == assessment.predicted:
+            return state, []
+        return replace(state, below_since=None, below_peak=None), []
+
+    # Below the current level: wait for the hold time, remembering the highest level meanwhile.
+    if state.below_since is None or at < state.below_since:
+        return replace(state, below_since=at, below_peak=level), []
+    peak = level if _rank(level) > _rank(state.below_peak) else state.below_peak
+    if at - state.below_since < hold:
+        return replace(state, below_peak=peak), []
+    if peak is None:
+        resolved = replace(
+            state,
+            status=AlertStatus.RESOLVED,
+            revision=state.revision + 1,
+            below_since=None,
+            below_peak=None,
+            evidence={**state.evidence, "cleared_at": at.isoformat()},
+        )
+        return None, [_record(resolved, Change.RESOLVED, at)]
+    down = replace(
+        state,
+        level=peak,
+        revision=state.revision + 1,
+        predicted=assessment.predicted,
+        # The hold window restarts from now for whatever is still below the new level.
+        below_since=at if _rank(level) < peak.rank else None,
+        below_peak=level if _rank(level) < peak.rank else None,
+        evidence=assessment.evidence,
+        summary=assessment.summary,
+    )
+    return down, [_record(down, Change.DEESCALATED, at)]
+
+
+def operator_action(
+    state: AlertState, change: Change, at: datetime, actor: str, note: str | None = None
+) -> tuple[AlertState | None, AlertRecord]:
+    """An operator acknowledges, assigns or resolves an open alert (a command, not a reading)."""
+    if change == Change.ACKNOWLEDGED:
+        new: AlertState | None = replace(
+            state, status=AlertStatus.ACKNOWLEDGED, revision=state.revision + 1
+        )
+        shown = new
+    elif change == Change.ASSIGNED:
+        new = replace(state, revision=state.revision + 1)
+        shown = new
+    elif change == Change.RESOLVED:
+        shown = replace(state, status=AlertStatus.RESOLVED, revision=state.revision + 1)
+        new = None
+    else:
+        raise ValueError(f"{change.value} is not an operator action")
+    assert shown is not None
+    record = _record(shown, change, at).model_copy(update={"actor": actor, "note": note})
+    return new, record

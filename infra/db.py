@@ -1,0 +1,255 @@
+"""Persistence: SQLAlchemy 2.0 tables for alerts (incidents), their history and API tokens.
+
+The schema is owned by the Alembic migrations in ``infra/migrations``; :func:`migrate` brings a
+database up to date. Writes of alert records are idempotent: the history is keyed by
+``(alert_id, revision)`` and an alert's current row only moves forward in revision, so replaying
+the same records changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from models.contracts import AlertRecord
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend (SQLite has no time zones: store UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AlertRow(Base):
+    """An alert's current state: one row per alert episode (an incident)."""
+
+    __tablename__ = "alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    zone_id: Mapped[str] = mapped_column(String(128))
+    risk: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int] = mapped_column(Integer)
+    predicted: Mapped[bool]
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    summary_zh: Mapped[str] = mapped_column(Text)
+    summary_en: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_alerts_zone_risk", "zone_id", "risk"),
+        Index("ix_alerts_status", "status"),
+    )
+
+
+class AlertHistoryRow(Base):
+    """One change of one alert, exactly as published on ``puhui.alerts``."""
+
+    __tablename__ = "alert_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.alert_id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    change: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("alert_id", "revision", name="uq_history_alert_rev"),)
+
+
+class TokenRow(Base):
+    """An API bearer token, stored as its SHA-256 digest only."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode and a busy timeout so worker and API share it."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configuration pointing at the packaged migrations and ``url``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (harmless when it is there already)."""
+    if url.startswith("sqlite"):
+        make_engine(url).dispose()  # creates the folder of a SQLite file
+    command.upgrade(alembic_config(url), "head")
+
+
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers a trivial query."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _insert(engine: Engine, table: Any) -> Any:
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no idempotent insert for {engine.dialect.name}")
+
+
+def write_alert_records(engine: Engine, records: Sequence[AlertRecord]) -> None:
+    """Persist alert records in one transaction, idempotently: a replayed record adds nothing,
+    and an alert's current row never moves back to an older revision."""
+    if not records:
+        return
+    latest: dict[str, AlertRecord] = {}
+    for rec in records:
+        have = latest.get(rec.alert_id)
+        if have is None or rec.revision > have.revision:
+            latest[rec.alert_id] = rec
+    alert_rows = [
+        {
+            "alert_id": r.alert_id,
+            "zone_id": r.zone_id,
+            "risk": r.risk.value,
+            "level": r.level.value,
+            "status": r.status.value,
+            "revision": r.revision,
+            "predicted": r.predicted,
+            "opened_at": r.opened_at,
+            "updated_at": r.at,
+            "summary_zh": r.summary.zh,
+            "summary_en": r.summary.en,
+            "evidence": r.evidence,
+        }
+        for r in latest.values()
+    ]
+    history_rows = [
+        {
+            "alert_id": r.alert_id,
+            "revision": r.revision,
+            "change": r.change.value,
+            "level": r.level.value,
+            "status": r.status.value,
+            "at": r.at,
+            "actor": r.actor,
+            "note": r.note,
+            "record": r.model_dump(mode="json"),
+        }
+        for r in records
+    ]
+    alerts = AlertRow.__table__
+    history = AlertHistoryRow.__table__
+    up = _insert(engine, alerts)
+    up = up.on_conflict_do_update(
+        index_elements=[alerts.c.alert_id],
+        set_={
+            col: up.excluded[col]
+            for col in (
+                "level",
+                "status",
+                "revision",
+                "predicted",
+                "updated_at",
+                "summary_zh",
+                "summary_en",
+                "evidence",
+            )
+        },
+        where=alerts.c.revision < up.excluded.revision,
+    )
+    ins = _insert(engine, history).on_conflict_do_nothing(
+        index_elements=[history.c.alert_id, history.c.revision]
+    )
+    with engine.begin() as conn:
+        conn.execute(up, alert_rows)
+        conn.execute(ins, history_rows)
+
+
+def load_alerts(engine: Engine, zone_id: str | None = None) -> list[AlertRow]:
+    """Alerts, newest first (optionally of one zone)."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(AlertRow).order_by(AlertRow.updated_at.desc())
+        if zone_id is not None:
+            query = query.where(AlertRow.zone_id == zone_id)
+        return list(session.scalars(query))
+
+
+def load_history(engine: Engine, alert_ids: Iterable[str] | None = None) -> list[AlertHistoryRow]:
+    """History rows ordered by alert and revision."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(AlertHistoryRow).order_by(
+            AlertHistoryRow.alert_id, AlertHistoryRow.revision
+        )
+        if alert_ids is not None:
+            query = query.where(AlertHistoryRow.alert_id.in_(list(alert_ids)))
+        return list(session.scalars(query))

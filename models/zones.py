@@ -1,0 +1,336 @@
+"""The zone registry: the places in 打浦桥街道 that readings, rules and alerts refer to.
+
+A *zone* is the smallest area the pipeline reasons about (a lane of 田子坊, the atrium of
+日月光中心广场, a residential area). Each zone belongs to a *site* (the named place) and to one of
+the street office's four grids. Its walkable area turns a people count into a density; an optional
+capacity (最大承载量) turns it into an occupancy.
+
+The registry is read once from YAML (`load_zones`, or `load_bundled_zones` for the copy shipped in
+``models/data/zones.yaml``) and is immutable afterwards. Reading that file is the only I/O here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from enum import StrEnum
+from importlib.resources import as_file, files
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Final
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+__all__ = [
+    "Grid",
+    "LocalizedText",
+    "Location",
+    "Problem",
+    "Zone",
+    "ZoneRegistry",
+    "ZoneRegistryError",
+    "bundled_zones_path",
+    "load_bundled_zones",
+    "load_zones",
+]
+
+SLUG_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{1,62}$"
+"""Zone ids and site slugs: lowercase ASCII, digits and hyphens, 2-63 characters."""
+
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+
+# (zone_id, field, message). zone_id / field are None when the problem is not about one zone /
+# one field (a missing file, malformed YAML, ...).
+Problem = tuple[str | None, str | None, str]
+
+
+class Grid(StrEnum):
+    """The four grids of 打浦桥街道, split by 鲁班路 (N-S) and 徐家汇路 (E-W)."""
+
+    ZHONGTAI = "zhongtai"  # 中泰: 田子坊, 日月光 (business district, "宜游")
+    ZHONGSHUN = "zhongshun"  # 中顺: office towers ("宜商")
+    ZHONGHAI = "zhonghai"  # 中海: property self-governance ("宜业")
+    ZHONGHUI = "zhonghui"  # 中汇: community facilities ("宜居")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LocalizedText(_Frozen):
+    """A name in Chinese and English; both are required and must not be blank."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+    @field_validator("zh", "en")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class Location(_Frozen):
+    """A WGS-84 point. In the bundled registry these are approximate, for display only."""
+
+    lat: float = Field(ge=-90, le=90, strict=True, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, strict=True, allow_inf_nan=False)
+
+
+class Zone(_Frozen):
+    """One monitored area: a walkable area, optionally a capacity and a location.
+
+    ``estimated`` marks an area/capacity that was estimated rather than surveyed; such a zone must
+    say in ``notes`` how the figures were obtained.
+    """
+
+    id: Slug
+    name: LocalizedText
+    site: Slug
+    grid: Grid
+    area_m2: float = Field(gt=0, strict=True, allow_inf_nan=False)
+    capacity: int | None = Field(default=None, gt=0, strict=True)
+    location: Location | None = None
+    estimated: bool = Field(default=False, strict=True)
+    notes: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("notes")
+    @classmethod
+    def _estimates_are_explained(cls, notes: str | None, info: ValidationInfo) -> str | None:
+        # Numbers nobody measured must carry their reasoning, or they end up trusted as facts.
+        if info.data.get("estimated") and not (notes and notes.strip()):
+            raise ValueError("an estimated zone must say how its area/capacity were derived")
+        return notes
+
+    def density(self, people: float) -> float:
+        """Return persons per m² of walkable area for ``people`` persons in the zone.
+
+        Raises ``ValueError`` if ``people`` is negative or not finite.
+        """
+        _check_people(people)
+        return people / self.area_m2
+
+    def occupancy(self, people: float) -> float | None:
+        """Return ``people`` as a fraction of the zone's capacity (1.0 = at capacity).
+
+        Returns ``None`` when the zone has no capacity. Raises ``ValueError`` if ``people`` is
+        negative or not finite.
+        """
+        _check_people(people)
+        if self.capacity is None:
+            return None
+        return people / self.capacity
+
+
+def _check_people(people: float) -> None:
+    if not math.isfinite(people) or people < 0:
+        raise ValueError(f"people must be a finite number >= 0, got {people!r}")
+
+
+class ZoneRegistryError(ValueError):
+    """The zone registry is unusable; lists every problem found.
+
+    ``problems`` holds ``(zone_id, field, message)`` tuples. ``zone_id`` and ``field`` are those of
+    the first problem (``None`` where not applicable); ``file`` is the registry file (``None`` for
+    a registry built in memory). Each line of the message names the file, the zone and the field.
+    """
+
+    def __init__(self, file: str | Path | None, problems: Sequence[Problem]) -> None:
+        if not problems:
+            raise ValueError("ZoneRegistryError needs at least one problem")
+        self.file: str | None = None if file is None else str(file)
+        self.problems: list[Problem] = list(problems)
+        self.zone_id: str | None = self.problems[0][0]
+        self.field: str | None = self.problems[0][1]
+        lines = [_format_problem(self.file, *problem) for problem in self.problems]
+        if len(lines) > 1:
+            lines.insert(0, f"{self.file or 'zone registry'}: {len(lines)} problems")
+        super().__init__("\n".join(lines))
+
+
+def _format_problem(file: str | None, zone_id: str | None, field: str | None, msg: str) -> str:
+    where = file or "zone registry"
+    if zone_id is not None:
+        where += f": zone {zone_id!r}"
+        if field is not None:
+            where += f" field {field!r}"
+    elif field is not None:
+        where += f": field {field!r}"
+    return f"{where}: {msg}"
+
+
+class ZoneRegistry:
+    """An immutable collection of zones, keyed by id, iterated in the order given (file order).
+
+    ``in`` accepts a zone id (or a ``Zone``, which must be the registered one). Duplicate ids raise
+    ``ZoneRegistryError``.
+    """
+
+    __slots__ = ("_by_id", "_zones")
+
+    def __init__(self, zones: Iterable[Zone]) -> None:
+        ordered = tuple(zones)
+        by_id: dict[str, Zone] = {}
+        duplicates: list[Problem] = []
+        for zone in ordered:
+            if zone.id in by_id:
+                duplicates.append((zone.id, "id", "duplicate id"))
+            by_id[zone.id] = zone
+        if duplicates:
+            raise ZoneRegistryError(None, duplicates)
+        self._zones: tuple[Zone, ...] = ordered
+        self._by_id: Mapping[str, Zone] = MappingProxyType(by_id)
+
+    def get(self, zone_id: str) -> Zone | None:
+        """Return the zone with this id, or ``None``."""
+        return self._by_id.get(zone_id)
+
+    def __getitem__(self, zone_id: str) -> Zone:
+        return self._by_id[zone_id]
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, Zone):
+            return self._by_id.get(item.id) == item
+        return isinstance(item, str) and item in self._by_id
+
+    def __iter__(self) -> Iterator[Zone]:
+        return iter(self._zones)
+
+    def __len__(self) -> int:
+        return len(self._zones)
+
+    def __repr__(self) -> str:
+        return f"ZoneRegistry({len(self._zones)} zones)"
+
+    def ids(self) -> frozenset[str]:
+        """Return the set of zone ids."""
+        return frozenset(self._by_id)
+
+    def sites(self) -> dict[str, list[Zone]]:
+        """Return zones grouped by site slug (sites in order of first appearance); a fresh copy."""
+        grouped: dict[str, list[Zone]] = {}
+        for zone in self._zones:
+            grouped.setdefault(zone.site, []).append(zone)
+        return grouped
+
+    def by_grid(self, grid: Grid | str) -> list[Zone]:
+        """Return the zones of one grid, in registry order; ``ValueError`` for an unknown grid."""
+        wanted = Grid(grid)
+        return [zone for zone in self._zones if zone.grid is wanted]
+
+
+class _UniqueKeySafeLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Hashable] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # the base constructor reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error_message(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = exc.problem or exc.context or "syntax error"
+        return f"not valid YAML (line {mark.line + 1}, column {mark.column + 1}): {problem}"
+    return f"not valid YAML: {exc}"
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str | None:
+    return ".".join(str(part) for part in loc) or None
+
+
+def load_zones(path: Path) -> ZoneRegistry:
+    """Read and validate a zone registry from a YAML file ``{zones: [zone, ...]}``.
+
+    Raises ``ZoneRegistryError`` if the file is missing or unreadable, is not YAML, does not have
+    the ``{zones: [...]}`` shape, or holds no zones; and, listing every one, for zones that are
+    not mappings, fields that fail validation, and duplicate ids.
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ZoneRegistryError(file, [(None, None, "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZoneRegistryError(file, [(None, None, f"cannot read file: {exc}")]) from exc
+    try:
+        # _UniqueKeySafeLoader subclasses SafeLoader: no arbitrary object construction.
+        document = yaml.load(text, Loader=_UniqueKeySafeLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise ZoneRegistryError(file, [(None, None, _yaml_error_message(exc))]) from exc
+
+    if not isinstance(document, dict):
+        got = _type_name(document)
+        message = f"top level must be a mapping {{zones: [...]}}, got {got}"
+        raise ZoneRegistryError(file, [(None, None, message)])
+    problems: list[Problem] = [
+        (None, str(key), "unknown top-level key (expected only 'zones')")
+        for key in document
+        if key != "zones"
+    ]
+    raw_zones = document.get("zones")
+    if not isinstance(raw_zones, list):
+        got = "nothing" if "zones" not in document else _type_name(raw_zones)
+        problems.append((None, "zones", f"must be a list of zones, got {got}"))
+        raise ZoneRegistryError(file, problems)
+    if not raw_zones:
+        problems.append((None, "zones", "the registry has no zones"))
+        raise ZoneRegistryError(file, problems)
+
+    zones: list[Zone] = []
+    first_index: dict[str, int] = {}
+    for index, raw in enumerate(raw_zones):
+        if not isinstance(raw, dict):
+            problems.append(
+                (None, None, f"zones[{index}]: a zone must be a mapping, got {_type_name(raw)}")
+            )
+            continue
+        raw_id = raw.get("id")
+        zone_id = raw_id if isinstance(raw_id, str) and raw_id else None
+        where = "" if zone_id is not None else f"zones[{index}]: "
+        if zone_id is not None:
+            if zone_id in first_index:
+                first = first_index[zone_id]
+                problems.append((zone_id, "id", f"duplicate id (first defined at zones[{first}])"))
+            else:
+                first_index[zone_id] = index
+        try:
+            zones.append(Zone.model_validate(raw))
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append((zone_id, _dotted(tuple(error["loc"])), where + error["msg"]))
+
+    if problems:
+        raise ZoneRegistryError(file, problems)
+    return ZoneRegistry(zones)
+
+
+def bundled_zones_path() -> Path:
+    """Return the file-system path of the bundled registry, ``models/data/zones.yaml``."""
+    return Path(str(files("models").joinpath("data", "zones.yaml")))
+
+
+def load_bundled_zones() -> ZoneRegistry:
+    """Load the 打浦桥 zone registry shipped with the package."""
+    with as_file(files("models").joinpath("data", "zones.yaml")) as path:
+        return load_zones(path)

@@ -1,0 +1,164 @@
+"""The Faust app: topics, the zone-state table and three thin agents.
+
+    puhui.sensor-readings ──assess──▶ puhui.alerts ──persist──▶ database
+            │  (bad records)                 
+            └──────────────▶ puhui.dead-letters
+    puhui.volunteer-reports ──intake──▶ (validated; bad ones dead-lettered)
+
+``create_app(settings)`` builds everything; nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from alerts.rules import RuleSet
+from infra.db import make_engine, write_alert_records
+from infra.settings import Settings
+from models.contracts import AlertRecord, decode_alert
+from models.zones import ZoneRegistry, load_bundled_zones, load_zones
+from streams.handlers import ReadingHandler, ReportHandler, Source, ZoneStates
+from streams.metrics import OpenAlertsCollector, PipelineMetrics
+from streams.topics import TopicNames
+
+log = logging.getLogger("puhui.worker")
+
+ZONE_STATE_TABLE = "zone-state"
+
+
+def load_registry(settings: Settings) -> ZoneRegistry:
+    """The zone registry the settings point at (the bundled one by default)."""
+    return load_zones(settings.zones_file) if settings.zones_file else load_bundled_zones()
+
+
+@dataclass
+class Pipeline:
+    """The built worker: the Faust app and the parts tests and the CLI may want to reach."""
+
+    app: faust.App
+    topics: TopicNames
+    registry: CollectorRegistry
+    metrics: PipelineMetrics
+    engine: Engine
+
+
+async def _persist_batch(engine: Engine, batch: list[AlertRecord], metrics: PipelineMetrics) -> None:
+    """Write a batch off the event loop; retry until the database takes it, so the stream is
+    never acknowledged past what was persisted."""
+    delay = 0.5
+    while True:
+        try:
+            await asyncio.to_thread(write_alert_records, engine, batch)
+            metrics.db_batches.inc()
+            return
+        except Exception:
+            metrics.db_errors.inc()
+            log.exception("database write of %d alert records failed; retrying in %.1fs",
+                          len(batch), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Pipeline:
+    """Build the worker's Faust app from ``settings``."""
+    zones = load_registry(settings)
+    topics = TopicNames.with_prefix(settings.topic_prefix)
+    partitions = settings.topic_partitions
+    registry = registry or CollectorRegistry()
+    metrics = PipelineMetrics.create(registry)
+    engine = make_engine(settings.resolved_database_url())
+    rules = RuleSet(hold=timedelta(seconds=settings.hold_seconds))
+
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",
+        datadir=str(settings.state_dir / "worker"),
+        web_host=settings.worker_host,
+        web_port=settings.worker_port,
+        web_in_thread=False,
+        topic_partitions=partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        autodiscover=False,
+        table_cleanup_interval=3600.0,
+    )
+    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw",
+            value_serializer="raw", partitions=partitions,
+        )
+
+    readings_topic = raw_topic(topics.readings)
+    reports_topic = raw_topic(topics.reports)
+    alerts_topic = raw_topic(topics.alerts)
+    dead_topic = raw_topic(topics.dead_letters)
+
+    table = app.Table(
+        ZONE_STATE_TABLE, default=None, partitions=partitions,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+    )
+    states = ZoneStates(table)
+    registry.register(OpenAlertsCollector(states.open_alerts))
+
+    def sender(topic: Any) -> Any:
+        async def send(
+            key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+        ) -> Any:
+            return await topic.send(key=key, value=value, headers=headers)
+
+        return send
+
+    handle_reading = ReadingHandler(
+        zones=zones, rules=rules, states=states, metrics=metrics,
+        send_alert=sender(alerts_topic), send_dead_letter=sender(dead_topic),
+        send_reading=sender(readings_topic),
+    )
+    handle_report = ReportHandler(zones=zones, metrics=metrics,
+                                  send_dead_letter=sender(dead_topic))
+
+    def source_of(event: Any) -> Source:
+        msg = event.message
+        return Source(msg.topic, msg.partition, msg.offset, msg.key)
+
+    @app.agent(readings_topic, concurrency=1, name="assess")
+    async def assess(stream: Any) -> None:
+        async for event in stream.events():
+            await handle_reading(event.value, source_of(event))
+
+    @app.agent(reports_topic, concurrency=1, name="intake")
+    async def intake(stream: Any) -> None:
+        async for event in stream.events():
+            await handle_report(event.value, source_of(event))
+
+    @app.agent(alerts_topic, concurrency=1, name="persist")
+    async def persist(stream: Any) -> None:
+        async for values in stream.take(settings.db_batch_size, within=settings.db_batch_seconds):
+            batch: list[AlertRecord] = []
+            for raw in values:
+                try:
+                    batch.append(decode_alert(raw))
+                except Exception:  # not ours to judge: someone else's bad record on the topic
+                    log.warning("ignoring an undecodable record on %s", topics.alerts)
+            if batch:
+                await _persist_batch(engine, batch, metrics)
+
+    @app.on_partitions_revoked.connect
+    async def _forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
+        states.forget()
+
+    return Pipeline(app=app, topics=topics, registry=registry, metrics=metrics, engine=engine)

@@ -1,0 +1,266 @@
+"""The ``puhui`` command: broker, worker, API, simulator, tokens, and ``up`` for all of them.
+
+Settings are read from the environment here, once, and passed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+from infra.settings import Settings
+
+log = logging.getLogger("puhui")
+
+
+def _broker(settings: Settings):  # type: ignore[no-untyped-def]
+    from infra.broker import KafkaBroker
+
+    return KafkaBroker(
+        settings.state_dir,
+        bootstrap=settings.kafka_bootstrap,
+        controller_port=settings.kafka_controller_port,
+    )
+
+
+def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
+    broker = _broker(settings)
+    if args.action == "start":
+        broker.start()
+        print(f"kafka serving on {settings.kafka_bootstrap}")
+    elif args.action == "stop":
+        broker.stop()
+        print("kafka stopped")
+    else:
+        status = broker.status()
+        print(
+            f"kafka running={status.running} serving={status.serving} pid={status.pid} "
+            f"bootstrap={status.bootstrap}"
+        )
+        return 0 if status.serving else 1
+    return 0
+
+
+def prepare(settings: Settings) -> None:
+    """Create the public topics and migrate the database (both harmless when done already)."""
+    from infra.db import migrate
+    from infra.kafka_admin import ensure_topics, wait_for_metadata
+    from streams.topics import TopicNames
+
+    wait_for_metadata(settings.kafka_bootstrap, timeout=60)
+    topics = TopicNames.with_prefix(settings.topic_prefix)
+    ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
+    migrate(settings.resolved_database_url())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.db import migrate
+
+    migrate(settings.resolved_database_url())
+    print("database at the newest schema")
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import create_app
+
+    prepare(settings)
+    pipeline = create_app(settings)
+    worker = faust.Worker(pipeline.app, loglevel=settings.log_level)
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_api
+    from infra.db import migrate
+
+    migrate(settings.resolved_database_url())
+    uvicorn.run(
+        create_api(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.app import load_registry
+    from streams.simulator import generate, run
+    from streams.topics import TopicNames
+
+    zones = load_registry(settings)
+    start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+    if start.tzinfo is None:
+        print("--start needs a UTC offset, e.g. 2026-10-01T18:00:00+08:00", file=sys.stderr)
+        return 2
+    readings = generate(
+        zones,
+        start,
+        timedelta(minutes=args.minutes),
+        scenario=args.scenario,
+        seed=args.seed,
+    )
+    topic = TopicNames.with_prefix(settings.topic_prefix).readings
+    speed = float("inf") if args.speed <= 0 else args.speed
+    print(
+        f"simulating {len(readings)} readings ({args.scenario}, {args.minutes} min of event "
+        f"time from {start.isoformat()}) at speed {args.speed:g} onto {topic}",
+        flush=True,
+    )
+    sent = run(settings.kafka_bootstrap, topic, readings, speed=speed)
+    print(f"sent {sent} readings", flush=True)
+    return 0
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.db import make_engine, migrate
+    from infra.tokens import Role, create_token, list_tokens, revoke_token
+
+    url = settings.resolved_database_url()
+    migrate(url)
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    if args.action == "create":
+        token = create_token(engine, args.name, Role(args.role), now)
+        print(f"token for {args.name} ({args.role}); shown once, stored hashed:")
+        print(token)
+    elif args.action == "list":
+        for info in list_tokens(engine):
+            revoked = f" revoked {info.revoked_at.isoformat()}" if info.revoked_at else ""
+            print(f"{info.id}\t{info.role}\t{info.name}\t{info.created_at.isoformat()}{revoked}")
+    else:
+        if not revoke_token(engine, args.id, now):
+            print(f"no active token {args.id}", file=sys.stderr)
+            return 1
+        print(f"token {args.id} revoked")
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """Broker + worker + API (+ simulator) in the foreground; Ctrl-C or SIGTERM stops all of it."""
+    broker = _broker(settings)
+    started_broker = not broker.status().serving
+    broker.start()
+    prepare(settings)
+    exe = [sys.executable, "-m", "streams.cli"]
+    children: list[subprocess.Popen[bytes]] = [
+        subprocess.Popen([*exe, "worker"]),
+        subprocess.Popen([*exe, "api"]),
+    ]
+    if not args.no_simulator:
+        children.append(
+            subprocess.Popen(
+                [*exe, "simulate", "--scenario", args.scenario, "--speed", str(args.speed),
+                 "--minutes", str(args.minutes)]
+            )
+        )
+    stopping = False
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    print(
+        f"puhui up: worker metrics http://{settings.worker_host}:{settings.worker_port}/metrics, "
+        f"API http://{settings.http_host}:{settings.http_port}/ — Ctrl-C stops everything",
+        flush=True,
+    )
+    try:
+        while not stopping:
+            # The simulator may finish; the worker and API must not.
+            for child in children[:2]:
+                if child.poll() is not None:
+                    print(f"{child.args[-1]} exited with {child.returncode}", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if started_broker:
+            broker.stop()
+        print("puhui up: stopped", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="puhui", description="Puhui (浦汇) incident pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="the local Apache Kafka broker")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(func=cmd_kafka)
+
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        func=cmd_migrate
+    )
+    sub.add_parser("worker", help="run the Faust worker").set_defaults(func=cmd_worker)
+    sub.add_parser("api", help="run the HTTP API").set_defaults(func=cmd_api)
+
+    def sim_options(p: argparse.ArgumentParser, speed: float) -> None:
+        p.add_argument("--scenario", default="demo", help="day, surge, smoke or demo")
+        p.add_argument("--speed", type=float, default=speed,
+                       help="times faster than real time; 0 = as fast as possible")
+        p.add_argument("--minutes", type=int, default=240, help="minutes of event time")
+
+    simulate = sub.add_parser("simulate", help="produce simulated sensor readings")
+    sim_options(simulate, 1.0)
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--start", help="event time of the first reading (default now)")
+    simulate.set_defaults(func=cmd_simulate)
+
+    up = sub.add_parser("up", help="broker + worker + API + simulator in the foreground")
+    up.add_argument("--no-simulator", action="store_true")
+    sim_options(up, 60.0)
+    up.set_defaults(func=cmd_up)
+
+    token = sub.add_parser("token", help="API bearer tokens")
+    tsub = token.add_subparsers(dest="action", required=True)
+    create = tsub.add_parser("create")
+    create.add_argument("--role", required=True, choices=["volunteer", "operator", "admin"])
+    create.add_argument("--name", required=True)
+    tsub.add_parser("list")
+    revoke = tsub.add_parser("revoke")
+    revoke.add_argument("id", type=int)
+    token.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return int(args.func(settings, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Prometheus metrics of the worker, built on a registry that is passed in (tests use a fresh one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from models.contracts import Level, Risk
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineMetrics:
+    """The worker's own metrics (Faust's sensor metrics sit beside them on ``/metrics``)."""
+
+    readings_processed: Counter
+    readings_rejected: Counter
+    readings_duplicate: Counter
+    readings_rekeyed: Counter
+    reports_processed: Counter
+    zone_people: Gauge
+    zone_density: Gauge
+    zone_people_peak: Gauge
+    alerts: Counter
+    alert_records: Counter
+    processing_latency: Histogram
+    db_batches: Counter
+    db_errors: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
+        """Register every metric on ``registry``."""
+        return cls(
+            readings_processed=Counter(
+                "puhui_readings_processed",
+                "Valid, first-seen readings processed, by sensor kind",
+                ["kind"],
+                registry=registry,
+            ),
+            readings_rejected=Counter(
+                "puhui_readings_rejected",
+                "Records sent to the dead-letter topic, by reason code",
+                ["reason"],
+                registry=registry,
+            ),
+            readings_duplicate=Counter(
+                "puhui_readings_duplicate",
+                "Readings dropped because their reading_id was already processed",
+                registry=registry,
+            ),
+            readings_rekeyed=Counter(
+                "puhui_readings_rekeyed",
+                "Valid readings re-sent keyed by their zone id (producer did not key them)",
+                registry=registry,
+            ),
+            reports_processed=Counter(
+                "puhui_reports_processed",
+                "Volunteer reports accepted",
+                ["category"],
+                registry=registry,
+            ),
+            zone_people=Gauge(
+                "puhui_zone_people", "People in the zone now", ["zone"], registry=registry
+            ),
+            zone_density=Gauge(
+                "puhui_zone_density",
+                "Crowd density in the zone now, persons per m² of walkable area",
+                ["zone"],
+                registry=registry,
+            ),
+            zone_people_peak=Gauge(
+                "puhui_zone_people_peak",
+                "Largest people count in the zone over the last window of event time",
+                ["zone", "window"],
+                registry=registry,
+            ),
+            alerts=Counter(
+                "puhui_alerts",
+                "Alerts raised or escalated, by risk and the level reached",
+                ["risk", "level"],
+                registry=registry,
+            ),
+            alert_records=Counter(
+                "puhui_alert_records",
+                "Records published on puhui.alerts, by change",
+                ["change"],
+                registry=registry,
+            ),
+            processing_latency=Histogram(
+                "puhui_processing_latency_seconds",
+                "Wall time the worker spends on one record, from receipt to alerts sent",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            db_batches=Counter(
+                "puhui_db_batches",
+                "Batches of alert records written to the database",
+                registry=registry,
+            ),
+            db_errors=Counter(
+                "puhui_db_errors",
+                "Failed attempts to write a batch to the database (retried)",
+                registry=registry,
+            ),
+        )
+
+
+class OpenAlertsCollector(Collector):
+    """``puhui_alerts_open{risk,level}``, counted at scrape time from the engine's own state, so
+    it is right after a restart too. ``open_alerts`` yields (risk, level) of each open alert."""
+
+    def __init__(self, open_alerts: Callable[[], Iterable[tuple[str, str]]]) -> None:
+        self._open_alerts = open_alerts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts = {(risk.value, level.value): 0 for risk in Risk for level in Level}
+        for key in self._open_alerts():
+            counts[key] = counts.get(key, 0) + 1
+        family = GaugeMetricFamily(
+            "puhui_alerts_open", "Alerts open now, by risk and level", labels=["risk", "level"]
+        )
+        for (risk, level), n in sorted(counts.items()):
+            family.add_metric([risk, level], n)
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "puhui_alerts_open", "Alerts open now, by risk and level", labels=["risk", "level"]
+        )

@@ -1,0 +1,158 @@
+"""The zone engine: readings of one zone in, alert records out, event time only."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alerts.engine import ZoneState, process_reading
+from alerts.rules import RuleSet, crowding_level, fire_level, level_for
+from models.contracts import Change, Level, Risk, SensorKind, SensorReading
+from models.zones import LocalizedText, Zone
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 10, 1, 19, 0, tzinfo=UTC)
+ZONE = Zone(id="lane-1", name=LocalizedText(zh="一号弄", en="Lane 1"), site="tzf",
+            grid="zhongtai", area_m2=100.0)
+CAPPED = Zone(id="lane-2", name=LocalizedText(zh="二号弄", en="Lane 2"), site="tzf",
+              grid="zhongtai", area_m2=100.0, capacity=300)
+RULES = RuleSet()
+_n = 0
+
+
+def reading(kind: SensorKind, value: float, minute: float, sensor: str = "cam-1",
+            zone: str = "lane-1", rid: str | None = None) -> SensorReading:
+    global _n
+    _n += 1
+    return SensorReading(reading_id=rid or f"r{_n}", sensor_id=sensor, zone_id=zone, kind=kind,
+                         value=value, observed_at=T0 + timedelta(minutes=minute))
+
+
+def people(count: float, minute: float, **kw: str) -> SensorReading:
+    return reading(SensorKind.PEOPLE_COUNT, count, minute, **kw)
+
+
+def feed(state: ZoneState, readings: list[SensorReading], zone: Zone = ZONE) -> list:
+    out = []
+    for r in readings:
+        out.extend(process_reading(state, r, zone, RULES).records)
+    return out
+
+
+def test_thresholds_from_domain() -> None:
+    assert level_for(1.99, RULES.density) is None
+    assert [level_for(d, RULES.density) for d in (2, 3, 4, 5, 9)] == [
+        Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED, Level.RED]
+    assert crowding_level(1.0, 1.0, RULES) == Level.ORANGE  # capacity reached
+    assert crowding_level(4.5, 0.5, RULES) == Level.ORANGE  # density wins when worse
+    assert crowding_level(1.0, 0.5, RULES) is None
+
+
+def test_crowding_escalates_in_order_and_resolves_after_hold() -> None:
+    state = ZoneState("lane-1")
+    counts = [150, 210, 310, 410, 520, 430, 300, 100, 100, 100, 100, 100]
+    records = feed(state, [people(c, i) for i, c in enumerate(counts)])
+    # minute 5: 430 (orange) starts a hold below red; ...
+    changes = [(r.change, r.level) for r in records]
+    assert changes[:4] == [(Change.RAISED, Level.BLUE), (Change.ESCALATED, Level.YELLOW),
+                           (Change.ESCALATED, Level.ORANGE), (Change.ESCALATED, Level.RED)]
+    assert changes[4] == (Change.DEESCALATED, Level.ORANGE)  # minute 10: 5 min after minute 5
+    assert records[0].evidence["density"] == 2.1
+    assert "人群密度" in records[0].summary.zh and "persons/m²" in records[0].summary.en
+    state2 = ZoneState("lane-1")
+    recs = feed(state2, [people(500, 0), *[people(0, m) for m in range(1, 7)]])
+    assert [r.change for r in recs] == [Change.RAISED, Change.RESOLVED]
+    assert recs[-1].at == T0 + timedelta(minutes=6)
+
+
+def test_repeated_reading_id_changes_nothing() -> None:
+    state = ZoneState("lane-1")
+    first = people(450, 0, rid="same")
+    assert len(feed(state, [first])) == 1
+    before = json.dumps(state.to_dict(), sort_keys=True)
+    step = process_reading(state, first, ZONE, RULES)
+    assert step.duplicate and step.records == []
+    assert json.dumps(state.to_dict(), sort_keys=True) == before
+
+
+def test_two_cameras_are_summed_and_late_reading_ignored() -> None:
+    state = ZoneState("lane-1")
+    feed(state, [people(120, 0, sensor="a"), people(100, 1, sensor="b")])
+    assert state.total_people() == 220
+    feed(state, [people(999, 0.5, sensor="b")])  # older than b's latest: ignored
+    assert state.total_people() == 220
+
+
+def test_occupancy_rule_uses_capacity() -> None:
+    state = ZoneState("lane-2")
+    recs = feed(state, [people(300, 0, zone="lane-2")], zone=CAPPED)
+    assert recs[0].level == Level.ORANGE and recs[0].evidence["occupancy"] == 1.0
+
+
+def test_one_smoke_detector_orange_second_red() -> None:
+    state = ZoneState("lane-1")
+    recs = feed(state, [
+        reading(SensorKind.SMOKE, 0, 0, sensor="s1"),
+        reading(SensorKind.SMOKE, 1, 1, sensor="s1"),
+        reading(SensorKind.SMOKE, 1, 3, sensor="s2"),
+    ])
+    assert [(r.change, r.level, r.risk) for r in recs] == [
+        (Change.RAISED, Level.ORANGE, Risk.FIRE), (Change.ESCALATED, Level.RED, Risk.FIRE)]
+    assert recs[1].evidence["detectors_in_alarm"] == ["s1", "s2"]
+
+
+def test_second_detector_after_window_stays_orange() -> None:
+    t = {"s1": T0, "s2": T0 + timedelta(minutes=6)}
+    assert fire_level(t, RULES) == Level.ORANGE
+    t["s2"] = T0 + timedelta(minutes=5)
+    assert fire_level(t, RULES) == Level.RED
+    assert fire_level({}, RULES) is None
+
+
+def test_fire_resolves_when_detectors_clear_and_other_sensors_advance_time() -> None:
+    state = ZoneState("lane-1")
+    recs = feed(state, [
+        reading(SensorKind.SMOKE, 1, 0, sensor="s1"),
+        reading(SensorKind.SMOKE, 0, 1, sensor="s1"),
+        people(10, 3), people(10, 5), people(10, 6),
+    ])
+    assert [r.change for r in recs] == [Change.RAISED, Change.RESOLVED]
+
+
+def test_state_round_trips_through_dict() -> None:
+    state = ZoneState("lane-1")
+    feed(state, [people(450, 0), reading(SensorKind.SMOKE, 1, 1, sensor="s1"), people(100, 2)])
+    data = json.loads(json.dumps(state.to_dict()))
+    again = ZoneState.from_dict(data)
+    assert again.to_dict() == state.to_dict()
+    # and it behaves the same afterwards
+    more = [people(0, m) for m in range(3, 10)]
+    assert [r.model_dump() for r in feed(state, list(more))] == [
+        r.model_dump() for r in feed(again, list(more))]
+
+
+def test_peaks_follow_event_time() -> None:
+    state = ZoneState("lane-1")
+    step = None
+    for minute, count in [(0, 100), (1, 180), (2, 120), (6.5, 90)]:
+        step = process_reading(state, people(count, minute), ZONE, RULES)
+    assert step is not None and step.view is not None
+    assert step.view.peaks == {"5m": 120, "1h": 180}
+    assert step.view.people == 90 and step.view.density == 0.9
+
+
+@given(st.lists(st.integers(0, 800), min_size=1, max_size=40))
+def test_replaying_twice_is_identical_and_duplicates_are_inert(counts: list[int]) -> None:
+    rs = [people(c, i * 0.5, rid=f"p{i}") for i, c in enumerate(counts)]
+    a, b = ZoneState("lane-1"), ZoneState("lane-1")
+    first = feed(a, rs)
+    doubled = []
+    for r in rs:
+        doubled.extend(process_reading(b, r, ZONE, RULES).records)
+        doubled.extend(process_reading(b, r, ZONE, RULES).records)
+    assert [r.model_dump() for r in first] == [r.model_dump() for r in doubled]
