@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alerts.peaks import WindowMax
+from alerts.rules import RuleSet, crowding_level, fire_level
+from alerts.state import AlertState, Assessment, transition
 from models.contracts import (
     AlertRecord,
     AlertStatus,
@@ -26,10 +29,6 @@ from models.contracts import (
     Summary,
 )
 from models.zones import Zone
-
-from alerts.peaks import WindowMax
-from alerts.rules import RuleSet, crowding_level, fire_level
-from alerts.state import AlertState, Assessment, transition
 
 #: Peak windows exported as ``puhui_zone_people_peak{window=...}``, in seconds.
 PEAK_WINDOWS: dict[str, float] = {"5m": 300.0, "1h": 3600.0}

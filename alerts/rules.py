@@ -6,6 +6,7 @@ tune per zone, not a truth (see ``../shared/guide/DOMAIN.md``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -83,7 +84,7 @@ def fire_level(alarms: Mapping[str, datetime], rules: RuleSet) -> Level | None:
     if not alarms:
         return None
     times = sorted(alarms.values())
-    for earlier, later in zip(times, times[1:], strict=False):
+    for earlier, later in itertools.pairwise(times):
         if later - earlier <= rules.smoke_pair_window:
             return Level.RED
     return Level.ORANGE

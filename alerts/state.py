@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
+from pydantic import JsonValue
+
 from models.contracts import (
     AlertRecord,
     AlertStatus,
@@ -21,7 +23,6 @@ from models.contracts import (
     Risk,
     Summary,
 )
-from pydantic import JsonValue
 
 #: Namespace of the deterministic alert ids (uuid5), so a replay derives the same ids.
 ALERT_ID_NAMESPACE: Final = uuid.UUID("6f1c1f43-3a55-4a0c-9c55-8f7e4b2d1a10")

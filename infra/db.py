@@ -15,7 +15,6 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from models.contracts import AlertRecord
 from sqlalchemy import (
     JSON,
     DateTime,
@@ -34,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from models.contracts import AlertRecord
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

@@ -209,7 +209,7 @@ class AlertRecord(_Wire):
         return self.model_dump_json().encode()
 
 
-class RejectedRecord(Exception):  # noqa: N818 - a record, named for what it is
+class RejectedRecord(Exception):
     """A record that cannot enter the pipeline, with a short ``reason`` code and a ``detail``."""
 
     def __init__(self, reason: str, detail: str) -> None:

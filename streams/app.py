@@ -1,7 +1,7 @@
 """The Faust app: topics, the zone-state table and three thin agents.
 
     puhui.sensor-readings ──assess──▶ puhui.alerts ──persist──▶ database
-            │  (bad records)                 
+            │  (bad records)
             └──────────────▶ puhui.dead-letters
     puhui.volunteer-reports ──intake──▶ (validated; bad ones dead-lettered)
 
@@ -51,7 +51,9 @@ class Pipeline:
     engine: Engine
 
 
-async def _persist_batch(engine: Engine, batch: list[AlertRecord], metrics: PipelineMetrics) -> None:
+async def _persist_batch(
+    engine: Engine, batch: list[AlertRecord], metrics: PipelineMetrics
+) -> None:
     """Write a batch off the event loop; retry until the database takes it, so the stream is
     never acknowledged past what was persisted."""
     delay = 0.5

@@ -23,7 +23,6 @@ from models.contracts import (
     decode_report,
 )
 from models.zones import ZoneRegistry
-
 from streams.metrics import PipelineMetrics
 
 log = logging.getLogger("puhui.worker")

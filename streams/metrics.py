@@ -1,4 +1,4 @@
-"""Prometheus metrics of the worker, built on a registry that is passed in (tests use a fresh one)."""
+"""Prometheus metrics of the worker, on a registry that is passed in (tests use a fresh one)."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from infra.db import Base, make_engine
 
 config = context.config

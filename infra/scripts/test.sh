@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make test`: start the real parts the suite needs (PostgreSQL, Apache Kafka), lint, run pytest,
+# and stop what it started, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=.venv/bin
+
+bash infra/scripts/prereqs.sh --test
+
+export PUHUI_TEST_KAFKA_BOOTSTRAP="${PUHUI_TEST_KAFKA_BOOTSTRAP:-127.0.0.1:39092}"
+kafka_port="${PUHUI_TEST_KAFKA_BOOTSTRAP##*:}"
+broker=("$BIN/python" -m infra.broker --state-dir var/test --bootstrap "$PUHUI_TEST_KAFKA_BOOTSTRAP"
+        --controller-port "$((kafka_port + 1))")
+
+cleanup() {
+  "${broker[@]}" stop >/dev/null 2>&1 || true
+  bash infra/scripts/postgres.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+bash infra/scripts/postgres.sh start
+export PUHUI_TEST_DATABASE_URL="$(bash infra/scripts/postgres.sh url)"
+"${broker[@]}" start
+
+echo "== lint" >&2
+"$BIN/ruff" check .
+"$BIN/lint-imports"
+"$BIN/mypy"
+
+echo "== tests" >&2
+status=0
+"$BIN/pytest" "$@" || status=$?
+if [[ $status -eq 5 ]]; then
+  echo "pytest collected no tests" >&2
+fi
+exit $status

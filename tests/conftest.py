@@ -1,0 +1,218 @@
+"""Shared fixtures: the real broker, the real PostgreSQL, and worker processes.
+
+Integration tests talk to real parts. The broker and PostgreSQL are started here if they are not
+running (``make test`` starts them first, so this is for a developer running pytest alone); if
+they cannot be started, the tests fail — they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_BOOTSTRAP = os.environ.setdefault("PUHUI_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:39092")
+
+
+def _needs_real_parts(session: pytest.Session) -> bool:
+    return any(item.get_closest_marker("integration") or item.get_closest_marker("e2e")
+               for item in session.items)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A serving Apache Kafka broker (started under var/test if none serves there)."""
+    from infra.broker import KafkaBroker
+
+    _host, port = TEST_BOOTSTRAP.rsplit(":", 1)
+    broker = KafkaBroker(
+        REPO / "var" / "test", bootstrap=TEST_BOOTSTRAP, controller_port=int(port) + 1
+    )
+    started = not broker.status().serving
+    if started:
+        broker.start()
+    yield TEST_BOOTSTRAP
+    if started:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """URL of a real PostgreSQL database (the project's script starts one if needed)."""
+    url = os.environ.get("PUHUI_TEST_DATABASE_URL")
+    if url:
+        return url
+    script = REPO / "infra" / "scripts" / "postgres.sh"
+    subprocess.run(["bash", str(script), "start"], check=True)
+    out = subprocess.run(["bash", str(script), "url"], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _real_parts_for_integration(request: pytest.FixtureRequest) -> None:
+    if _needs_real_parts(request.session):
+        request.getfixturevalue("kafka_bootstrap")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Worker:
+    """A ``puhui worker`` process with its own topics (prefix), group and state."""
+
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return self.env["PUHUI_TOPIC_PREFIX"]
+
+    @property
+    def topics(self) -> Any:
+        from streams.topics import TopicNames
+
+        return TopicNames.with_prefix(self.prefix)
+
+    @property
+    def database_url(self) -> str:
+        return self.env["PUHUI_DATABASE_URL"]
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PUHUI_WORKER_PORT']}/metrics"
+
+    def start(self, timeout: float = 90.0) -> None:
+        n = len(self.logs)
+        path = self.log_path.with_suffix(f".{n}.log")
+        self.logs.append(path)
+        out = path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.tail()}")
+            if b"[^Worker]: Ready" in path.read_bytes():
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.logs:
+            return ""
+        return "\n".join(self.logs[-1].read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def make_worker(
+    kafka_bootstrap: str, tmp_path: Path
+) -> Iterator[Callable[..., Worker]]:
+    workers: list[Worker] = []
+
+    def make(start: bool = True, **overrides: str) -> Worker:
+        run = uuid.uuid4().hex[:8]
+        state = tmp_path / f"worker-{len(workers)}"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PUHUI_")},
+            "PUHUI_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "PUHUI_TOPIC_PREFIX": f"t{run}.",
+            "PUHUI_APP_ID": f"puhui-t{run}",
+            "PUHUI_STATE_DIR": str(state),
+            "PUHUI_DATABASE_URL": f"sqlite:///{tmp_path / 'puhui.db'}",
+            "PUHUI_WORKER_PORT": str(free_port()),
+            "PUHUI_TOPIC_PARTITIONS": "4",
+            "PUHUI_DB_BATCH_SECONDS": "0.2",
+        }
+        env.update(overrides)
+        worker = Worker(env=env, log_path=state / "worker")
+        state.mkdir(parents=True, exist_ok=True)
+        workers.append(worker)
+        if start:
+            worker.start()
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.stop()
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Produce with kafka-python (not the project's own producer code), acks=all, then flush."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+
+
+def consume(
+    bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout: float = 60.0
+) -> list[Any]:
+    """Read ``topic`` from the beginning until ``until(messages)`` holds (or fail on timeout)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=500)
+    try:
+        deadline = time.monotonic() + 30
+        parts = consumer.partitions_for_topic(topic)
+        while not parts and time.monotonic() < deadline:
+            time.sleep(0.2)
+            parts = consumer.partitions_for_topic(topic)
+        assert parts, f"topic {topic} does not exist"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        messages: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                messages.extend(batch)
+            if until(messages):
+                return messages
+        raise AssertionError(f"{topic}: condition not met in {timeout}s; got {len(messages)}")
+    finally:
+        consumer.close()
+
+
+def alert_records(messages: list[Any]) -> list[dict[str, Any]]:
+    """Alert records in per-alert revision order (topic order across partitions is not global)."""
+    records = [json.loads(m.value) for m in messages]
+    return sorted(records, key=lambda r: (r["opened_at"], r["alert_id"], r["revision"]))

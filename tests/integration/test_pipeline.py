@@ -1,0 +1,168 @@
+"""Readings in, alerts out: the worker against the real broker, fed by kafka-python."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from conftest import Worker, alert_records, consume, produce
+
+pytestmark = pytest.mark.integration
+
+CST = timezone(timedelta(hours=8))
+T0 = datetime(2026, 10, 1, 19, 0, tzinfo=CST)
+LANE = "tianzifang-taikang-210"  # 420 m² walkable, capacity 1260
+ATRIUM = "zhonghai-intl-centre-lobby"  # 600 m², no capacity: density rules only
+
+
+def reading(rid: str, zone: str, kind: str, value: Any, minute: float, sensor: str = "cam-1"
+            ) -> tuple[bytes, bytes]:
+    body = {
+        "reading_id": rid, "sensor_id": sensor, "zone_id": zone, "kind": kind, "value": value,
+        "observed_at": (T0 + timedelta(minutes=minute)).isoformat(),
+    }
+    return zone.encode(), json.dumps(body).encode()
+
+
+def wait_db(url: str, query: str, until: Callable[[list[Any]], bool], timeout: float = 30) -> list:
+    engine = create_engine(url)
+    deadline = time.monotonic() + timeout
+    rows: list[Any] = []
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                rows = list(conn.execute(text(query)))
+            if until(rows):
+                return rows
+            time.sleep(0.3)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"database condition not met; last rows {rows}")
+
+
+def metric(worker: Worker, name: str) -> float:
+    body = urllib.request.urlopen(worker.metrics_url, timeout=5).read().decode()
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_crowding_escalates_in_order_and_resolves_after_hold(
+    make_worker: Callable[..., Worker], kafka_bootstrap: str
+) -> None:
+    worker = make_worker()
+    counts = [(0, 600), (1, 1300), (2, 1900), (3, 2500), (4, 3100), (5, 600)]
+    clear = [(5 + m, 300) for m in range(1, 6)]  # 0.5 persons/m² for 6 min > 5 min hold
+    produce(kafka_bootstrap, worker.topics.readings,
+            [reading(f"c{m}", ATRIUM, "people_count", n, m) for m, n in counts + clear])
+
+    msgs = consume(kafka_bootstrap, worker.topics.alerts,
+                   until=lambda ms: any(json.loads(m.value)["change"] == "resolved" for m in ms))
+    recs = alert_records(msgs)
+    assert [(r["change"], r["level"], r["revision"]) for r in recs] == [
+        ("raised", "blue", 1), ("escalated", "yellow", 2), ("escalated", "orange", 3),
+        ("escalated", "red", 4), ("resolved", "red", 5)]
+    assert {m.key for m in msgs} == {ATRIUM.encode()}
+    assert len({r["alert_id"] for r in recs}) == 1
+    assert recs[0]["risk"] == "crowding" and recs[0]["predicted"] is False
+    assert recs[0]["evidence"]["density"] == 2.167  # 1300 / 600 m²
+    # resolved at the event time of the reading that ended the hold (5 min after minute 5)
+    assert datetime.fromisoformat(recs[-1]["at"]) == T0 + timedelta(minutes=10)
+    assert recs[-1]["status"] == "resolved"
+
+    rows = wait_db(worker.database_url,
+                   "select alert_id, level, status, revision from alerts",
+                   until=lambda rs: rs and rs[0][3] == 5)
+    assert rows == [(recs[0]["alert_id"], "red", "resolved", 5)]
+    hist = wait_db(worker.database_url, "select revision, change from alert_history "
+                   "order by revision", until=lambda rs: len(rs) == 5)
+    assert [h[1] for h in hist] == ["raised", "escalated", "escalated", "escalated", "resolved"]
+    assert metric(worker, "puhui_readings_processed_total") == 11
+    assert metric(worker, f'puhui_zone_people_peak{{window="1h",zone="{ATRIUM}"}}') == 3100
+
+
+def test_three_copies_of_a_reading_give_one_alert_change(
+    make_worker: Callable[..., Worker], kafka_bootstrap: str
+) -> None:
+    worker = make_worker()
+    copy = reading("dup-1", LANE, "people_count", 1200, 0)  # 95 % of capacity: yellow
+    produce(kafka_bootstrap, worker.topics.readings, [copy, copy, copy])
+    deadline = time.monotonic() + 30
+    while metric(worker, "puhui_readings_duplicate_total") < 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    time.sleep(1.0)  # anything a copy could have sent has been sent by now
+    msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 1)
+    lane = [json.loads(m.value) for m in msgs]
+    assert len(lane) == 1 and lane[0]["change"] == "raised" and lane[0]["level"] == "yellow"
+    assert metric(worker, "puhui_readings_duplicate_total") == 2
+    assert metric(worker, "puhui_readings_processed_total") == 1
+    rows = wait_db(worker.database_url, "select count(*) from alert_history",
+                   until=lambda rs: rs[0][0] >= 1)
+    assert rows[0][0] == 1
+
+
+def test_bad_records_are_dead_lettered_and_good_ones_still_alert(
+    make_worker: Callable[..., Worker], kafka_bootstrap: str
+) -> None:
+    worker = make_worker()
+    good1 = reading("g1", LANE, "smoke", 1, 0, sensor="smk-1")
+    good2 = reading("g2", ATRIUM, "people_count", 3100, 0)  # 5.2/m²: red
+    base = json.loads(good2[1])
+    bad: dict[str, bytes] = {
+        "malformed_json": b'{"reading_id": ',
+        "missing_field": json.dumps({k: v for k, v in base.items() if k != "value"}).encode(),
+        "unknown_zone": json.dumps({**base, "reading_id": "b3", "zone_id": "atlantis"}).encode(),
+        "unknown_kind": json.dumps({**base, "reading_id": "b4", "kind": "radiation"}).encode(),
+        "naive_time": json.dumps({**base, "reading_id": "b5",
+                                  "observed_at": "2026-10-01T19:00:00"}).encode(),
+        "impossible_value": json.dumps({**base, "reading_id": "b6", "value": -5}).encode(),
+        "too_large": json.dumps({**base, "reading_id": "b7", "pad": "x" * 70_000}).encode(),
+    }
+    nan = json.dumps({**base, "reading_id": "b8", "value": float("nan")}).encode()
+    assert b"NaN" in nan
+    records = [good1, *[(b"k", v) for v in bad.values()], (None, nan), good2]
+    produce(kafka_bootstrap, worker.topics.readings, records)
+
+    dead = consume(kafka_bootstrap, worker.topics.dead_letters, until=lambda ms: len(ms) >= 8)
+    by_value = {m.value: dict(m.headers) for m in dead}
+    for reason, value in bad.items():
+        headers = by_value[value]  # the value bytes are unchanged
+        assert headers["error.reason"] == reason.encode(), (reason, headers)
+        assert headers["error.detail"]
+        assert headers["source.topic"] == worker.topics.readings.encode()
+        assert int(headers["source.partition"]) >= 0 and int(headers["source.offset"]) >= 0
+    assert by_value[nan]["error.reason"] == b"impossible_value"
+    assert b"value" in by_value[bad["missing_field"]]["error.detail"]
+
+    alerts = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 2)
+    got = {(json.loads(m.value)["zone_id"], json.loads(m.value)["risk"],
+            json.loads(m.value)["level"]) for m in alerts}
+    assert got == {(LANE, "fire", "orange"), (ATRIUM, "crowding", "red")}
+    assert metric(worker, "puhui_readings_rejected_total") == 8
+
+
+def test_one_smoke_detector_orange_second_red_and_unkeyed_readings_are_rekeyed(
+    make_worker: Callable[..., Worker], kafka_bootstrap: str
+) -> None:
+    worker = make_worker()
+    first = reading("sm1", LANE, "smoke", 1, 0, sensor="smk-1")
+    second = reading("sm2", LANE, "smoke", 1, 2, sensor="smk-2")
+    produce(kafka_bootstrap, worker.topics.readings, [first])
+    consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 1)
+    produce(kafka_bootstrap, worker.topics.readings, [(None, second[1])])  # no key
+    msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 2)
+    recs = alert_records(msgs)
+    assert [(r["change"], r["level"], r["risk"]) for r in recs] == [
+        ("raised", "orange", "fire"), ("escalated", "red", "fire")]
+    assert recs[1]["evidence"]["detectors_in_alarm"] == ["smk-1", "smk-2"]
+    assert "烟感" in recs[0]["summary"]["zh"]
+    assert metric(worker, "puhui_readings_rekeyed_total") == 1
