@@ -203,8 +203,7 @@ def _crowding(
         occ_en = f", {occupancy:.0%} of capacity" if occupancy is not None else ""
         summary = Summary(
             zh=f"{zone.name.zh} 人群密度 {density:.1f} 人/㎡{occ_zh}（{level.zh}色预警）",
-            en=f"Crowd density {density:.1f} persons/m²{occ_en} at {zone.name.en} "
-            f"({level.value})",
+            en=f"Crowd density {density:.1f} persons/m²{occ_en} at {zone.name.en} ({level.value})",
         )
     return Assessment(zone.id, Risk.CROWDING, level, at, cause, evidence, summary)
 
@@ -254,9 +253,7 @@ def zone_view(state: ZoneState, zone: Zone) -> ZoneView:
     )
 
 
-def process_reading(
-    state: ZoneState, reading: SensorReading, zone: Zone, rules: RuleSet
-) -> Step:
+def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: RuleSet) -> Step:
     """Apply one validated reading of ``zone`` to ``state`` (in place) and say what changed.
 
     A reading id seen before (within ``rules.dedupe_window`` of event time) changes nothing.

@@ -39,9 +39,7 @@ DEFAULT_OCCUPANCY_THRESHOLDS: dict[Level, float] = {
 class RuleSet:
     """The thresholds the engine applies. Built from configuration at the edge."""
 
-    density: Mapping[Level, float] = field(
-        default_factory=lambda: dict(DEFAULT_DENSITY_THRESHOLDS)
-    )
+    density: Mapping[Level, float] = field(default_factory=lambda: dict(DEFAULT_DENSITY_THRESHOLDS))
     occupancy: Mapping[Level, float] = field(
         default_factory=lambda: dict(DEFAULT_OCCUPANCY_THRESHOLDS)
     )
@@ -63,9 +61,7 @@ def level_for(value: float, thresholds: Mapping[Level, float]) -> Level | None:
     return reached
 
 
-def crowding_level(
-    density: float, occupancy: float | None, rules: RuleSet
-) -> Level | None:
+def crowding_level(density: float, occupancy: float | None, rules: RuleSet) -> Level | None:
     """Crowding level from density and, where the zone has a capacity, occupancy: the worse one."""
     by_density = level_for(density, rules.density)
     if occupancy is None:

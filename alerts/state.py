@@ -152,13 +152,15 @@ def transition(
     if at - state.below_since < hold:
         return replace(state, below_peak=peak), []
     if peak is None:
+        shown = _record(state, Change.RESOLVED, at).summary
         resolved = replace(
             state,
             status=AlertStatus.RESOLVED,
             revision=state.revision + 1,
             below_since=None,
             below_peak=None,
-            evidence={**state.evidence, "cleared_at": at.isoformat()},
+            evidence={**state.evidence, "clear_seconds": (at - state.below_since).total_seconds()},
+            summary=Summary(zh=f"已解除：{shown.zh}", en=f"Resolved: {shown.en}"),
         )
         return None, [_record(resolved, Change.RESOLVED, at)]
     down = replace(

@@ -248,9 +248,7 @@ def load_alerts(engine: Engine, zone_id: str | None = None) -> list[AlertRow]:
 def load_history(engine: Engine, alert_ids: Iterable[str] | None = None) -> list[AlertHistoryRow]:
     """History rows ordered by alert and revision."""
     with Session(engine, expire_on_commit=False) as session:
-        query = select(AlertHistoryRow).order_by(
-            AlertHistoryRow.alert_id, AlertHistoryRow.revision
-        )
+        query = select(AlertHistoryRow).order_by(AlertHistoryRow.alert_id, AlertHistoryRow.revision)
         if alert_ids is not None:
             query = query.where(AlertHistoryRow.alert_id.in_(list(alert_ids)))
         return list(session.scalars(query))

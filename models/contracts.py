@@ -9,6 +9,7 @@ names the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container
 from datetime import datetime
 from enum import StrEnum
@@ -17,11 +18,13 @@ from typing import Annotated, Any, Final
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
     ValidationError,
 )
+from pydantic_core import PydanticCustomError
 
 #: Records larger than this are rejected before parsing (``too_large``).
 MAX_RECORD_BYTES: Final = 64 * 1024
@@ -146,7 +149,29 @@ KIND_RANGES: Final[dict[SensorKind, tuple[float, float, bool]]] = {
     SensorKind.HEARTBEAT: (0, 1e12, False),
 }
 
-_Id = Annotated[str, Field(min_length=1, max_length=128, strict=True)]
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+
+
+def _rfc3339(value: object) -> object:
+    """Only RFC 3339 text with a UTC offset on the wire (no epoch numbers, no bare dates)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 date-time string")
+    if _NAIVE.match(value):
+        raise PydanticCustomError("timezone_aware", "Input should have timezone info")
+    if not _RFC3339.match(value):
+        raise PydanticCustomError(
+            "datetime_parsing",
+            "Input should be an RFC 3339 date-time with a UTC offset, "
+            "e.g. 2026-10-01T19:00:00+08:00",
+        )
+    return value
+
+
+_Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+_Id = Annotated[str, Field(min_length=1, max_length=128, strict=True, pattern=r"\S")]
 _Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
@@ -162,7 +187,7 @@ class SensorReading(_Wire):
     zone_id: _Id
     kind: SensorKind
     value: _Finite
-    observed_at: AwareDatetime
+    observed_at: _Time
 
 
 class VolunteerReport(_Wire):
@@ -172,10 +197,10 @@ class VolunteerReport(_Wire):
     reporter_id: _Id
     zone_id: _Id
     category: ReportCategory
-    description: Annotated[str, Field(min_length=1, max_length=2000, strict=True)]
-    submitted_at: AwareDatetime
-    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
+    description: Annotated[str, Field(min_length=1, max_length=2000, strict=True, pattern=r"\S")]
+    submitted_at: _Time
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True)] | None = None
     photo_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")] | None = None
 
 
@@ -226,6 +251,7 @@ MISSING_FIELD: Final = "missing_field"
 UNKNOWN_FIELD: Final = "unknown_field"
 INVALID_FIELD: Final = "invalid_field"
 UNKNOWN_KIND: Final = "unknown_kind"
+UNKNOWN_CATEGORY: Final = "unknown_category"
 UNKNOWN_ZONE: Final = "unknown_zone"
 NAIVE_TIME: Final = "naive_time"
 IMPOSSIBLE_VALUE: Final = "impossible_value"
@@ -238,6 +264,7 @@ REASONS: Final = (
     UNKNOWN_FIELD,
     INVALID_FIELD,
     UNKNOWN_KIND,
+    UNKNOWN_CATEGORY,
     UNKNOWN_ZONE,
     NAIVE_TIME,
     IMPOSSIBLE_VALUE,
@@ -258,8 +285,10 @@ def _reason_for(error: dict[str, Any]) -> str:
         return UNKNOWN_FIELD
     if kind == "timezone_aware":
         return NAIVE_TIME
-    if field in ("kind", "category") and kind == "enum":
+    if field == "kind" and kind == "enum":
         return UNKNOWN_KIND
+    if field == "category" and kind == "enum":
+        return UNKNOWN_CATEGORY
     if field == "value" and kind == "finite_number":
         return IMPOSSIBLE_VALUE
     return INVALID_FIELD

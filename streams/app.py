@@ -64,8 +64,9 @@ async def _persist_batch(
             return
         except Exception:
             metrics.db_errors.inc()
-            log.exception("database write of %d alert records failed; retrying in %.1fs",
-                          len(batch), delay)
+            log.exception(
+                "database write of %d alert records failed; retrying in %.1fs", len(batch), delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -101,8 +102,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     def raw_topic(name: str) -> Any:
         return app.topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw",
-            value_serializer="raw", partitions=partitions,
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
         )
 
     readings_topic = raw_topic(topics.readings)
@@ -111,7 +116,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     dead_topic = raw_topic(topics.dead_letters)
 
     table = app.Table(
-        ZONE_STATE_TABLE, default=None, partitions=partitions,
+        ZONE_STATE_TABLE,
+        default=None,
+        partitions=partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
     states = ZoneStates(table)
@@ -126,12 +133,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         return send
 
     handle_reading = ReadingHandler(
-        zones=zones, rules=rules, states=states, metrics=metrics,
-        send_alert=sender(alerts_topic), send_dead_letter=sender(dead_topic),
+        zones=zones,
+        rules=rules,
+        states=states,
+        metrics=metrics,
+        send_alert=sender(alerts_topic),
+        send_dead_letter=sender(dead_topic),
         send_reading=sender(readings_topic),
     )
-    handle_report = ReportHandler(zones=zones, metrics=metrics,
-                                  send_dead_letter=sender(dead_topic))
+    handle_report = ReportHandler(zones=zones, metrics=metrics, send_dead_letter=sender(dead_topic))
 
     def source_of(event: Any) -> Source:
         msg = event.message

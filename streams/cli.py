@@ -164,8 +164,16 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if not args.no_simulator:
         children.append(
             subprocess.Popen(
-                [*exe, "simulate", "--scenario", args.scenario, "--speed", str(args.speed),
-                 "--minutes", str(args.minutes)]
+                [
+                    *exe,
+                    "simulate",
+                    "--scenario",
+                    args.scenario,
+                    "--speed",
+                    str(args.speed),
+                    "--minutes",
+                    str(args.minutes),
+                ]
             )
         )
     stopping = False
@@ -222,8 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def sim_options(p: argparse.ArgumentParser, speed: float) -> None:
         p.add_argument("--scenario", default="demo", help="day, surge, smoke or demo")
-        p.add_argument("--speed", type=float, default=speed,
-                       help="times faster than real time; 0 = as fast as possible")
+        p.add_argument(
+            "--speed",
+            type=float,
+            default=speed,
+            help="times faster than real time; 0 = as fast as possible",
+        )
         p.add_argument("--minutes", type=int, default=240, help="minutes of event time")
 
     simulate = sub.add_parser("simulate", help="produce simulated sensor readings")

@@ -107,8 +107,9 @@ class ReadingHandler:
         try:
             await self._handle(raw if raw is not None else b"", source)
         except Exception as exc:  # never let one escape: Faust would ack and lose the record
-            log.exception("internal error on %s[%d]@%d", source.topic, source.partition,
-                          source.offset)
+            log.exception(
+                "internal error on %s[%d]@%d", source.topic, source.partition, source.offset
+            )
             await self._dead_letter(raw or b"", source, INTERNAL_ERROR, repr(exc))
         finally:
             self.metrics.processing_latency.observe(self.now() - started)
@@ -121,8 +122,9 @@ class ReadingHandler:
         try:
             reading = decode_reading(raw, self.zones.ids())
         except RejectedRecord as rejected:
-            log.info("rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset,
-                     rejected)
+            log.info(
+                "rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset, rejected
+            )
             await self._dead_letter(raw, source, rejected.reason, rejected.detail)
             return
         zone_key = reading.zone_id.encode()
@@ -156,8 +158,12 @@ class ReadingHandler:
             self.metrics.alerts.labels(record.risk.value, record.level.value).inc()
         log.info(
             "alert %s rev %d %s %s %s zone=%s",
-            record.alert_id, record.revision, record.change.value, record.risk.value,
-            record.level.value, record.zone_id,
+            record.alert_id,
+            record.revision,
+            record.change.value,
+            record.risk.value,
+            record.level.value,
+            record.zone_id,
         )
 
 
@@ -176,7 +182,8 @@ class ReportHandler:
         except RejectedRecord as rejected:
             self.metrics.readings_rejected.labels(rejected.reason).inc()
             await self.send_dead_letter(
-                source.key, raw or b"",
+                source.key,
+                raw or b"",
                 dead_letter_headers(source, rejected.reason, rejected.detail),
             )
             return

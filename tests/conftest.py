@@ -27,8 +27,10 @@ TEST_BOOTSTRAP = os.environ.setdefault("PUHUI_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:
 
 
 def _needs_real_parts(session: pytest.Session) -> bool:
-    return any(item.get_closest_marker("integration") or item.get_closest_marker("e2e")
-               for item in session.items)
+    return any(
+        item.get_closest_marker("integration") or item.get_closest_marker("e2e")
+        for item in session.items
+    )
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +108,10 @@ class Worker:
         out = path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
-            env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -137,9 +142,7 @@ class Worker:
 
 
 @pytest.fixture
-def make_worker(
-    kafka_bootstrap: str, tmp_path: Path
-) -> Iterator[Callable[..., Worker]]:
+def make_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     workers: list[Worker] = []
 
     def make(start: bool = True, **overrides: str) -> Worker:
@@ -188,8 +191,9 @@ def consume(
     """Read ``topic`` from the beginning until ``until(messages)`` holds (or fail on timeout)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             consumer_timeout_ms=500)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500
+    )
     try:
         deadline = time.monotonic() + 30
         parts = consumer.partitions_for_topic(topic)

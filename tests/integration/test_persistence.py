@@ -48,8 +48,17 @@ def episode(zone: str = "z1") -> list[AlertRecord]:
     state, records = None, []
     for minute, level in [(0, Level.BLUE), (1, Level.ORANGE), (2, Level.RED), (3, None), (9, None)]:
         state, out = transition(
-            state, Assessment(zone, Risk.CROWDING, level, T0 + timedelta(minutes=minute),
-                              f"{zone}-r{minute}", {"density": minute}), timedelta(minutes=5))
+            state,
+            Assessment(
+                zone,
+                Risk.CROWDING,
+                level,
+                T0 + timedelta(minutes=minute),
+                f"{zone}-r{minute}",
+                {"density": minute},
+            ),
+            timedelta(minutes=5),
+        )
         records.extend(out)
     assert len(records) == 4
     return records

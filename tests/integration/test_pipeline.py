@@ -22,10 +22,15 @@ LANE = "tianzifang-taikang-210"  # 420 m² walkable, capacity 1260
 ATRIUM = "zhonghai-intl-centre-lobby"  # 600 m², no capacity: density rules only
 
 
-def reading(rid: str, zone: str, kind: str, value: Any, minute: float, sensor: str = "cam-1"
-            ) -> tuple[bytes, bytes]:
+def reading(
+    rid: str, zone: str, kind: str, value: Any, minute: float, sensor: str = "cam-1"
+) -> tuple[bytes, bytes]:
     body = {
-        "reading_id": rid, "sensor_id": sensor, "zone_id": zone, "kind": kind, "value": value,
+        "reading_id": rid,
+        "sensor_id": sensor,
+        "zone_id": zone,
+        "kind": kind,
+        "value": value,
         "observed_at": (T0 + timedelta(minutes=minute)).isoformat(),
     }
     return zone.encode(), json.dumps(body).encode()
@@ -62,15 +67,25 @@ def test_crowding_escalates_in_order_and_resolves_after_hold(
     worker = make_worker()
     counts = [(0, 600), (1, 1300), (2, 1900), (3, 2500), (4, 3100), (5, 600)]
     clear = [(5 + m, 300) for m in range(1, 6)]  # 0.5 persons/m² for 6 min > 5 min hold
-    produce(kafka_bootstrap, worker.topics.readings,
-            [reading(f"c{m}", ATRIUM, "people_count", n, m) for m, n in counts + clear])
+    produce(
+        kafka_bootstrap,
+        worker.topics.readings,
+        [reading(f"c{m}", ATRIUM, "people_count", n, m) for m, n in counts + clear],
+    )
 
-    msgs = consume(kafka_bootstrap, worker.topics.alerts,
-                   until=lambda ms: any(json.loads(m.value)["change"] == "resolved" for m in ms))
+    msgs = consume(
+        kafka_bootstrap,
+        worker.topics.alerts,
+        until=lambda ms: any(json.loads(m.value)["change"] == "resolved" for m in ms),
+    )
     recs = alert_records(msgs)
     assert [(r["change"], r["level"], r["revision"]) for r in recs] == [
-        ("raised", "blue", 1), ("escalated", "yellow", 2), ("escalated", "orange", 3),
-        ("escalated", "red", 4), ("resolved", "red", 5)]
+        ("raised", "blue", 1),
+        ("escalated", "yellow", 2),
+        ("escalated", "orange", 3),
+        ("escalated", "red", 4),
+        ("resolved", "red", 5),
+    ]
     assert {m.key for m in msgs} == {ATRIUM.encode()}
     assert len({r["alert_id"] for r in recs}) == 1
     assert recs[0]["risk"] == "crowding" and recs[0]["predicted"] is False
@@ -79,12 +94,17 @@ def test_crowding_escalates_in_order_and_resolves_after_hold(
     assert datetime.fromisoformat(recs[-1]["at"]) == T0 + timedelta(minutes=10)
     assert recs[-1]["status"] == "resolved"
 
-    rows = wait_db(worker.database_url,
-                   "select alert_id, level, status, revision from alerts",
-                   until=lambda rs: rs and rs[0][3] == 5)
+    rows = wait_db(
+        worker.database_url,
+        "select alert_id, level, status, revision from alerts",
+        until=lambda rs: rs and rs[0][3] == 5,
+    )
     assert rows == [(recs[0]["alert_id"], "red", "resolved", 5)]
-    hist = wait_db(worker.database_url, "select revision, change from alert_history "
-                   "order by revision", until=lambda rs: len(rs) == 5)
+    hist = wait_db(
+        worker.database_url,
+        "select revision, change from alert_history order by revision",
+        until=lambda rs: len(rs) == 5,
+    )
     assert [h[1] for h in hist] == ["raised", "escalated", "escalated", "escalated", "resolved"]
     assert metric(worker, "puhui_readings_processed_total") == 11
     assert metric(worker, f'puhui_zone_people_peak{{window="1h",zone="{ATRIUM}"}}') == 3100
@@ -105,8 +125,9 @@ def test_three_copies_of_a_reading_give_one_alert_change(
     assert len(lane) == 1 and lane[0]["change"] == "raised" and lane[0]["level"] == "yellow"
     assert metric(worker, "puhui_readings_duplicate_total") == 2
     assert metric(worker, "puhui_readings_processed_total") == 1
-    rows = wait_db(worker.database_url, "select count(*) from alert_history",
-                   until=lambda rs: rs[0][0] >= 1)
+    rows = wait_db(
+        worker.database_url, "select count(*) from alert_history", until=lambda rs: rs[0][0] >= 1
+    )
     assert rows[0][0] == 1
 
 
@@ -122,8 +143,9 @@ def test_bad_records_are_dead_lettered_and_good_ones_still_alert(
         "missing_field": json.dumps({k: v for k, v in base.items() if k != "value"}).encode(),
         "unknown_zone": json.dumps({**base, "reading_id": "b3", "zone_id": "atlantis"}).encode(),
         "unknown_kind": json.dumps({**base, "reading_id": "b4", "kind": "radiation"}).encode(),
-        "naive_time": json.dumps({**base, "reading_id": "b5",
-                                  "observed_at": "2026-10-01T19:00:00"}).encode(),
+        "naive_time": json.dumps(
+            {**base, "reading_id": "b5", "observed_at": "2026-10-01T19:00:00"}
+        ).encode(),
         "impossible_value": json.dumps({**base, "reading_id": "b6", "value": -5}).encode(),
         "too_large": json.dumps({**base, "reading_id": "b7", "pad": "x" * 70_000}).encode(),
     }
@@ -144,8 +166,10 @@ def test_bad_records_are_dead_lettered_and_good_ones_still_alert(
     assert b"value" in by_value[bad["missing_field"]]["error.detail"]
 
     alerts = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 2)
-    got = {(json.loads(m.value)["zone_id"], json.loads(m.value)["risk"],
-            json.loads(m.value)["level"]) for m in alerts}
+    got = {
+        (json.loads(m.value)["zone_id"], json.loads(m.value)["risk"], json.loads(m.value)["level"])
+        for m in alerts
+    }
     assert got == {(LANE, "fire", "orange"), (ATRIUM, "crowding", "red")}
     assert metric(worker, "puhui_readings_rejected_total") == 8
 
@@ -162,7 +186,9 @@ def test_one_smoke_detector_orange_second_red_and_unkeyed_readings_are_rekeyed(
     msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 2)
     recs = alert_records(msgs)
     assert [(r["change"], r["level"], r["risk"]) for r in recs] == [
-        ("raised", "orange", "fire"), ("escalated", "red", "fire")]
+        ("raised", "orange", "fire"),
+        ("escalated", "red", "fire"),
+    ]
     assert recs[1]["evidence"]["detectors_in_alarm"] == ["smk-1", "smk-2"]
     assert "烟感" in recs[0]["summary"]["zh"]
     assert metric(worker, "puhui_readings_rekeyed_total") == 1

@@ -17,20 +17,43 @@ from models.zones import LocalizedText, Zone
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 10, 1, 19, 0, tzinfo=UTC)
-ZONE = Zone(id="lane-1", name=LocalizedText(zh="一号弄", en="Lane 1"), site="tzf",
-            grid="zhongtai", area_m2=100.0)
-CAPPED = Zone(id="lane-2", name=LocalizedText(zh="二号弄", en="Lane 2"), site="tzf",
-              grid="zhongtai", area_m2=100.0, capacity=300)
+ZONE = Zone(
+    id="lane-1",
+    name=LocalizedText(zh="一号弄", en="Lane 1"),
+    site="tzf",
+    grid="zhongtai",
+    area_m2=100.0,
+)
+CAPPED = Zone(
+    id="lane-2",
+    name=LocalizedText(zh="二号弄", en="Lane 2"),
+    site="tzf",
+    grid="zhongtai",
+    area_m2=100.0,
+    capacity=300,
+)
 RULES = RuleSet()
 _n = 0
 
 
-def reading(kind: SensorKind, value: float, minute: float, sensor: str = "cam-1",
-            zone: str = "lane-1", rid: str | None = None) -> SensorReading:
+def reading(
+    kind: SensorKind,
+    value: float,
+    minute: float,
+    sensor: str = "cam-1",
+    zone: str = "lane-1",
+    rid: str | None = None,
+) -> SensorReading:
     global _n
     _n += 1
-    return SensorReading(reading_id=rid or f"r{_n}", sensor_id=sensor, zone_id=zone, kind=kind,
-                         value=value, observed_at=T0 + timedelta(minutes=minute))
+    return SensorReading(
+        reading_id=rid or f"r{_n}",
+        sensor_id=sensor,
+        zone_id=zone,
+        kind=kind,
+        value=value,
+        observed_at=T0 + timedelta(minutes=minute),
+    )
 
 
 def people(count: float, minute: float, **kw: str) -> SensorReading:
@@ -47,7 +70,12 @@ def feed(state: ZoneState, readings: list[SensorReading], zone: Zone = ZONE) -> 
 def test_thresholds_from_domain() -> None:
     assert level_for(1.99, RULES.density) is None
     assert [level_for(d, RULES.density) for d in (2, 3, 4, 5, 9)] == [
-        Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED, Level.RED]
+        Level.BLUE,
+        Level.YELLOW,
+        Level.ORANGE,
+        Level.RED,
+        Level.RED,
+    ]
     assert crowding_level(1.0, 1.0, RULES) == Level.ORANGE  # capacity reached
     assert crowding_level(4.5, 0.5, RULES) == Level.ORANGE  # density wins when worse
     assert crowding_level(1.0, 0.5, RULES) is None
@@ -59,8 +87,12 @@ def test_crowding_escalates_in_order_and_resolves_after_hold() -> None:
     records = feed(state, [people(c, i) for i, c in enumerate(counts)])
     # minute 5: 430 (orange) starts a hold below red; ...
     changes = [(r.change, r.level) for r in records]
-    assert changes[:4] == [(Change.RAISED, Level.BLUE), (Change.ESCALATED, Level.YELLOW),
-                           (Change.ESCALATED, Level.ORANGE), (Change.ESCALATED, Level.RED)]
+    assert changes[:4] == [
+        (Change.RAISED, Level.BLUE),
+        (Change.ESCALATED, Level.YELLOW),
+        (Change.ESCALATED, Level.ORANGE),
+        (Change.ESCALATED, Level.RED),
+    ]
     assert changes[4] == (Change.DEESCALATED, Level.ORANGE)  # minute 10: 5 min after minute 5
     assert records[0].evidence["density"] == 2.1
     assert "人群密度" in records[0].summary.zh and "persons/m²" in records[0].summary.en
@@ -96,13 +128,18 @@ def test_occupancy_rule_uses_capacity() -> None:
 
 def test_one_smoke_detector_orange_second_red() -> None:
     state = ZoneState("lane-1")
-    recs = feed(state, [
-        reading(SensorKind.SMOKE, 0, 0, sensor="s1"),
-        reading(SensorKind.SMOKE, 1, 1, sensor="s1"),
-        reading(SensorKind.SMOKE, 1, 3, sensor="s2"),
-    ])
+    recs = feed(
+        state,
+        [
+            reading(SensorKind.SMOKE, 0, 0, sensor="s1"),
+            reading(SensorKind.SMOKE, 1, 1, sensor="s1"),
+            reading(SensorKind.SMOKE, 1, 3, sensor="s2"),
+        ],
+    )
     assert [(r.change, r.level, r.risk) for r in recs] == [
-        (Change.RAISED, Level.ORANGE, Risk.FIRE), (Change.ESCALATED, Level.RED, Risk.FIRE)]
+        (Change.RAISED, Level.ORANGE, Risk.FIRE),
+        (Change.ESCALATED, Level.RED, Risk.FIRE),
+    ]
     assert recs[1].evidence["detectors_in_alarm"] == ["s1", "s2"]
 
 
@@ -116,11 +153,16 @@ def test_second_detector_after_window_stays_orange() -> None:
 
 def test_fire_resolves_when_detectors_clear_and_other_sensors_advance_time() -> None:
     state = ZoneState("lane-1")
-    recs = feed(state, [
-        reading(SensorKind.SMOKE, 1, 0, sensor="s1"),
-        reading(SensorKind.SMOKE, 0, 1, sensor="s1"),
-        people(10, 3), people(10, 5), people(10, 6),
-    ])
+    recs = feed(
+        state,
+        [
+            reading(SensorKind.SMOKE, 1, 0, sensor="s1"),
+            reading(SensorKind.SMOKE, 0, 1, sensor="s1"),
+            people(10, 3),
+            people(10, 5),
+            people(10, 6),
+        ],
+    )
     assert [r.change for r in recs] == [Change.RAISED, Change.RESOLVED]
 
 
@@ -133,7 +175,8 @@ def test_state_round_trips_through_dict() -> None:
     # and it behaves the same afterwards
     more = [people(0, m) for m in range(3, 10)]
     assert [r.model_dump() for r in feed(state, list(more))] == [
-        r.model_dump() for r in feed(again, list(more))]
+        r.model_dump() for r in feed(again, list(more))
+    ]
 
 
 def test_peaks_follow_event_time() -> None:

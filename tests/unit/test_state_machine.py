@@ -69,8 +69,9 @@ def test_back_at_level_restarts_the_hold() -> None:
 
 
 def test_deescalation_goes_to_peak_seen_during_hold() -> None:
-    state, records = run([(0, Level.RED), (1, Level.BLUE), (2, Level.ORANGE), (3, Level.BLUE),
-                          (6, Level.BLUE)])
+    state, records = run(
+        [(0, Level.RED), (1, Level.BLUE), (2, Level.ORANGE), (3, Level.BLUE), (6, Level.BLUE)]
+    )
     assert records[-1].change == Change.DEESCALATED
     assert records[-1].level == Level.ORANGE
     assert state is not None and state.below_since is not None  # still below orange
