@@ -114,7 +114,11 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         scenario=args.scenario,
         seed=args.seed,
     )
-    topic = TopicNames.with_prefix(settings.topic_prefix).readings
+    from infra.kafka_admin import ensure_topics
+
+    topics = TopicNames.with_prefix(settings.topic_prefix)
+    ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
+    topic = topics.readings
     speed = float("inf") if args.speed <= 0 else args.speed
     print(
         f"simulating {len(readings)} readings ({args.scenario}, {args.minutes} min of event "
