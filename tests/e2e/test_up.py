@@ -1,0 +1,125 @@
+"""`make run`'s `puhui up`: the whole stack from one command, its simulator's alerts on the topic
+and in the database, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from conftest import REPO, consume, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for kid in map(int, kids):
+                if kid not in found:
+                    found.add(kid)
+                    todo.append(kid)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def get(url: str) -> int:
+    try:
+        return int(urllib.request.urlopen(url, timeout=5).status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+    except OSError:
+        return 0
+
+
+def test_up_runs_the_stack_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    port, http, metrics = free_port(), free_port(), free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PUHUI_")},
+        "PUHUI_KAFKA_BOOTSTRAP": bootstrap,
+        "PUHUI_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "PUHUI_STATE_DIR": str(tmp_path / "state"),
+        "PUHUI_HTTP_PORT": str(http),
+        "PUHUI_WORKER_PORT": str(metrics),
+    }
+    log = (tmp_path / "up.log").open("wb")
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "up",
+            "--scenario",
+            "surge",
+            "--speed",
+            "0",
+            "--minutes",
+            "90",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    pids: set[int] = set()
+    try:
+        msgs = consume(bootstrap, "puhui.alerts", timeout=180, until=lambda ms: len(ms) >= 3)
+        records = [json.loads(m.value) for m in msgs]
+        assert {r["risk"] for r in records} == {"crowding"}
+        assert all(r["zone_id"].startswith("tianzifang-taikang-") for r in records)
+
+        engine = create_engine(f"sqlite:///{tmp_path / 'state' / 'puhui.db'}")
+        deadline = time.monotonic() + 30
+        rows = 0
+        while time.monotonic() < deadline and rows < 3:
+            with engine.connect() as conn:
+                rows = conn.execute(text("select count(*) from alert_history")).scalar_one()
+            time.sleep(0.5)
+        engine.dispose()
+        assert rows >= 3
+
+        deadline = time.monotonic() + 30
+        while get(f"http://127.0.0.1:{http}/readyz") != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert get(f"http://127.0.0.1:{http}/readyz") == 200
+        assert get(f"http://127.0.0.1:{metrics}/metrics") == 200
+
+        pids = descendants(up.pid)
+        broker_pid = int((tmp_path / "state" / "kafka" / "kafka.pid").read_text().split()[0])
+        pids.add(broker_pid)
+        assert len(pids) >= 3  # worker, API, broker (the simulator may have finished)
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            raise
+        log.close()
+    assert up.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
+    time.sleep(0.5)
+    left = {pid for pid in pids if alive(pid)}
+    assert not left, f"still running after Ctrl-C: {left}"
