@@ -18,10 +18,13 @@ from typing import Any
 
 from alerts.peaks import WindowMax
 from alerts.rules import RuleSet, crowding_level, fire_level
-from alerts.state import AlertState, Assessment, transition
+from alerts.state import AlertState, Assessment, operator_action, transition
 from models.contracts import (
+    AlertCommand,
     AlertRecord,
     AlertStatus,
+    Change,
+    CommandAction,
     Level,
     Risk,
     SensorKind,
@@ -113,6 +116,7 @@ def _alert_to_dict(alert: AlertState) -> dict[str, Any]:
         "below_peak": alert.below_peak.value if alert.below_peak else None,
         "evidence": alert.evidence,
         "summary": alert.summary.model_dump() if alert.summary else None,
+        "assignee": alert.assignee,
     }
 
 
@@ -130,6 +134,7 @@ def _alert_from_dict(data: dict[str, Any]) -> AlertState:
         below_peak=Level(data["below_peak"]) if data["below_peak"] else None,
         evidence=data["evidence"],
         summary=Summary(**data["summary"]) if data["summary"] else None,
+        assignee=data.get("assignee"),
     )
 
 
@@ -286,3 +291,43 @@ def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules:
         records.extend(emitted)
     view = zone_view(state, zone) if reading.kind == SensorKind.PEOPLE_COUNT else None
     return Step(duplicate=False, records=records, view=view)
+
+
+_ACTION_CHANGES = {
+    CommandAction.ACKNOWLEDGE: Change.ACKNOWLEDGED,
+    CommandAction.ASSIGN: Change.ASSIGNED,
+    CommandAction.RESOLVE: Change.RESOLVED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What a command did: ``applied`` with its record, or why not (``duplicate``,
+    ``not_open`` — the alert is resolved or unknown here)."""
+
+    outcome: str
+    record: AlertRecord | None = None
+
+
+def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
+    """Apply an operator's command to the zone's open alert it names (in place)."""
+    if command.command_id in state.seen:
+        return CommandOutcome("duplicate")
+    at = _ts(command.issued_at)
+    state.seen[command.command_id] = at
+    for risk, alert in state.alerts.items():
+        if alert.alert_id == command.alert_id:
+            new, record = operator_action(
+                alert,
+                _ACTION_CHANGES[command.action],
+                command.issued_at,
+                command.actor,
+                command.note,
+                command.assignee,
+            )
+            if new is None:
+                del state.alerts[risk]
+            else:
+                state.alerts[risk] = new
+            return CommandOutcome("applied", record)
+    return CommandOutcome("not_open")

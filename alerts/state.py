@@ -66,6 +66,7 @@ class AlertState:
     below_peak: Level | None = None
     evidence: dict[str, JsonValue] = field(default_factory=dict)
     summary: Summary | None = None
+    assignee: str | None = None
 
 
 def alert_id_for(zone_id: str, risk: Risk, cause: str) -> str:
@@ -91,6 +92,7 @@ def _record(state: AlertState, change: Change, at: datetime) -> AlertRecord:
         opened_at=state.opened_at,
         evidence=state.evidence,
         summary=summary,
+        assignee=state.assignee,
     )
 
 
@@ -178,16 +180,26 @@ def transition(
 
 
 def operator_action(
-    state: AlertState, change: Change, at: datetime, actor: str, note: str | None = None
+    state: AlertState,
+    change: Change,
+    at: datetime,
+    actor: str,
+    note: str | None = None,
+    assignee: str | None = None,
 ) -> tuple[AlertState | None, AlertRecord]:
-    """An operator acknowledges, assigns or resolves an open alert (a command, not a reading)."""
+    """An operator acknowledges, assigns or resolves an open alert (a command, not a reading).
+
+    Acknowledging keeps the alert open (an escalation fires it again); assigning names who
+    handles it; resolving closes it — if the condition is still there, the next reading opens a
+    new alert, so an operator cannot silence a live danger by resolving it.
+    """
     if change == Change.ACKNOWLEDGED:
         new: AlertState | None = replace(
             state, status=AlertStatus.ACKNOWLEDGED, revision=state.revision + 1
         )
         shown = new
     elif change == Change.ASSIGNED:
-        new = replace(state, revision=state.revision + 1)
+        new = replace(state, revision=state.revision + 1, assignee=assignee or actor)
         shown = new
     elif change == Change.RESOLVED:
         shown = replace(state, status=AlertStatus.RESOLVED, revision=state.revision + 1)

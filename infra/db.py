@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
     select,
     text,
 )
@@ -34,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from models.contracts import AlertRecord
+from models.contracts import AlertRecord, VolunteerReport
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -103,6 +104,23 @@ class AlertHistoryRow(Base):
     record: Mapped[dict[str, Any]] = mapped_column(JSON)
 
     __table_args__ = (UniqueConstraint("alert_id", "revision", name="uq_history_alert_rev"),)
+
+
+class ReportRow(Base):
+    """A volunteer's report and the alert it opened or joined (``alert_id``, once known)."""
+
+    __tablename__ = "reports"
+
+    report_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reporter_id: Mapped[str] = mapped_column(String(128), index=True)
+    zone_id: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lat: Mapped[float | None]
+    lon: Mapped[float | None]
+    photo_url: Mapped[str | None] = mapped_column(String(2048))
+    alert_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class TokenRow(Base):
@@ -252,3 +270,33 @@ def load_history(engine: Engine, alert_ids: Iterable[str] | None = None) -> list
         if alert_ids is not None:
             query = query.where(AlertHistoryRow.alert_id.in_(list(alert_ids)))
         return list(session.scalars(query))
+
+
+def upsert_reports(engine: Engine, links: Sequence[tuple[VolunteerReport, str | None]]) -> None:
+    """Store reports with the alert each one opened or joined; idempotent. A report stored
+    earlier (by the API at submission) gains its ``alert_id``; a known ``alert_id`` is kept."""
+    if not links:
+        return
+    reports = ReportRow.__table__
+    rows = [
+        {
+            "report_id": r.report_id,
+            "reporter_id": r.reporter_id,
+            "zone_id": r.zone_id,
+            "category": r.category.value,
+            "description": r.description,
+            "submitted_at": r.submitted_at,
+            "lat": r.lat,
+            "lon": r.lon,
+            "photo_url": r.photo_url,
+            "alert_id": alert_id,
+        }
+        for r, alert_id in links
+    ]
+    stmt = _insert(engine, reports)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[reports.c.report_id],
+        set_={"alert_id": func.coalesce(reports.c.alert_id, stmt.excluded.alert_id)},
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt, rows)

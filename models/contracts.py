@@ -33,6 +33,7 @@ TOPIC_READINGS: Final = "puhui.sensor-readings"
 TOPIC_REPORTS: Final = "puhui.volunteer-reports"
 TOPIC_ALERTS: Final = "puhui.alerts"
 TOPIC_DEAD_LETTERS: Final = "puhui.dead-letters"
+TOPIC_COMMANDS: Final = "puhui.alert-commands"
 
 
 class SensorKind(StrEnum):
@@ -228,9 +229,39 @@ class AlertRecord(_Wire):
     summary: Summary
     actor: str | None = None
     note: str | None = None
+    assignee: str | None = None
 
     def to_bytes(self) -> bytes:
         """The record as UTF-8 JSON, as published."""
+        return self.model_dump_json().encode()
+
+
+class CommandAction(StrEnum):
+    """What an operator can do to an open alert."""
+
+    ACKNOWLEDGE = "acknowledge"
+    ASSIGN = "assign"
+    RESOLVE = "resolve"
+
+
+class AlertCommand(_Wire):
+    """An operator's command: a record of ``puhui.alert-commands`` (key: the zone id).
+
+    The worker that holds the zone's state applies it and publishes the resulting alert record,
+    so revisions stay in one writer's hands.
+    """
+
+    command_id: _Id
+    alert_id: _Id
+    zone_id: _Id
+    action: CommandAction
+    actor: _Id
+    issued_at: _Time
+    note: Annotated[str, Field(max_length=2000)] | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+    def to_bytes(self) -> bytes:
+        """The command as UTF-8 JSON, as published."""
         return self.model_dump_json().encode()
 
 
@@ -350,6 +381,15 @@ def decode_report(raw: bytes, zone_ids: Container[str]) -> VolunteerReport:
     if report.zone_id not in zone_ids:
         raise RejectedRecord(UNKNOWN_ZONE, f"zone_id: unknown zone {report.zone_id!r}")
     return report
+
+
+def decode_command(raw: bytes) -> AlertCommand:
+    """Parse one ``puhui.alert-commands`` record (raises :class:`RejectedRecord`)."""
+    _check_size(raw)
+    try:
+        return AlertCommand.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _rejection(exc) from None
 
 
 def decode_alert(raw: bytes) -> AlertRecord:

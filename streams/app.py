@@ -3,6 +3,7 @@
     puhui.sensor-readings ──assess──▶ puhui.alerts ──persist──▶ database
             │  (bad records)
             └──────────────▶ puhui.dead-letters
+    puhui.alert-commands ──act──▶ puhui.alerts   (operators' acknowledge / assign / resolve)
     puhui.volunteer-reports ──intake──▶ (validated; bad ones dead-lettered)
 
 ``create_app(settings)`` builds everything; nothing connects at import time.
@@ -26,7 +27,13 @@ from infra.db import make_engine, write_alert_records
 from infra.settings import Settings
 from models.contracts import AlertRecord, decode_alert
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
-from streams.handlers import ReadingHandler, ReportHandler, Source, ZoneStates
+from streams.handlers import (
+    CommandHandler,
+    ReadingHandler,
+    ReportHandler,
+    Source,
+    ZoneStates,
+)
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
 from streams.topics import TopicNames
 
@@ -114,6 +121,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     reports_topic = raw_topic(topics.reports)
     alerts_topic = raw_topic(topics.alerts)
     dead_topic = raw_topic(topics.dead_letters)
+    commands_topic = raw_topic(topics.commands)
 
     table = app.Table(
         ZONE_STATE_TABLE,
@@ -143,9 +151,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     handle_report = ReportHandler(zones=zones, metrics=metrics, send_dead_letter=sender(dead_topic))
 
+    handle_command = CommandHandler(
+        zones=zones,
+        states=states,
+        metrics=metrics,
+        send_alert=sender(alerts_topic),
+        send_dead_letter=sender(dead_topic),
+    )
+
     def source_of(event: Any) -> Source:
         msg = event.message
-        return Source(msg.topic, msg.partition, msg.offset, msg.key)
+        return Source(msg.topic, msg.partition, msg.offset, msg.key, msg.timestamp)
 
     @app.agent(readings_topic, concurrency=1, name="assess")
     async def assess(stream: Any) -> None:
@@ -156,6 +172,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def intake(stream: Any) -> None:
         async for event in stream.events():
             await handle_report(event.value, source_of(event))
+
+    @app.agent(commands_topic, concurrency=1, name="act")
+    async def act(stream: Any) -> None:
+        async for event in stream.events():
+            await handle_command(event.value, source_of(event))
 
     @app.agent(alerts_topic, concurrency=1, name="persist")
     async def persist(stream: Any) -> None:

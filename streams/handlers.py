@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from alerts.engine import ZoneState, process_reading
+from alerts.engine import ZoneState, apply_command, process_reading
 from alerts.rules import RuleSet
 from models.contracts import (
     AlertRecord,
     Change,
     RejectedRecord,
+    decode_command,
     decode_reading,
     decode_report,
 )
@@ -38,6 +39,7 @@ class Source:
     partition: int
     offset: int
     key: bytes | None
+    timestamp: float | None = None  # the record's Kafka timestamp, epoch seconds
 
 
 class Sender(Protocol):
@@ -101,6 +103,7 @@ class ReadingHandler:
     send_dead_letter: Sender
     send_reading: Sender
     now: Callable[[], float] = time.perf_counter
+    wall: Callable[[], float] = time.time
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         started = self.now()
@@ -144,6 +147,8 @@ class ReadingHandler:
         for record in step.records:
             await self.send_alert(zone_key, record.to_bytes())
             self._count(record)
+            if source.timestamp is not None:
+                self.metrics.alert_latency.observe(max(0.0, self.wall() - source.timestamp))
         self.metrics.readings_processed.labels(reading.kind.value).inc()
         if step.view is not None and step.view.people is not None:
             z = reading.zone_id
@@ -195,3 +200,53 @@ class ReportHandler:
             )
             return
         self.metrics.reports_processed.labels(report.category.value).inc()
+
+
+@dataclass
+class CommandHandler:
+    """Handles one record of ``puhui.alert-commands``: applies an operator's action to the open
+    alert it names and publishes the resulting alert record."""
+
+    zones: ZoneRegistry
+    states: ZoneStates
+    metrics: PipelineMetrics
+    send_alert: Sender
+    send_dead_letter: Sender
+
+    async def __call__(self, raw: bytes | None, source: Source) -> None:
+        try:
+            command = decode_command(raw or b"")
+            if command.zone_id not in self.zones:
+                raise RejectedRecord("unknown_zone", f"zone_id: unknown zone {command.zone_id!r}")
+        except RejectedRecord as rejected:
+            self.metrics.readings_rejected.labels(rejected.reason).inc()
+            await self.send_dead_letter(
+                source.key,
+                raw or b"",
+                dead_letter_headers(source, rejected.reason, rejected.detail),
+            )
+            return
+        try:
+            state = self.states.get(command.zone_id)
+            outcome = apply_command(state, command)
+            self.metrics.commands.labels(command.action.value, outcome.outcome).inc()
+            if outcome.outcome == "duplicate":
+                return
+            self.states.save(state)
+            if outcome.record is not None:
+                await self.send_alert(command.zone_id.encode(), outcome.record.to_bytes())
+                self.metrics.alert_records.labels(outcome.record.change.value).inc()
+            log.info(
+                "command %s %s on alert %s by %s: %s",
+                command.command_id,
+                command.action.value,
+                command.alert_id,
+                command.actor,
+                outcome.outcome,
+            )
+        except Exception as exc:
+            log.exception("internal error on command")
+            self.metrics.readings_rejected.labels(INTERNAL_ERROR).inc()
+            await self.send_dead_letter(
+                source.key, raw or b"", dead_letter_headers(source, INTERNAL_ERROR, repr(exc))
+            )

@@ -29,6 +29,8 @@ class PipelineMetrics:
     alerts: Counter
     alert_records: Counter
     processing_latency: Histogram
+    alert_latency: Histogram
+    commands: Counter
     db_batches: Counter
     db_errors: Counter
 
@@ -95,6 +97,19 @@ class PipelineMetrics:
                 "puhui_processing_latency_seconds",
                 "Wall time the worker spends on one record, from receipt to alerts sent",
                 buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            alert_latency=Histogram(
+                "puhui_alert_latency_seconds",
+                "End to end: from the reading's produce time (Kafka timestamp) to its alert "
+                "record handed to the producer",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            commands=Counter(
+                "puhui_commands",
+                "Operator commands, by action and outcome (applied, duplicate, not_open)",
+                ["action", "outcome"],
                 registry=registry,
             ),
             db_batches=Counter(

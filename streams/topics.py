@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.contracts import TOPIC_ALERTS, TOPIC_DEAD_LETTERS, TOPIC_READINGS, TOPIC_REPORTS
+from models.contracts import (
+    TOPIC_ALERTS,
+    TOPIC_COMMANDS,
+    TOPIC_DEAD_LETTERS,
+    TOPIC_READINGS,
+    TOPIC_REPORTS,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class TopicNames:
-    """The four public topic names, with an optional prefix (empty in production; tests use one
+    """The public topic names, with an optional prefix (empty in production; tests use one
     so that several runs can share a broker)."""
 
     readings: str = TOPIC_READINGS
     reports: str = TOPIC_REPORTS
     alerts: str = TOPIC_ALERTS
     dead_letters: str = TOPIC_DEAD_LETTERS
+    commands: str = TOPIC_COMMANDS
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -25,11 +32,12 @@ class TopicNames:
             reports=prefix + TOPIC_REPORTS,
             alerts=prefix + TOPIC_ALERTS,
             dead_letters=prefix + TOPIC_DEAD_LETTERS,
+            commands=prefix + TOPIC_COMMANDS,
         )
 
     def all(self) -> tuple[str, ...]:
-        """Every public topic."""
-        return (self.readings, self.reports, self.alerts, self.dead_letters)
+        """Every public topic (all created at start-up)."""
+        return (self.readings, self.reports, self.alerts, self.dead_letters, self.commands)
 
     def partitions(self, count: int) -> dict[str, int]:
         """Every public topic with ``count`` partitions (what the project creates at start-up)."""

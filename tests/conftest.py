@@ -34,20 +34,19 @@ def _needs_real_parts(session: pytest.Session) -> bool:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """A serving Apache Kafka broker (started under var/test if none serves there)."""
+def kafka_bootstrap() -> str:
+    """A serving Apache Kafka broker. One is started under ``var/test-<port>`` if none serves
+    there, and left running for the next session (``make test`` stops it at the end; by hand:
+    ``python -m infra.broker --state-dir var/test-<port> --bootstrap ... stop``)."""
     from infra.broker import KafkaBroker
 
-    _host, port = TEST_BOOTSTRAP.rsplit(":", 1)
+    _, port = TEST_BOOTSTRAP.rsplit(":", 1)
     broker = KafkaBroker(
-        REPO / "var" / "test", bootstrap=TEST_BOOTSTRAP, controller_port=int(port) + 1
+        REPO / "var" / f"test-{port}", bootstrap=TEST_BOOTSTRAP, controller_port=int(port) + 1
     )
-    started = not broker.status().serving
-    if started:
+    if not broker.status().serving:
         broker.start()
-    yield TEST_BOOTSTRAP
-    if started:
-        broker.stop()
+    return TEST_BOOTSTRAP
 
 
 @pytest.fixture(scope="session")

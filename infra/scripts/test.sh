@@ -9,7 +9,7 @@ bash infra/scripts/prereqs.sh --test
 
 export PUHUI_TEST_KAFKA_BOOTSTRAP="${PUHUI_TEST_KAFKA_BOOTSTRAP:-127.0.0.1:39092}"
 kafka_port="${PUHUI_TEST_KAFKA_BOOTSTRAP##*:}"
-broker=("$BIN/python" -m infra.broker --state-dir var/test --bootstrap "$PUHUI_TEST_KAFKA_BOOTSTRAP"
+broker=("$BIN/python" -m infra.broker --state-dir "var/test-$kafka_port" --bootstrap "$PUHUI_TEST_KAFKA_BOOTSTRAP"
         --controller-port "$((kafka_port + 1))")
 
 cleanup() {

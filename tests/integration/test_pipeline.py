@@ -192,3 +192,62 @@ def test_one_smoke_detector_orange_second_red_and_unkeyed_readings_are_rekeyed(
     assert recs[1]["evidence"]["detectors_in_alarm"] == ["smk-1", "smk-2"]
     assert "烟感" in recs[0]["summary"]["zh"]
     assert metric(worker, "puhui_readings_rekeyed_total") == 1
+
+
+def test_operator_commands_become_alert_records_with_audit(
+    make_worker: Callable[..., Worker], kafka_bootstrap: str
+) -> None:
+    worker = make_worker()
+    produce(
+        kafka_bootstrap, worker.topics.readings, [reading("op1", ATRIUM, "people_count", 2500, 0)]
+    )  # orange
+    (raised,) = [
+        json.loads(m.value)
+        for m in consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 1)
+    ]
+
+    def command(cid: str, action: str, **extra: str) -> tuple[bytes, bytes]:
+        body = {
+            "command_id": cid,
+            "alert_id": raised["alert_id"],
+            "zone_id": ATRIUM,
+            "action": action,
+            "actor": "operator-li",
+            "issued_at": "2026-10-01T19:03:00+08:00",
+            **extra,
+        }
+        return ATRIUM.encode(), json.dumps(body).encode()
+
+    ack = command("cmd-1", "acknowledge", note="已派人前往")
+    produce(
+        kafka_bootstrap,
+        worker.topics.commands,
+        [
+            ack,
+            ack,
+            command("cmd-2", "assign", assignee="网格员 王"),
+            command("cmd-3", "resolve", note="人群已疏散"),
+        ],
+    )
+    msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 4)
+    recs = alert_records(msgs)
+    assert [(r["change"], r["status"], r["revision"], r["actor"]) for r in recs] == [
+        ("raised", "firing", 1, None),
+        ("acknowledged", "acknowledged", 2, "operator-li"),
+        ("assigned", "acknowledged", 3, "operator-li"),
+        ("resolved", "resolved", 4, "operator-li"),
+    ]
+    assert recs[1]["note"] == "已派人前往" and recs[2]["assignee"] == "网格员 王"
+    hist = wait_db(
+        worker.database_url,
+        "select revision, change, actor, note from alert_history order by revision",
+        until=lambda rs: len(rs) == 4,
+    )
+    assert hist[1][1:] == ("acknowledged", "operator-li", "已派人前往")
+    # a command for an alert that is no longer open changes nothing
+    produce(kafka_bootstrap, worker.topics.commands, [command("cmd-4", "acknowledge")])
+    deadline = time.monotonic() + 20
+    while metric(worker, 'puhui_commands_total{action="acknowledge",outcome="not_open"}') < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert metric(worker, 'puhui_commands_total{action="acknowledge",outcome="duplicate"}') == 1

@@ -199,3 +199,35 @@ def test_replaying_twice_is_identical_and_duplicates_are_inert(counts: list[int]
         doubled.extend(process_reading(b, r, ZONE, RULES).records)
         doubled.extend(process_reading(b, r, ZONE, RULES).records)
     assert [r.model_dump() for r in first] == [r.model_dump() for r in doubled]
+
+
+def test_commands_apply_to_the_open_alert_once() -> None:
+    from models.contracts import AlertCommand
+
+    state = ZoneState("lane-1")
+    (raised,) = feed(state, [people(450, 0)])
+
+    def cmd(cid: str, action: str, alert_id: str = raised.alert_id) -> AlertCommand:
+        return AlertCommand(
+            command_id=cid,
+            alert_id=alert_id,
+            zone_id="lane-1",
+            action=action,
+            actor="op",
+            issued_at=T0 + timedelta(minutes=1),
+            assignee="w",
+        )
+
+    from alerts.engine import apply_command
+
+    ack = apply_command(state, cmd("c1", "acknowledge"))
+    assert ack.outcome == "applied" and ack.record is not None
+    assert ack.record.change == Change.ACKNOWLEDGED and ack.record.revision == 2
+    assert apply_command(state, cmd("c1", "acknowledge")).outcome == "duplicate"
+    assert apply_command(state, cmd("c2", "assign")).record.assignee == "w"  # type: ignore[union-attr]
+    assert apply_command(state, cmd("c3", "acknowledge", "nope")).outcome == "not_open"
+    done = apply_command(state, cmd("c4", "resolve"))
+    assert done.record is not None and done.record.revision == 4 and not state.alerts
+    # the crowd is still there: the next reading opens a new alert, with a new id
+    (again,) = feed(state, [people(460, 2)])
+    assert again.change == Change.RAISED and again.alert_id != raised.alert_id
