@@ -123,6 +123,24 @@ class ReportRow(Base):
     alert_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
+class ZoneStatusRow(Base):
+    """The latest crowd figures of a zone, written by the worker every few seconds (event time)."""
+
+    __tablename__ = "zone_status"
+
+    zone_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    people: Mapped[float | None]
+    density: Mapped[float | None]
+    occupancy: Mapped[float | None]
+    level: Mapped[str | None] = mapped_column(String(16))
+    peak_5m: Mapped[float | None]
+    peak_1h: Mapped[float | None]
+    peak_day: Mapped[float | None]
+    inflow_per_min: Mapped[float | None]
+    outflow_per_min: Mapped[float | None]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class TokenRow(Base):
     """An API bearer token, stored as its SHA-256 digest only."""
 
@@ -300,3 +318,17 @@ def upsert_reports(engine: Engine, links: Sequence[tuple[VolunteerReport, str | 
     )
     with engine.begin() as conn:
         conn.execute(stmt, rows)
+
+
+def upsert_zone_status(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
+    """Replace the stored status of each zone in ``rows`` (keys: ZoneStatusRow's columns)."""
+    if not rows:
+        return
+    table = ZoneStatusRow.__table__
+    stmt = _insert(engine, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.zone_id],
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "zone_id"},
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt, list(rows))
