@@ -1,24 +1,29 @@
-"""The zone engine: one reading in, the zone's new state and alert records out.
+"""The zone engine: one reading (or report, or command) in, the zone's new state and alert
+records out.
 
-Everything a worker decides per reading happens here, with no I/O and no clock: drop repeated
-reading ids, keep each sensor's latest value, derive people / density / peaks, assess each risk
-and run the alert state machine. Event time (``observed_at``) is the only time there is, so a day
-replayed in a minute gives the same records.
+Everything a worker decides per record happens here, with no I/O and no clock: drop repeated ids,
+keep each sensor's latest value, derive people / density / flows / peaks / the crowd forecast,
+assess each risk and run the alert state machine. Event time (``observed_at``) is the only time
+there is, so a day replayed in a minute gives the same records.
 
 :class:`ZoneState` is owned by the caller (the worker keeps one per zone in a Faust table) and is
-updated in place by :func:`process_reading`; :meth:`ZoneState.to_dict` / :meth:`ZoneState.from_dict`
-move it through the state store.
+updated in place; :meth:`ZoneState.to_dict` / :meth:`ZoneState.from_dict` move it through the
+state store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from alerts.config import ZoneRules
+from alerts.forecast import forecast_crossing
 from alerts.peaks import WindowMax
-from alerts.rules import RuleSet, crowding_level, fire_level
-from alerts.state import AlertState, Assessment, operator_action, transition
+from alerts.rules import crowding_level, fire_level, level_for, worst
+from alerts.state import AlertState, Assessment, corroborate, operator_action, transition
 from models.contracts import (
     AlertCommand,
     AlertRecord,
@@ -26,19 +31,72 @@ from models.contracts import (
     Change,
     CommandAction,
     Level,
+    ReportCategory,
     Risk,
     SensorKind,
     SensorReading,
     Summary,
+    VolunteerReport,
 )
 from models.zones import Zone
 
-#: Peak windows exported as ``puhui_zone_people_peak{window=...}``, in seconds.
+#: Peak windows exported as ``puhui_zone_people_peak{window=...}``, in seconds ("day" is the
+#: calendar day in Beijing time, kept apart).
 PEAK_WINDOWS: dict[str, float] = {"5m": 300.0, "1h": 3600.0}
+BEIJING = timezone(timedelta(hours=8))
+#: Gate flows are averaged over this window (persons per minute).
+FLOW_WINDOW_S = 300.0
+#: Gaps remembered per sensor to learn its usual reporting interval.
+GAPS_KEPT = 9
 
-_RISK_KINDS: dict[SensorKind, Risk] = {
-    SensorKind.PEOPLE_COUNT: Risk.CROWDING,
-    SensorKind.SMOKE: Risk.FIRE,
+_RISK_ZH: dict[Risk, str] = {
+    Risk.CROWDING: "人群聚集",
+    Risk.FIRE: "火情",
+    Risk.GAS: "燃气泄漏",
+    Risk.ELECTRICAL: "电气火灾隐患",
+    Risk.FLOODING: "积水",
+    Risk.MANHOLE: "井盖异常",
+    Risk.FIRE_LANE: "消防通道占用",
+    Risk.EBIKE: "电动自行车进电梯",
+    Risk.SENSOR_OFFLINE: "设备离线",
+    Risk.REPORT: "志愿者报告",
+}
+_RISK_EN: dict[Risk, str] = {
+    Risk.CROWDING: "Crowding",
+    Risk.FIRE: "Fire",
+    Risk.GAS: "Gas leak",
+    Risk.ELECTRICAL: "Electrical fire risk",
+    Risk.FLOODING: "Standing water",
+    Risk.MANHOLE: "Manhole cover",
+    Risk.FIRE_LANE: "Fire lane blocked",
+    Risk.EBIKE: "E-bike in a lift",
+    Risk.SENSOR_OFFLINE: "Sensor offline",
+    Risk.REPORT: "Volunteer report",
+}
+_CATEGORY_RISK: dict[ReportCategory, Risk] = {
+    ReportCategory.FIRE: Risk.FIRE,
+    ReportCategory.SMOKE: Risk.FIRE,
+    ReportCategory.CROWDING: Risk.CROWDING,
+    ReportCategory.GAS: Risk.GAS,
+    ReportCategory.ELECTRICAL: Risk.ELECTRICAL,
+    ReportCategory.FLOODING: Risk.FLOODING,
+    ReportCategory.MANHOLE: Risk.MANHOLE,
+    ReportCategory.FIRE_LANE: Risk.FIRE_LANE,
+    ReportCategory.EBIKE: Risk.EBIKE,
+}
+_CATEGORY_ZH: dict[ReportCategory, str] = {
+    ReportCategory.INJURY: "有人受伤",
+    ReportCategory.FIRE: "火情",
+    ReportCategory.SMOKE: "烟雾",
+    ReportCategory.CROWDING: "人员拥挤",
+    ReportCategory.GAS: "燃气异味",
+    ReportCategory.ELECTRICAL: "电气隐患",
+    ReportCategory.FLOODING: "积水",
+    ReportCategory.MANHOLE: "井盖问题",
+    ReportCategory.FIRE_LANE: "消防通道被占",
+    ReportCategory.EBIKE: "电动车进电梯",
+    ReportCategory.LITTERING: "乱扔垃圾",
+    ReportCategory.OTHER: "其他",
 }
 
 
@@ -50,32 +108,74 @@ def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+def _day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=BEIJING).date().isoformat()
+
+
+@dataclass(slots=True)
+class Sensor:
+    """The latest of one sensor, and what the rules need of its past."""
+
+    kind: SensorKind
+    at: float
+    value: float
+    gaps: list[float] = field(default_factory=list)
+    since: float | None = None  # when its value last became non-zero (duration rules)
+
+    def to_list(self) -> list[Any]:
+        return [self.kind.value, self.at, self.value, self.gaps, self.since]
+
+    @classmethod
+    def from_list(cls, data: list[Any]) -> Sensor:
+        return cls(SensorKind(data[0]), data[1], data[2], list(data[3]), data[4])
+
+
 @dataclass(slots=True)
 class ZoneState:
-    """What the engine remembers about one zone between readings."""
+    """What the engine remembers about one zone between records."""
 
     zone_id: str
     clock: float | None = None  # newest event time seen in the zone (epoch seconds)
-    seen: dict[str, float] = field(default_factory=dict)  # reading id -> observed_at
-    people: dict[str, tuple[float, float]] = field(default_factory=dict)  # sensor -> (at, count)
-    smoke: dict[str, tuple[float, float]] = field(default_factory=dict)  # sensor -> (at, value)
-    smoke_alarm_at: dict[str, float] = field(default_factory=dict)  # sensor -> alarm reported
+    seen: dict[str, float] = field(default_factory=dict)  # record id -> its event time
+    sensors: dict[str, Sensor] = field(default_factory=dict)
+    smoke_alarm_at: dict[str, float] = field(default_factory=dict)  # detector -> alarm reported
+    gate_people: float | None = None  # occupancy estimated from entries − exits
+    flows: list[tuple[float, float, float]] = field(default_factory=list)  # (at, in, out)
+    density_samples: list[tuple[float, float]] = field(default_factory=list)
     peaks: dict[str, WindowMax] = field(
         default_factory=lambda: {name: WindowMax(span) for name, span in PEAK_WINDOWS.items()}
     )
-    alerts: dict[Risk, AlertState] = field(default_factory=dict)
+    day_peak: tuple[str, float] | None = None  # (Beijing date, max people)
+    fire_reports: list[float] = field(default_factory=list)  # times of fire/smoke reports
+    # report alerts, by category: [(at, reporter_id, report_id)] within the merge window
+    report_log: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)  # key: risk or report:<cat>
 
+    # -- people -------------------------------------------------------------------------------
+    def counted_people(self) -> float | None:
+        """People in the zone now: the cameras' latest counts summed, else the gate estimate."""
+        cams = [s.value for s in self.sensors.values() if s.kind == SensorKind.PEOPLE_COUNT]
+        if cams:
+            return float(sum(cams))
+        return self.gate_people
+
+    # -- storage ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the state store."""
         return {
             "zone_id": self.zone_id,
             "clock": self.clock,
             "seen": self.seen,
-            "people": {k: list(v) for k, v in self.people.items()},
-            "smoke": {k: list(v) for k, v in self.smoke.items()},
+            "sensors": {k: s.to_list() for k, s in self.sensors.items()},
             "smoke_alarm_at": self.smoke_alarm_at,
+            "gate_people": self.gate_people,
+            "flows": [list(f) for f in self.flows],
+            "density_samples": [list(d) for d in self.density_samples],
             "peaks": {name: w.dump() for name, w in self.peaks.items()},
-            "alerts": {risk.value: _alert_to_dict(a) for risk, a in self.alerts.items()},
+            "day_peak": list(self.day_peak) if self.day_peak else None,
+            "fire_reports": self.fire_reports,
+            "report_log": {k: [list(e) for e in v] for k, v in self.report_log.items()},
+            "alerts": {key: _alert_to_dict(a) for key, a in self.alerts.items()},
         }
 
     @classmethod
@@ -85,21 +185,20 @@ class ZoneState:
             zone_id=data["zone_id"],
             clock=data["clock"],
             seen=dict(data["seen"]),
-            people={k: (v[0], v[1]) for k, v in data["people"].items()},
-            smoke={k: (v[0], v[1]) for k, v in data["smoke"].items()},
+            sensors={k: Sensor.from_list(v) for k, v in data["sensors"].items()},
             smoke_alarm_at=dict(data["smoke_alarm_at"]),
+            gate_people=data["gate_people"],
+            flows=[(f[0], f[1], f[2]) for f in data["flows"]],
+            density_samples=[(d[0], d[1]) for d in data["density_samples"]],
             peaks={
                 name: WindowMax(span, ((t, v) for t, v in data["peaks"].get(name, [])))
                 for name, span in PEAK_WINDOWS.items()
             },
-            alerts={Risk(k): _alert_from_dict(v) for k, v in data["alerts"].items()},
+            day_peak=(data["day_peak"][0], data["day_peak"][1]) if data["day_peak"] else None,
+            fire_reports=list(data["fire_reports"]),
+            report_log={k: [(e[0], e[1], e[2]) for e in v] for k, v in data["report_log"].items()},
+            alerts={k: _alert_from_dict(v) for k, v in data["alerts"].items()},
         )
-
-    def total_people(self) -> float | None:
-        """People in the zone now: the sum of each counting sensor's latest count."""
-        if not self.people:
-            return None
-        return sum(count for _, count in self.people.values())
 
 
 def _alert_to_dict(alert: AlertState) -> dict[str, Any]:
@@ -117,6 +216,7 @@ def _alert_to_dict(alert: AlertState) -> dict[str, Any]:
         "evidence": alert.evidence,
         "summary": alert.summary.model_dump() if alert.summary else None,
         "assignee": alert.assignee,
+        "inhibited": alert.inhibited,
     }
 
 
@@ -135,64 +235,128 @@ def _alert_from_dict(data: dict[str, Any]) -> AlertState:
         evidence=data["evidence"],
         summary=Summary(**data["summary"]) if data["summary"] else None,
         assignee=data.get("assignee"),
+        inhibited=data.get("inhibited", False),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class ZoneView:
-    """The zone's crowd figures after a reading (for metrics and the API)."""
+    """The zone's crowd figures now (for metrics, the API and the zone status table)."""
 
     people: float | None
     density: float | None
     occupancy: float | None
     peaks: dict[str, float]
+    inflow_per_min: float | None
+    outflow_per_min: float | None
+    level: Level | None  # the crowding alert's level, if one is open
+    at: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What one reading did: ``duplicate`` readings change nothing and produce nothing."""
+    """What one record did: ``duplicate`` ones change nothing and produce nothing.
+    ``alert_id`` is, for a report, the alert it opened or joined."""
 
     duplicate: bool
     records: list[AlertRecord]
-    view: ZoneView | None
+    view: ZoneView | None = None
+    alert_id: str | None = None
 
 
-def _prune_seen(state: ZoneState, now: float, window: timedelta) -> None:
-    horizon = now - window.total_seconds()
-    # Prune in bulk only now and then: the dict is small and pruning each time costs more.
+# ------------------------------------------------------------------------------ bookkeeping --
+
+
+def _prune(state: ZoneState, now: float) -> None:
+    horizon = now - 3600.0
+    # The id memory: an hour of event time. Pruned in bulk now and then (cheaper than each time).
     if len(state.seen) > 64 and next(iter(state.seen.values())) < horizon:
         state.seen = {rid: at for rid, at in state.seen.items() if at >= horizon}
 
 
-def _apply_reading(state: ZoneState, reading: SensorReading, at: float) -> None:
-    sensor = reading.sensor_id
-    if reading.kind == SensorKind.PEOPLE_COUNT:
-        previous = state.people.get(sensor)
-        if previous is None or at >= previous[0]:
-            state.people[sensor] = (at, reading.value)
-            total = state.total_people()
-            assert total is not None
-            for window in state.peaks.values():
-                window.add(at, total)
-    elif reading.kind == SensorKind.SMOKE:
-        previous = state.smoke.get(sensor)
-        if previous is None or at >= previous[0]:
-            state.smoke[sensor] = (at, reading.value)
-            if reading.value >= 1:
-                state.smoke_alarm_at[sensor] = at
-            else:
-                state.smoke_alarm_at.pop(sensor, None)
+def _remember(state: ZoneState, record_id: str, at: float) -> bool:
+    """Note ``record_id``; False if it was seen before (a repeat changes nothing)."""
+    if record_id in state.seen:
+        return False
+    state.seen[record_id] = at
+    state.clock = at if state.clock is None else max(state.clock, at)
+    _prune(state, state.clock)
+    return True
 
 
-def _crowding(
-    state: ZoneState, zone: Zone, rules: RuleSet, at: datetime, cause: str
-) -> Assessment | None:
-    people = state.total_people()
+def _note_people(state: ZoneState, zone: Zone, rules: ZoneRules, at: float) -> None:
+    people = state.counted_people()
     if people is None:
-        return None
+        return
+    for window in state.peaks.values():
+        window.add(at, people)
+    day = _day_of(at)
+    if state.day_peak is None or state.day_peak[0] != day:
+        if state.day_peak is None or day > state.day_peak[0]:
+            state.day_peak = (day, people)
+    elif people > state.day_peak[1]:
+        state.day_peak = (day, people)
+    span = rules.crowding.forecast.window_minutes * 60.0
+    state.density_samples.append((at, zone.density(people)))
+    state.density_samples.sort()
+    cut = (state.clock or at) - span
+    state.density_samples = [s for s in state.density_samples if s[0] > cut]
+
+
+def _apply_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> None:
+    at = _ts(reading.observed_at)
+    kind, value = reading.kind, reading.value
+    previous = state.sensors.get(reading.sensor_id)
+    if previous is not None and at < previous.at:
+        return  # an older reading than the sensor's latest: it cannot change the present
+    sensor = previous or Sensor(kind, at, value)
+    if previous is not None:
+        gap = at - previous.at
+        if gap > 0:
+            sensor.gaps = [*sensor.gaps[-(GAPS_KEPT - 1) :], gap]
+        if value > 0 and (previous.value <= 0 or sensor.since is None):
+            sensor.since = at
+        elif value <= 0:
+            sensor.since = None
+    elif value > 0:
+        sensor.since = at
+    sensor.kind, sensor.at, sensor.value = kind, at, value
+    state.sensors[reading.sensor_id] = sensor
+
+    if kind == SensorKind.PEOPLE_COUNT:
+        _note_people(state, zone, rules, at)
+    elif kind in (SensorKind.ENTRIES, SensorKind.EXITS):
+        entered = value if kind == SensorKind.ENTRIES else 0.0
+        left = value if kind == SensorKind.EXITS else 0.0
+        state.flows.append((at, entered, left))
+        state.flows = [f for f in state.flows if f[0] > (state.clock or at) - FLOW_WINDOW_S]
+        state.gate_people = max(0.0, (state.gate_people or 0.0) + entered - left)
+        _note_people(state, zone, rules, at)
+    elif kind == SensorKind.SMOKE:
+        if value >= 1:
+            state.smoke_alarm_at[reading.sensor_id] = at
+        else:
+            state.smoke_alarm_at.pop(reading.sensor_id, None)
+
+
+# ------------------------------------------------------------------------------ assessments --
+
+
+def _summary(zone: Zone, risk: Risk, level: Level, zh: str, en: str) -> Summary:
+    return Summary(
+        zh=f"{zone.name.zh} {_RISK_ZH[risk]}：{zh}（{level.zh}色预警）",
+        en=f"{_RISK_EN[risk]} at {zone.name.en}: {en} ({level.value})",
+    )
+
+
+def _crowding(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: str) -> Assessment:
+    people = state.counted_people()
+    now = _dt(at)
+    if people is None:
+        return Assessment(zone.id, Risk.CROWDING, None, now, cause)
     density = zone.density(people)
     occupancy = zone.occupancy(people)
-    level = crowding_level(density, occupancy, rules)
+    actual = crowding_level(density, occupancy, rules.density_levels(), rules.occupancy_levels())
     evidence: dict[str, Any] = {
         "people": people,
         "density": round(density, 3),
@@ -202,96 +366,390 @@ def _crowding(
     if occupancy is not None:
         evidence["occupancy"] = round(occupancy, 3)
         evidence["capacity"] = zone.capacity
+    level, predicted = actual, False
+    fc = rules.crowding.forecast
+    orange = Level.ORANGE
+    if fc.enabled and (actual is None or actual.rank < orange.rank):
+        target = rules.crowding.density.get("orange")
+        cap_target = rules.crowding.occupancy.get("orange")
+        targets = [t for t in (target,) if t is not None]
+        if cap_target is not None and zone.capacity:
+            targets.append(cap_target * zone.capacity / zone.area_m2)
+        if targets:
+            forecast = forecast_crossing(
+                state.density_samples,
+                min(targets),
+                fc.horizon_minutes,
+                min_points=fc.min_points,
+                min_slope=fc.min_slope,
+                min_t=fc.min_t,
+            )
+            if forecast is not None:
+                want = Level(fc.level)
+                if actual is None or want.rank > actual.rank:
+                    level, predicted = want, True
+                evidence["forecast"] = {
+                    "target_level": orange.value,
+                    "target_density": round(forecast.target, 3),
+                    "expected_at": _dt(forecast.expected_at).isoformat(),
+                    "minutes": round(forecast.minutes, 1),
+                    "rate_per_min": round(forecast.rate_per_min, 4),
+                    "fitted_density": round(forecast.current, 3),
+                    "window_minutes": fc.window_minutes,
+                }
     summary = None
     if level is not None:
-        occ_zh = f"，承载率 {occupancy:.0%}" if occupancy is not None else ""
+        occ = f"，承载率 {occupancy:.0%}" if occupancy is not None else ""
         occ_en = f", {occupancy:.0%} of capacity" if occupancy is not None else ""
-        summary = Summary(
-            zh=f"{zone.name.zh} 人群密度 {density:.1f} 人/㎡{occ_zh}（{level.zh}色预警）",
-            en=f"Crowd density {density:.1f} persons/m²{occ_en} at {zone.name.en} ({level.value})",
-        )
-    return Assessment(zone.id, Risk.CROWDING, level, at, cause, evidence, summary)
+        if predicted:
+            f = evidence["forecast"]
+            summary = _summary(
+                zone,
+                Risk.CROWDING,
+                level,
+                f"预计 {f['minutes']:.0f} 分钟内达到橙色（密度每分钟 +{f['rate_per_min']:.2f}），"
+                f"当前 {density:.1f} 人/㎡{occ}",
+                f"expected to reach orange in {f['minutes']:.0f} min "
+                f"(+{f['rate_per_min']:.2f} persons/m² per min), now {density:.1f} persons/m²"
+                f"{occ_en}",
+            )
+        else:
+            summary = _summary(
+                zone,
+                Risk.CROWDING,
+                level,
+                f"人群密度 {density:.1f} 人/㎡{occ}",
+                f"density {density:.1f} persons/m²{occ_en}",
+            )
+    return Assessment(zone.id, Risk.CROWDING, level, now, cause, evidence, summary, predicted)
 
 
-def _fire(
-    state: ZoneState, zone: Zone, rules: RuleSet, at: datetime, cause: str
-) -> Assessment | None:
-    if not state.smoke:
-        return None
+def _fire(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: str) -> Assessment:
+    window = rules.fire.pair_window_seconds
     alarms = {sensor: _dt(ts) for sensor, ts in state.smoke_alarm_at.items()}
-    level = fire_level(alarms, rules)
-    evidence: dict[str, Any] = {
-        "detectors_in_alarm": sorted(alarms),
-        "reading_id": cause,
-    }
+    reports = [_dt(t) for t in state.fire_reports if t > at - 2 * window]
+    level = fire_level(alarms, timedelta(seconds=window), reports)
+    evidence: dict[str, Any] = {"detectors_in_alarm": sorted(alarms), "reading_id": cause}
     summary = None
     if level is not None:
-        n = len(alarms)
-        confirm_zh = "多个探测器报警，确认火情" if level == Level.RED else "单个烟感报警，待核实"
-        confirm_en = (
-            "several detectors, fire likely" if level == Level.RED else "one detector, to verify"
-        )
-        summary = Summary(
-            zh=f"{zone.name.zh} 烟感报警 {n} 个（{confirm_zh}，{level.zh}色预警）",
-            en=f"Smoke alarm at {zone.name.en}: {n} detector(s), {confirm_en} ({level.value})",
-        )
-    return Assessment(zone.id, Risk.FIRE, level, at, cause, evidence, summary)
+        if level == Level.RED and len(alarms) < 2:
+            zh, en = (
+                "烟感报警并有志愿者报告火情，确认",
+                "a detector and a volunteer's report, confirmed",
+            )
+        elif level == Level.RED:
+            zh, en = f"{len(alarms)} 个烟感报警，确认火情", f"{len(alarms)} detectors, fire likely"
+        else:
+            zh, en = "单个烟感报警，待核实", "one detector, to verify"
+        summary = _summary(zone, Risk.FIRE, level, zh, en)
+    return Assessment(zone.id, Risk.FIRE, level, _dt(at), cause, evidence, summary)
 
 
-_ASSESSORS = {Risk.CROWDING: _crowding, Risk.FIRE: _fire}
+def _threshold(
+    risk: Risk,
+) -> Callable[[ZoneState, Zone, ZoneRules, float, str], Assessment]:
+    def assess(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: str) -> Assessment:
+        level: Level | None = None
+        worst_sensor: dict[str, Any] = {}
+        for sensor_id, sensor in sorted(state.sensors.items()):
+            rule = rules.thresholds.get(sensor.kind)
+            if rule is None or rule.risk != risk:
+                continue
+            found = level_for(sensor.value, {Level(k): v for k, v in rule.levels.items()})
+            if found is not None and (level is None or found.rank > level.rank):
+                level = found
+                worst_sensor = {
+                    "sensor_id": sensor_id,
+                    "kind": sensor.kind.value,
+                    "value": sensor.value,
+                    "threshold": rule.levels[found.value],
+                }
+        evidence: dict[str, Any] = {**worst_sensor, "reading_id": cause}
+        summary = None
+        if level is not None:
+            kind, value = worst_sensor["kind"], worst_sensor["value"]
+            summary = _summary(zone, risk, level, f"{kind} = {value:g}", f"{kind} = {value:g}")
+        return Assessment(zone.id, risk, level, _dt(at), cause, evidence, summary)
+
+    return assess
+
+
+def _fire_lane(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: str) -> Assessment:
+    level: Level | None = None
+    blocked: list[str] = []
+    for sensor_id, sensor in sorted(state.sensors.items()):
+        rule = rules.durations.get(sensor.kind)
+        if rule is None or rule.risk != Risk.FIRE_LANE or sensor.since is None:
+            continue
+        if at - sensor.since >= rule.after_seconds:
+            level = worst(level, Level(rule.level))
+            blocked.append(sensor_id)
+    evidence: dict[str, Any] = {"blocked": blocked, "reading_id": cause}
+    summary = None
+    if level is not None:
+        summary = _summary(
+            zone, Risk.FIRE_LANE, level, "持续占用超过规定时长", "blocked longer than allowed"
+        )
+    return Assessment(zone.id, Risk.FIRE_LANE, level, _dt(at), cause, evidence, summary)
+
+
+def _silent_sensors(state: ZoneState, rules: ZoneRules, now: float) -> list[str]:
+    ns = rules.no_signal
+    silent = []
+    for sensor_id, sensor in sorted(state.sensors.items()):
+        usual = (
+            statistics.median(sensor.gaps)
+            if len(sensor.gaps) >= ns.min_gaps
+            else ns.default_interval_seconds
+        )
+        if now - sensor.at > ns.factor * usual:
+            silent.append(sensor_id)
+    return silent
+
+
+def _offline(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: str) -> Assessment:
+    silent = _silent_sensors(state, rules, at) if rules.no_signal.enabled else []
+    level = Level(rules.no_signal.level) if silent else None
+    evidence: dict[str, Any] = {"sensors": silent, "reading_id": cause}
+    summary = None
+    if level is not None:
+        summary = _summary(
+            zone,
+            Risk.SENSOR_OFFLINE,
+            level,
+            f"{len(silent)} 个设备无信号",
+            f"{len(silent)} sensor(s) silent",
+        )
+    return Assessment(zone.id, Risk.SENSOR_OFFLINE, level, _dt(at), cause, evidence, summary)
+
+
+_ASSESSORS: dict[Risk, Callable[[ZoneState, Zone, ZoneRules, float, str], Assessment]] = {
+    Risk.CROWDING: _crowding,
+    Risk.FIRE: _fire,
+    Risk.GAS: _threshold(Risk.GAS),
+    Risk.ELECTRICAL: _threshold(Risk.ELECTRICAL),
+    Risk.FLOODING: _threshold(Risk.FLOODING),
+    Risk.MANHOLE: _threshold(Risk.MANHOLE),
+    Risk.EBIKE: _threshold(Risk.EBIKE),
+    Risk.FIRE_LANE: _fire_lane,
+    Risk.SENSOR_OFFLINE: _offline,
+}
+
+_KIND_RISK: dict[SensorKind, Risk] = {
+    SensorKind.PEOPLE_COUNT: Risk.CROWDING,
+    SensorKind.ENTRIES: Risk.CROWDING,
+    SensorKind.EXITS: Risk.CROWDING,
+    SensorKind.SMOKE: Risk.FIRE,
+    SensorKind.GAS_LEL: Risk.GAS,
+    SensorKind.CIRCUIT_TEMP: Risk.ELECTRICAL,
+    SensorKind.LEAK_CURRENT: Risk.ELECTRICAL,
+    SensorKind.WATER_DEPTH: Risk.FLOODING,
+    SensorKind.MANHOLE_TILT: Risk.MANHOLE,
+    SensorKind.FIRE_LANE_BLOCKED: Risk.FIRE_LANE,
+    SensorKind.EBIKE_IN_ELEVATOR: Risk.EBIKE,
+}
+
+
+def _inhibitor(state: ZoneState, rules: ZoneRules, risk: Risk) -> str | None:
+    """The id of a 红 alert of the zone that explains ``risk``, if there is one."""
+    for alert in state.alerts.values():
+        if alert.level == Level.RED and risk in rules.inhibit.get(alert.risk, []):
+            return alert.alert_id
+    return None
+
+
+def _step_risk(
+    state: ZoneState, zone: Zone, rules: ZoneRules, risk: Risk, at: float, cause: str
+) -> list[AlertRecord]:
+    assessment = _ASSESSORS[risk](state, zone, rules, at, cause)
+    key = risk.value
+    current = state.alerts.get(key)
+    if current is None and assessment.level is not None and assessment.level != Level.RED:
+        blocker = _inhibitor(state, rules, risk)
+        if blocker is not None:
+            assessment = Assessment(
+                assessment.zone_id,
+                assessment.risk,
+                assessment.level,
+                assessment.at,
+                assessment.cause,
+                assessment.evidence,
+                assessment.summary,
+                assessment.predicted,
+                inhibited_by=blocker,
+            )
+    hold = timedelta(0) if risk == Risk.SENSOR_OFFLINE else rules.hold
+    new, records = transition(current, assessment, hold)
+    if new is None:
+        state.alerts.pop(key, None)
+    else:
+        state.alerts[key] = new
+    return records
 
 
 def zone_view(state: ZoneState, zone: Zone) -> ZoneView:
-    """The zone's current people, density, occupancy and peaks (as of the zone's clock)."""
-    people = state.total_people()
+    """The zone's current figures, as of the zone's clock."""
+    people = state.counted_people()
     now = state.clock or 0.0
     peaks = {}
     for name, window in state.peaks.items():
         value = window.value(now)
         if value is not None:
             peaks[name] = value
+    if state.day_peak is not None and state.day_peak[0] == _day_of(now):
+        peaks["day"] = state.day_peak[1]
+    recent = [f for f in state.flows if f[0] > now - FLOW_WINDOW_S]
+    minutes = FLOW_WINDOW_S / 60.0
+    crowding = state.alerts.get(Risk.CROWDING.value)
     return ZoneView(
         people=people,
         density=zone.density(people) if people is not None else None,
         occupancy=zone.occupancy(people) if people is not None else None,
         peaks=peaks,
+        inflow_per_min=sum(f[1] for f in recent) / minutes if state.flows else None,
+        outflow_per_min=sum(f[2] for f in recent) / minutes if state.flows else None,
+        level=crowding.level if crowding else None,
+        at=state.clock,
     )
 
 
-def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: RuleSet) -> Step:
-    """Apply one validated reading of ``zone`` to ``state`` (in place) and say what changed.
-
-    A reading id seen before (within ``rules.dedupe_window`` of event time) changes nothing.
-    Every open alert of the zone is re-assessed at the zone's event-time clock, so the hold time of
-    one risk runs on while the zone's other sensors keep reporting.
-    """
-    if reading.reading_id in state.seen:
-        return Step(duplicate=True, records=[], view=None)
-    at = _ts(reading.observed_at)
-    state.seen[reading.reading_id] = at
-    state.clock = at if state.clock is None else max(state.clock, at)
-    _prune_seen(state, state.clock, rules.dedupe_window)
-    _apply_reading(state, reading, at)
-
-    now = _dt(state.clock)
-    risks = set(state.alerts)
-    touched = _RISK_KINDS.get(reading.kind)
+def _risks_to_assess(state: ZoneState, touched: Risk | None) -> list[Risk]:
+    risks = {a.risk for key, a in state.alerts.items() if not key.startswith("report:")}
     if touched is not None:
         risks.add(touched)
+    return sorted(risks, key=lambda r: list(Risk).index(r))
+
+
+def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> Step:
+    """Apply one validated reading of ``zone`` to ``state`` (in place) and say what changed.
+
+    A reading id seen before (within an hour of event time) changes nothing. Every open alert of
+    the zone is re-assessed at the zone's event-time clock, so hold times and duration rules run
+    on while the zone's other sensors keep reporting; a reading also ends its sensor's silence.
+    """
+    at = _ts(reading.observed_at)
+    if not _remember(state, reading.reading_id, at):
+        return Step(duplicate=True, records=[])
+    _apply_reading(state, reading, zone, rules)
+    assert state.clock is not None
+    now = state.clock
     records: list[AlertRecord] = []
-    for risk in sorted(risks):
-        assessment = _ASSESSORS[risk](state, zone, rules, now, reading.reading_id)
-        if assessment is None:
-            continue
-        new, emitted = transition(state.alerts.get(risk), assessment, rules.hold)
-        if new is None:
-            state.alerts.pop(risk, None)
-        else:
-            state.alerts[risk] = new
-        records.extend(emitted)
-    view = zone_view(state, zone) if reading.kind == SensorKind.PEOPLE_COUNT else None
+    for risk in _risks_to_assess(state, _KIND_RISK.get(reading.kind)):
+        records.extend(_step_risk(state, zone, rules, risk, now, reading.reading_id))
+    if Risk.SENSOR_OFFLINE.value not in state.alerts and rules.no_signal.enabled:
+        records.extend(_step_risk(state, zone, rules, Risk.SENSOR_OFFLINE, now, reading.reading_id))
+    view = zone_view(state, zone) if _KIND_RISK.get(reading.kind) == Risk.CROWDING else None
     return Step(duplicate=False, records=records, view=view)
 
+
+def check_silence(state: ZoneState, zone: Zone, rules: ZoneRules, now: float) -> list[AlertRecord]:
+    """Re-assess the zone at ``now`` (a partition's event-time watermark): sensors that went
+    silent — even the whole zone — raise sensor_offline; due holds and durations take effect."""
+    if state.clock is None or now <= state.clock:
+        return []
+    cause = f"watermark@{now:.0f}"
+    records: list[AlertRecord] = []
+    for risk in _risks_to_assess(state, Risk.SENSOR_OFFLINE if rules.no_signal.enabled else None):
+        if risk == Risk.CROWDING:
+            continue  # crowd figures only change with counts; their forecasts need fresh data
+        records.extend(_step_risk(state, zone, rules, risk, now, cause))
+    return records
+
+
+# ------------------------------------------------------------------------------ reports ------
+
+
+def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules: ZoneRules) -> Step:
+    """A volunteer's report: it joins an open sensor alert of its risk as corroborating evidence
+    (a fire report confirms a smoke alarm: 红), or opens / joins a ``report`` alert for triage.
+    Reports of one category merge into one alert; ``escalate_reporters`` distinct reporters
+    within the merge window raise it one level — one reporter repeating themselves never does.
+    """
+    at = _ts(report.submitted_at)
+    if not _remember(state, report.report_id, at):
+        return Step(duplicate=True, records=[])
+    assert state.clock is not None
+    risk = _CATEGORY_RISK.get(report.category)
+    records: list[AlertRecord] = []
+    if risk == Risk.FIRE:
+        state.fire_reports = [*state.fire_reports[-19:], at]
+    sensor_alert = state.alerts.get(risk.value) if risk is not None else None
+    if risk is not None and sensor_alert is not None:
+        if risk == Risk.FIRE:
+            records.extend(_step_risk(state, zone, rules, Risk.FIRE, at, report.report_id))
+            sensor_alert = state.alerts[Risk.FIRE.value]
+        new, record = corroborate(sensor_alert, _dt(at), report.report_id, report.reporter_id)
+        state.alerts[risk.value] = new
+        records.append(record)
+        return Step(duplicate=False, records=records, alert_id=new.alert_id)
+
+    key = f"report:{report.category.value}"
+    window = rules.reports.merge_window_seconds
+    log = [e for e in state.report_log.get(key, []) if e[0] > at - window]
+    log.append((at, report.reporter_id, report.report_id))
+    state.report_log[key] = log
+    reporters = sorted({e[1] for e in log})
+    base = Level(rules.reports.levels[report.category])
+    level = base
+    if len(reporters) >= rules.reports.escalate_reporters:
+        level = _one_up(base)
+    current = state.alerts.get(key)
+    reports = [e[2] for e in log]
+    evidence: dict[str, Any] = {
+        "category": report.category.value,
+        "reports": reports if current is None else _merged(current, reports),
+        "reporters": reporters,
+        "description": report.description[:200],
+    }
+    summary = Summary(
+        zh=f"{zone.name.zh} 志愿者报告：{_CATEGORY_ZH[report.category]}"
+        f"（{len(reporters)} 人报告，{level.zh}色）",
+        en=f"Volunteer report at {zone.name.en}: {report.category.value} "
+        f"({len(reporters)} reporter(s), {level.value})",
+    )
+    if current is None:
+        blocker = _inhibitor(state, rules, Risk.REPORT) if level != Level.RED else None
+        assessment = Assessment(
+            zone.id,
+            Risk.REPORT,
+            level,
+            _dt(at),
+            report.report_id,
+            evidence,
+            summary,
+            inhibited_by=blocker,
+        )
+        new_state, out = transition(None, assessment, rules.hold)
+        assert new_state is not None
+        state.alerts[key] = new_state
+        records.extend(out)
+        return Step(duplicate=False, records=records, alert_id=new_state.alert_id)
+    if level.rank > current.level.rank:
+        assessment = Assessment(
+            zone.id, Risk.REPORT, level, _dt(at), report.report_id, evidence, summary
+        )
+        new_state, out = transition(current, assessment, rules.hold)
+        assert new_state is not None
+        state.alerts[key] = new_state
+        records.extend(out)
+        return Step(duplicate=False, records=records, alert_id=new_state.alert_id)
+    # Merged without a change of level: evidence grows, nobody is paged again.
+    state.alerts[key] = replace(current, evidence={**current.evidence, **evidence})
+    return Step(duplicate=False, records=records, alert_id=current.alert_id)
+
+
+def _merged(current: AlertState, recent: list[str]) -> list[str]:
+    earlier = current.evidence.get("reports")
+    seen = [str(r) for r in earlier] if isinstance(earlier, list) else []
+    return seen + [r for r in recent if r not in seen]
+
+
+def _one_up(level: Level) -> Level:
+    order = sorted(Level, key=lambda lvl: lvl.rank)
+    return order[min(level.rank, len(order) - 1)]
+
+
+# ------------------------------------------------------------------------------ commands -----
 
 _ACTION_CHANGES = {
     CommandAction.ACKNOWLEDGE: Change.ACKNOWLEDGED,
@@ -313,9 +771,8 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
     """Apply an operator's command to the zone's open alert it names (in place)."""
     if command.command_id in state.seen:
         return CommandOutcome("duplicate")
-    at = _ts(command.issued_at)
-    state.seen[command.command_id] = at
-    for risk, alert in state.alerts.items():
+    state.seen[command.command_id] = _ts(command.issued_at)
+    for key, alert in state.alerts.items():
         if alert.alert_id == command.alert_id:
             new, record = operator_action(
                 alert,
@@ -326,8 +783,10 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
                 command.assignee,
             )
             if new is None:
-                del state.alerts[risk]
+                del state.alerts[key]
+                if key.startswith("report:"):
+                    state.report_log.pop(key, None)
             else:
-                state.alerts[risk] = new
+                state.alerts[key] = new
             return CommandOutcome("applied", record)
     return CommandOutcome("not_open")

@@ -47,6 +47,8 @@ class Assessment:
     evidence: dict[str, JsonValue] = field(default_factory=dict)
     summary: Summary | None = None
     predicted: bool = False
+    #: Set when the alert is raised while a worse alert of the zone explains it (inhibition).
+    inhibited_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class AlertState:
     evidence: dict[str, JsonValue] = field(default_factory=dict)
     summary: Summary | None = None
     assignee: str | None = None
+    inhibited: bool = False
 
 
 def alert_id_for(zone_id: str, risk: Risk, cause: str) -> str:
@@ -88,12 +91,22 @@ def _record(state: AlertState, change: Change, at: datetime) -> AlertRecord:
         status=state.status,
         change=change,
         predicted=state.predicted,
+        inhibited=state.inhibited,
         at=at,
         opened_at=state.opened_at,
         evidence=state.evidence,
         summary=summary,
         assignee=state.assignee,
     )
+
+
+#: Evidence an alert keeps for its whole life, whatever later readings say.
+_STICKY = ("reports", "reporters", "corroborated")
+
+
+def _carry(old: dict[str, JsonValue], new: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    kept = {key: old[key] for key in _STICKY if key in old}
+    return {**new, **kept} if kept else new
 
 
 def _rank(level: Level | None) -> int:
@@ -107,11 +120,16 @@ def transition(
 
     Returns the new state (``None`` once resolved or when nothing is open) and the alert records
     the change produced (zero or one). Pure: the same inputs always give the same outputs.
+    A hold of zero lowers or resolves at once (used for sensor_offline: a sensor that reports
+    again is back).
     """
     level, at = assessment.level, assessment.at
     if state is None:
         if level is None:
             return None, []
+        evidence = assessment.evidence
+        if assessment.inhibited_by:
+            evidence = {**evidence, "inhibited_by": assessment.inhibited_by}
         opened = AlertState(
             alert_id=alert_id_for(assessment.zone_id, assessment.risk, assessment.cause),
             zone_id=assessment.zone_id,
@@ -121,8 +139,9 @@ def transition(
             revision=1,
             opened_at=at,
             predicted=assessment.predicted,
-            evidence=assessment.evidence,
+            evidence=evidence,
             summary=assessment.summary,
+            inhibited=assessment.inhibited_by is not None,
         )
         return opened, [_record(opened, Change.RAISED, at)]
 
@@ -136,23 +155,38 @@ def transition(
             predicted=assessment.predicted,
             below_since=None,
             below_peak=None,
-            evidence=assessment.evidence,
+            evidence=_carry(state.evidence, assessment.evidence),
             summary=assessment.summary,
+            inhibited=False,
         )
         return up, [_record(up, Change.ESCALATED, at)]
 
     if level == state.level:
+        if state.predicted and not assessment.predicted:
+            # The predicted level was actually reached: an ordinary alert from now on.
+            real = replace(
+                state,
+                predicted=False,
+                revision=state.revision + 1,
+                below_since=None,
+                below_peak=None,
+                evidence=_carry(state.evidence, assessment.evidence),
+                summary=assessment.summary,
+            )
+            return real, [_record(real, Change.CONFIRMED, at)]
         # Back at (or still at) the alert's level: any pending de-escalation starts over.
-        if state.below_since is None and state.predicted == assessment.predicted:
+        if state.below_since is None:
             return state, []
         return replace(state, below_since=None, below_peak=None), []
 
     # Below the current level: wait for the hold time, remembering the highest level meanwhile.
-    if state.below_since is None or at < state.below_since:
-        return replace(state, below_since=at, below_peak=level), []
-    peak = level if _rank(level) > _rank(state.below_peak) else state.below_peak
-    if at - state.below_since < hold:
-        return replace(state, below_peak=peak), []
+    pending = state.below_since is not None and at >= state.below_since
+    since = state.below_since if pending and state.below_since is not None else at
+    peak = level
+    if pending and _rank(state.below_peak) > _rank(level):
+        peak = state.below_peak
+    if at - since < hold:
+        return replace(state, below_since=since, below_peak=peak), []
     if peak is None:
         shown = _record(state, Change.RESOLVED, at).summary
         resolved = replace(
@@ -161,7 +195,7 @@ def transition(
             revision=state.revision + 1,
             below_since=None,
             below_peak=None,
-            evidence={**state.evidence, "clear_seconds": (at - state.below_since).total_seconds()},
+            evidence={**state.evidence, "clear_seconds": (at - since).total_seconds()},
             summary=Summary(zh=f"已解除：{shown.zh}", en=f"Resolved: {shown.en}"),
         )
         return None, [_record(resolved, Change.RESOLVED, at)]
@@ -173,10 +207,34 @@ def transition(
         # The hold window restarts from now for whatever is still below the new level.
         below_since=at if _rank(level) < peak.rank else None,
         below_peak=level if _rank(level) < peak.rank else None,
-        evidence=assessment.evidence,
+        evidence=_carry(state.evidence, assessment.evidence),
         summary=assessment.summary,
     )
     return down, [_record(down, Change.DEESCALATED, at)]
+
+
+def corroborate(
+    state: AlertState, at: datetime, report_id: str, reporter_id: str
+) -> tuple[AlertState, AlertRecord]:
+    """A volunteer's report joins an open sensor alert as evidence and marks it corroborated."""
+    reports = [*_as_list(state.evidence.get("reports")), report_id]
+    names = sorted({*map(str, _as_list(state.evidence.get("reporters"))), reporter_id})
+    reporters: list[JsonValue] = list(names)
+    new = replace(
+        state,
+        revision=state.revision + 1,
+        evidence={
+            **state.evidence,
+            "corroborated": True,
+            "reports": reports,
+            "reporters": reporters,
+        },
+    )
+    return new, _record(new, Change.CORROBORATED, at)
+
+
+def _as_list(value: JsonValue) -> list[JsonValue]:
+    return list(value) if isinstance(value, list) else []
 
 
 def operator_action(

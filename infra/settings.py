@@ -7,8 +7,9 @@ tests construct ``Settings(...)`` directly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,14 +32,85 @@ class Settings(BaseSettings):
     worker_port: int = Field(6066, ge=1, le=65535, description="worker web server (/metrics)")
     worker_host: str = Field("127.0.0.1", description="worker web server bind address")
     topic_partitions: int = Field(4, ge=1, le=1024, description="partitions of the public topics")
-    hold_seconds: float = Field(
-        300.0, gt=0, description="event-time seconds a condition must stay clear before resolve"
+    rules_file: Path | None = Field(
+        None, description="risk rules YAML; default the bundled alerts/data/rules.yaml"
+    )
+    hold_seconds: float | None = Field(
+        None, gt=0, description="overrides the rules' hold time (event-time seconds) everywhere"
+    )
+    status_interval_seconds: float = Field(
+        5.0, gt=0, description="how often the worker writes zone figures to the zone_status table"
     )
     topic_prefix: str = Field("", description="prefix of every topic name (tests, shared brokers)")
     app_id: str = Field("puhui", description="Faust app id (consumer group)")
     db_batch_size: int = Field(500, ge=1, description="alert records written per transaction")
     db_batch_seconds: float = Field(0.5, gt=0, description="longest wait to fill a write batch")
     log_level: str = Field("INFO", description="log level")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="log lines: text, or json (one object per line with ts, level, logger, msg "
+        "and the zone/alert/reading ids the record concerns)",
+    )
+    # -- HTTP API (control room and volunteers) --
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1, description="largest request body the API accepts (bytes); larger: 413"
+    )
+    report_rate_burst: int = Field(
+        5, ge=1, description="reports a volunteer may submit in a burst (token-bucket size)"
+    )
+    report_rate_per_minute: float = Field(
+        6.0, gt=0, description="sustained reports per minute per volunteer (bucket refill rate)"
+    )
+    publish_timeout_seconds: float = Field(
+        10.0, gt=0, description="longest wait for the broker to take a record the API produces"
+    )
+    sse_keepalive_seconds: float = Field(
+        15.0, gt=0, description="seconds between keep-alive comments on the alert stream"
+    )
+    sse_max_seconds: float = Field(
+        3600.0, gt=0, description="an alert stream ends after this long; EventSource reconnects"
+    )
+    cap_sender: str = Field(
+        "puhui.dapuqiao.huangpu.shanghai",
+        pattern=r"^[^\s,<&]+$",
+        description="CAP <sender>: a globally unique id of the originator (no spaces or commas)",
+    )
+    cap_sender_code: str = Field(
+        "31010100000000",
+        pattern=r"^\d{14}$",
+        description="GB/T 35965.1 issuing-unit code ZZZZZZDDDUUUXX (310101 = 黄浦区)",
+    )
+    cap_sender_name: str = Field(
+        "上海市黄浦区打浦桥街道 浦汇", description="CAP <senderName>: the issuer's human name"
+    )
+
+    # -- notifications (api/notifier.py; the policy format is in alerts/data/escalation.yaml) --
+    escalation_file: Path | None = Field(
+        None, description="escalation policy YAML; default the bundled alerts/data/escalation.yaml"
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="HMAC-SHA256 key of X-Puhui-Signature; unset = the notifier does not run",
+    )
+    webhook_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="longest wait for a webhook receiver to answer one attempt"
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, le=20, description="attempts per notification before it is given up (recorded)"
+    )
+    webhook_backoff_seconds: float = Field(
+        1.0, gt=0, description="wait after the first failed attempt; doubles each time, jittered"
+    )
+    webhook_backoff_max_seconds: float = Field(
+        60.0, gt=0, description="longest wait between two attempts (also caps Retry-After)"
+    )
+    notify_tick_seconds: float = Field(
+        1.0, gt=0, le=60, description="how often the notifier checks what is due (wall clock)"
+    )
+    notify_group: str | None = Field(
+        None, description="Kafka consumer group of the notifier; default <app_id>-notifier"
+    )
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside the state directory."""

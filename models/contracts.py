@@ -113,6 +113,8 @@ class Change(StrEnum):
     DEESCALATED = "deescalated"
     ACKNOWLEDGED = "acknowledged"
     ASSIGNED = "assigned"
+    CONFIRMED = "confirmed"  # a predicted alert's level was actually reached
+    CORROBORATED = "corroborated"  # a volunteer's report joined a sensor alert
     RESOLVED = "resolved"
 
 
@@ -223,6 +225,7 @@ class AlertRecord(_Wire):
     status: AlertStatus
     change: Change
     predicted: bool = False
+    inhibited: bool = False
     at: AwareDatetime
     opened_at: AwareDatetime
     evidence: dict[str, JsonValue] = Field(default_factory=dict)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -22,10 +23,11 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from alerts.rules import RuleSet
-from infra.db import make_engine, write_alert_records
+from alerts.config import RuleBook, load_rules
+from alerts.engine import zone_view
+from infra.db import make_engine, upsert_reports, upsert_zone_status, write_alert_records
 from infra.settings import Settings
-from models.contracts import AlertRecord, decode_alert
+from models.contracts import AlertRecord, VolunteerReport, decode_alert
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
 from streams.handlers import (
     CommandHandler,
@@ -34,6 +36,7 @@ from streams.handlers import (
     Source,
     ZoneStates,
 )
+from streams.lag import worker_collector
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
 from streams.topics import TopicNames
 
@@ -45,6 +48,40 @@ ZONE_STATE_TABLE = "zone-state"
 def load_registry(settings: Settings) -> ZoneRegistry:
     """The zone registry the settings point at (the bundled one by default)."""
     return load_zones(settings.zones_file) if settings.zones_file else load_bundled_zones()
+
+
+def _mtime(path: Path | None) -> float | None:
+    try:
+        return path.stat().st_mtime if path is not None else None
+    except OSError:
+        return None
+
+
+def load_rulebook(settings: Settings, zones: ZoneRegistry) -> RuleBook:
+    """The rules file the settings point at, for ``zones`` (PUHUI_HOLD_SECONDS overrides)."""
+    book = load_rules(settings.rules_file, zones)
+    if settings.hold_seconds is None:
+        return book
+    hold = settings.hold_seconds
+    return RuleBook(
+        book.default.model_copy(update={"hold_seconds": hold}),
+        {z.id: book.for_zone(z.id).model_copy(update={"hold_seconds": hold}) for z in zones},
+    )
+
+
+async def _retry(what: str, call: Any, metrics: PipelineMetrics) -> None:
+    """Run a blocking database call off the event loop; retry until it succeeds, so the stream
+    is never acknowledged past what was persisted."""
+    delay = 0.5
+    while True:
+        try:
+            await asyncio.to_thread(call)
+            return
+        except Exception:
+            metrics.db_errors.inc()
+            log.exception("database write (%s) failed; retrying in %.1fs", what, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 @dataclass
@@ -61,21 +98,9 @@ class Pipeline:
 async def _persist_batch(
     engine: Engine, batch: list[AlertRecord], metrics: PipelineMetrics
 ) -> None:
-    """Write a batch off the event loop; retry until the database takes it, so the stream is
-    never acknowledged past what was persisted."""
-    delay = 0.5
-    while True:
-        try:
-            await asyncio.to_thread(write_alert_records, engine, batch)
-            metrics.db_batches.inc()
-            return
-        except Exception:
-            metrics.db_errors.inc()
-            log.exception(
-                "database write of %d alert records failed; retrying in %.1fs", len(batch), delay
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    """Write a batch of alert records (idempotent), retrying until the database takes it."""
+    await _retry(f"{len(batch)} alert records", lambda: write_alert_records(engine, batch), metrics)
+    metrics.db_batches.inc()
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Pipeline:
@@ -86,7 +111,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     registry = registry or CollectorRegistry()
     metrics = PipelineMetrics.create(registry)
     engine = make_engine(settings.resolved_database_url())
-    rules = RuleSet(hold=timedelta(seconds=settings.hold_seconds))
+    rules = load_rulebook(settings, zones)
+    rules_path = settings.rules_file
 
     app = faust.App(
         settings.app_id,
@@ -131,6 +157,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     )
     states = ZoneStates(table)
     registry.register(OpenAlertsCollector(states.open_alerts))
+    registry.register(worker_collector(app, zones, topics.readings))
 
     def sender(topic: Any) -> Any:
         async def send(
@@ -149,7 +176,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         send_dead_letter=sender(dead_topic),
         send_reading=sender(readings_topic),
     )
-    handle_report = ReportHandler(zones=zones, metrics=metrics, send_dead_letter=sender(dead_topic))
+
+    async def store_report(report: VolunteerReport, alert_id: str | None) -> None:
+        await _retry("report", lambda: upsert_reports(engine, [(report, alert_id)]), metrics)
+
+    handle_report = ReportHandler(
+        zones=zones,
+        rules=rules,
+        states=states,
+        metrics=metrics,
+        send_alert=sender(alerts_topic),
+        send_dead_letter=sender(dead_topic),
+        send_report=sender(reports_topic),
+        store_report=store_report,
+    )
 
     handle_command = CommandHandler(
         zones=zones,
@@ -189,6 +229,51 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                     log.warning("ignoring an undecodable record on %s", topics.alerts)
             if batch:
                 await _persist_batch(engine, batch, metrics)
+
+    @app.timer(settings.status_interval_seconds)
+    async def write_zone_status() -> None:
+        """Zone figures for the API (people, density, peaks, flows, level), batched."""
+        rows = []
+        for state in states.take_dirty():
+            zone = zones.get(state.zone_id)
+            if zone is None or state.clock is None:
+                continue
+            view = zone_view(state, zone)
+            rows.append(
+                {
+                    "zone_id": zone.id,
+                    "people": view.people,
+                    "density": view.density,
+                    "occupancy": view.occupancy,
+                    "level": view.level.value if view.level else None,
+                    "peak_5m": view.peaks.get("5m"),
+                    "peak_1h": view.peaks.get("1h"),
+                    "peak_day": view.peaks.get("day"),
+                    "inflow_per_min": view.inflow_per_min,
+                    "outflow_per_min": view.outflow_per_min,
+                    "updated_at": datetime.fromtimestamp(state.clock, tz=UTC),
+                }
+            )
+        if rows:
+            await _retry("zone status", lambda: upsert_zone_status(engine, rows), metrics)
+
+    rules_mtime = [_mtime(rules_path)]
+
+    @app.timer(5.0)
+    async def reload_rules() -> None:
+        """Reload the rules file when it changes; alert state lives in the table, untouched."""
+        mtime = _mtime(rules_path)
+        if rules_path is None or mtime == rules_mtime[0]:
+            return
+        rules_mtime[0] = mtime
+        try:
+            book = await asyncio.to_thread(load_rulebook, settings, zones)
+        except Exception:
+            log.exception("rules file %s not reloaded; keeping the rules in force", rules_path)
+            return
+        handle_reading.rules = book
+        handle_report.rules = book
+        log.info("rules reloaded from %s", rules_path)
 
     @app.on_partitions_revoked.connect
     async def _forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:

@@ -13,12 +13,19 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from alerts.engine import ZoneState, apply_command, process_reading
-from alerts.rules import RuleSet
+from alerts.config import RuleBook
+from alerts.engine import (
+    ZoneState,
+    apply_command,
+    check_silence,
+    process_reading,
+    process_report,
+)
 from models.contracts import (
     AlertRecord,
     Change,
     RejectedRecord,
+    VolunteerReport,
     decode_command,
     decode_reading,
     decode_report,
@@ -29,6 +36,8 @@ from streams.metrics import PipelineMetrics
 log = logging.getLogger("puhui.worker")
 
 INTERNAL_ERROR = "internal_error"
+#: How far (event-time seconds) a partition's watermark moves between two silence sweeps.
+SWEEP_EVERY_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,7 @@ class ZoneStates:
 
     table: MutableMapping[str, Any]
     cache: dict[str, ZoneState] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)  # zones changed since the last status write
 
     def get(self, zone_id: str) -> ZoneState:
         state = self.cache.get(zone_id)
@@ -79,6 +89,13 @@ class ZoneStates:
 
     def save(self, state: ZoneState) -> None:
         self.table[state.zone_id] = state.to_dict()
+        self.dirty.add(state.zone_id)
+
+    def take_dirty(self) -> list[ZoneState]:
+        """The cached states changed since the last call (for the zone status table)."""
+        changed = [self.cache[z] for z in sorted(self.dirty) if z in self.cache]
+        self.dirty.clear()
+        return changed
 
     def forget(self) -> None:
         """Drop the cache (after a rebalance the table is the truth)."""
@@ -96,7 +113,7 @@ class ReadingHandler:
     """Handles one record of ``puhui.sensor-readings``."""
 
     zones: ZoneRegistry
-    rules: RuleSet
+    rules: RuleBook  # swapped whole when the rules file is reloaded
     states: ZoneStates
     metrics: PipelineMetrics
     send_alert: Sender
@@ -104,6 +121,11 @@ class ReadingHandler:
     send_reading: Sender
     now: Callable[[], float] = time.perf_counter
     wall: Callable[[], float] = time.time
+    on_zone_reading: Callable[[str], None] | None = None  # freshness hook for ops metrics
+    # per partition: event-time watermark, the last sweep's watermark, the zones seen there
+    watermarks: dict[int, float] = field(default_factory=dict)
+    swept: dict[int, float] = field(default_factory=dict)
+    partition_zones: dict[int, set[str]] = field(default_factory=dict)
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         started = self.now()
@@ -139,47 +161,70 @@ class ReadingHandler:
         zone = self.zones.get(reading.zone_id)
         assert zone is not None  # decode_reading checked it
         state = self.states.get(reading.zone_id)
-        step = process_reading(state, reading, zone, self.rules)
+        step = process_reading(state, reading, zone, self.rules.for_zone(zone.id))
         if step.duplicate:
             self.metrics.readings_duplicate.inc()
             return
         self.states.save(state)
         for record in step.records:
             await self.send_alert(zone_key, record.to_bytes())
-            self._count(record)
+            self._count(record, reading.reading_id)
             if source.timestamp is not None:
                 self.metrics.alert_latency.observe(max(0.0, self.wall() - source.timestamp))
         self.metrics.readings_processed.labels(reading.kind.value).inc()
+        if self.on_zone_reading is not None:
+            self.on_zone_reading(reading.zone_id)
         if step.view is not None and step.view.people is not None:
             z = reading.zone_id
             self.metrics.zone_people.labels(z).set(step.view.people)
             self.metrics.zone_density.labels(z).set(step.view.density or 0.0)
             for window, peak in step.view.peaks.items():
                 self.metrics.zone_people_peak.labels(z, window).set(peak)
+            if step.view.inflow_per_min is not None:
+                self.metrics.zone_inflow.labels(z).set(step.view.inflow_per_min)
+                self.metrics.zone_outflow.labels(z).set(step.view.outflow_per_min or 0.0)
+        await self._sweep(source.partition, reading.zone_id, reading.observed_at.timestamp())
 
-    def _count(self, record: AlertRecord) -> None:
-        self.metrics.alert_records.labels(record.change.value).inc()
-        if record.change in (Change.RAISED, Change.ESCALATED):
-            self.metrics.alerts.labels(record.risk.value, record.level.value).inc()
-        log.info(
-            "alert %s rev %d %s %s %s zone=%s",
-            record.alert_id,
-            record.revision,
-            record.change.value,
-            record.risk.value,
-            record.level.value,
-            record.zone_id,
-        )
+    async def _sweep(self, partition: int, zone_id: str, at: float) -> None:
+        """Advance the partition's event-time watermark; every SWEEP_EVERY_S of it, re-assess
+        the partition's other zones, so a zone whose sensors all fell silent is noticed."""
+        self.partition_zones.setdefault(partition, set()).add(zone_id)
+        mark = max(self.watermarks.get(partition, at), at)
+        self.watermarks[partition] = mark
+        last = self.swept.setdefault(partition, mark)
+        if mark - last < SWEEP_EVERY_S:
+            return
+        self.swept[partition] = mark
+        for other in sorted(self.partition_zones[partition]):
+            zone = self.zones.get(other)
+            if zone is None:
+                continue
+            state = self.states.get(other)
+            records = check_silence(state, zone, self.rules.for_zone(other), mark)
+            if records:
+                self.states.save(state)
+            for record in records:
+                await self.send_alert(other.encode(), record.to_bytes())
+                self._count(record, None)
+
+    def _count(self, record: AlertRecord, reading_id: str | None) -> None:
+        count_record(self.metrics, record, reading_id=reading_id)
 
 
 @dataclass
 class ReportHandler:
-    """Handles one record of ``puhui.volunteer-reports``: validates it (alerting on reports comes
-    with the early-warning work); a bad record is dead-lettered like a bad reading."""
+    """Handles one record of ``puhui.volunteer-reports``: the report opens or joins an alert in
+    the zone engine; the report and the alert it went to are stored for the volunteer's status
+    page. A bad record is dead-lettered like a bad reading; an unkeyed one is re-keyed."""
 
     zones: ZoneRegistry
+    rules: RuleBook
+    states: ZoneStates
     metrics: PipelineMetrics
+    send_alert: Sender
     send_dead_letter: Sender
+    send_report: Sender
+    store_report: Callable[[VolunteerReport, str | None], Awaitable[None]]
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         try:
@@ -192,14 +237,72 @@ class ReportHandler:
                 dead_letter_headers(source, rejected.reason, rejected.detail),
             )
             return
+        try:
+            zone_key = report.zone_id.encode()
+            if source.key != zone_key:
+                self.metrics.readings_rekeyed.inc()
+                await self.send_report(zone_key, raw or b"")
+                return
+            zone = self.zones.get(report.zone_id)
+            assert zone is not None
+            state = self.states.get(report.zone_id)
+            step = process_report(state, report, zone, self.rules.for_zone(zone.id))
+            if step.duplicate:
+                self.metrics.readings_duplicate.inc()
+                return
+            self.states.save(state)
+            for record in step.records:
+                await self.send_alert(zone_key, record.to_bytes())
+                count_record(self.metrics, record, report_id=report.report_id)
+            await self.store_report(report, step.alert_id)
+            self.metrics.reports_processed.labels(report.category.value).inc()
+            log.info(
+                "report %s (%s) in %s went to alert %s",
+                report.report_id,
+                report.category.value,
+                report.zone_id,
+                step.alert_id,
+                extra={
+                    "report_id": report.report_id,
+                    "zone_id": report.zone_id,
+                    "alert_id": step.alert_id,
+                },
+            )
         except Exception as exc:
             log.exception("internal error on report")
             self.metrics.readings_rejected.labels(INTERNAL_ERROR).inc()
             await self.send_dead_letter(
                 source.key, raw or b"", dead_letter_headers(source, INTERNAL_ERROR, repr(exc))
             )
-            return
-        self.metrics.reports_processed.labels(report.category.value).inc()
+
+
+def count_record(
+    metrics: PipelineMetrics,
+    record: AlertRecord,
+    *,
+    reading_id: str | None = None,
+    report_id: str | None = None,
+) -> None:
+    """Count and log one published alert record."""
+    metrics.alert_records.labels(record.change.value).inc()
+    if record.change in (Change.RAISED, Change.ESCALATED):
+        metrics.alerts.labels(record.risk.value, record.level.value).inc()
+    extra: dict[str, str] = {"zone_id": record.zone_id, "alert_id": record.alert_id}
+    if reading_id:
+        extra["reading_id"] = reading_id
+    if report_id:
+        extra["report_id"] = report_id
+    log.info(
+        "alert %s rev %d %s %s %s%s zone=%s",
+        record.alert_id,
+        record.revision,
+        record.change.value,
+        record.risk.value,
+        record.level.value,
+        " (predicted)" if record.predicted else "",
+        record.zone_id,
+        extra=extra,
+    )
 
 
 @dataclass
@@ -235,7 +338,7 @@ class CommandHandler:
             self.states.save(state)
             if outcome.record is not None:
                 await self.send_alert(command.zone_id.encode(), outcome.record.to_bytes())
-                self.metrics.alert_records.labels(outcome.record.change.value).inc()
+                count_record(self.metrics, outcome.record)
             log.info(
                 "command %s %s on alert %s by %s: %s",
                 command.command_id,

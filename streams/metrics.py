@@ -26,6 +26,8 @@ class PipelineMetrics:
     zone_people: Gauge
     zone_density: Gauge
     zone_people_peak: Gauge
+    zone_inflow: Gauge
+    zone_outflow: Gauge
     alerts: Counter
     alert_records: Counter
     processing_latency: Histogram
@@ -77,8 +79,20 @@ class PipelineMetrics:
             ),
             zone_people_peak=Gauge(
                 "puhui_zone_people_peak",
-                "Largest people count in the zone over the last window of event time",
+                "Largest people count in the zone over the window of event time (5m, 1h, day)",
                 ["zone", "window"],
+                registry=registry,
+            ),
+            zone_inflow=Gauge(
+                "puhui_zone_inflow_per_minute",
+                "People entering the zone per minute through its gates (last 5 min, event time)",
+                ["zone"],
+                registry=registry,
+            ),
+            zone_outflow=Gauge(
+                "puhui_zone_outflow_per_minute",
+                "People leaving the zone per minute through its gates (last 5 min, event time)",
+                ["zone"],
                 registry=registry,
             ),
             alerts=Counter(

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from alerts.engine import ZoneState, apply_command, process_reading
-from alerts.rules import RuleSet
+from alerts.config import RuleBook, default_rules
 from alerts.state import alert_id_for
 from models.contracts import (
     KIND_RANGES,
@@ -300,7 +300,7 @@ async def dead_letters_of(raw: bytes, source: Source) -> Capture:
     if source.topic == names.readings:
         await ReadingHandler(
             zones=zones,
-            rules=RuleSet(),
+            rules=RuleBook(default_rules(), {}),
             states=states,
             metrics=metrics,
             send_alert=other,
@@ -423,7 +423,7 @@ def replay(
             assert outcome.record is not None
             records.append(outcome.record)
         else:
-            records.extend(process_reading(state, people(*step), zone, RuleSet()).records)
+            records.extend(process_reading(state, people(*step), zone, default_rules()).records)
     return state, records
 
 

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts.engine import ZoneState, process_reading
-from alerts.rules import RuleSet, crowding_level, fire_level, level_for
+from alerts.config import default_rules
+from alerts.rules import crowding_level, fire_level, level_for
 from models.contracts import Change, Level, Risk, SensorKind, SensorReading
 from models.zones import LocalizedText, Zone
 
@@ -32,7 +33,7 @@ CAPPED = Zone(
     area_m2=100.0,
     capacity=300,
 )
-RULES = RuleSet()
+RULES = default_rules()
 _n = 0
 
 
@@ -68,17 +69,18 @@ def feed(state: ZoneState, readings: list[SensorReading], zone: Zone = ZONE) -> 
 
 
 def test_thresholds_from_domain() -> None:
-    assert level_for(1.99, RULES.density) is None
-    assert [level_for(d, RULES.density) for d in (2, 3, 4, 5, 9)] == [
+    density = RULES.density_levels()
+    assert level_for(1.99, density) is None
+    assert [level_for(d, density) for d in (2, 3, 4, 5, 9)] == [
         Level.BLUE,
         Level.YELLOW,
         Level.ORANGE,
         Level.RED,
         Level.RED,
     ]
-    assert crowding_level(1.0, 1.0, RULES) == Level.ORANGE  # capacity reached
-    assert crowding_level(4.5, 0.5, RULES) == Level.ORANGE  # density wins when worse
-    assert crowding_level(1.0, 0.5, RULES) is None
+    assert crowding_level(1.0, 1.0) == Level.ORANGE  # capacity reached
+    assert crowding_level(4.5, 0.5) == Level.ORANGE  # density wins when worse
+    assert crowding_level(1.0, 0.5) is None
 
 
 def test_crowding_escalates_in_order_and_resolves_after_hold() -> None:
@@ -115,9 +117,9 @@ def test_repeated_reading_id_changes_nothing() -> None:
 def test_two_cameras_are_summed_and_late_reading_ignored() -> None:
     state = ZoneState("lane-1")
     feed(state, [people(120, 0, sensor="a"), people(100, 1, sensor="b")])
-    assert state.total_people() == 220
+    assert state.counted_people() == 220
     feed(state, [people(999, 0.5, sensor="b")])  # older than b's latest: ignored
-    assert state.total_people() == 220
+    assert state.counted_people() == 220
 
 
 def test_occupancy_rule_uses_capacity() -> None:
@@ -145,10 +147,10 @@ def test_one_smoke_detector_orange_second_red() -> None:
 
 def test_second_detector_after_window_stays_orange() -> None:
     t = {"s1": T0, "s2": T0 + timedelta(minutes=6)}
-    assert fire_level(t, RULES) == Level.ORANGE
+    assert fire_level(t) == Level.ORANGE
     t["s2"] = T0 + timedelta(minutes=5)
-    assert fire_level(t, RULES) == Level.RED
-    assert fire_level({}, RULES) is None
+    assert fire_level(t) == Level.RED
+    assert fire_level({}) is None
 
 
 def test_fire_resolves_when_detectors_clear_and_other_sensors_advance_time() -> None:
@@ -163,7 +165,11 @@ def test_fire_resolves_when_detectors_clear_and_other_sensors_advance_time() -> 
             people(10, 6),
         ],
     )
-    assert [r.change for r in recs] == [Change.RAISED, Change.RESOLVED]
+    fire = [r.change for r in recs if r.risk == Risk.FIRE]
+    assert fire == [Change.RAISED, Change.RESOLVED]
+    # the detector said nothing for 5 minutes (> 3 × its default 60 s interval): offline
+    assert [(r.risk, r.change) for r in recs if r.risk != Risk.FIRE] == [
+        (Risk.SENSOR_OFFLINE, Change.RAISED)]
 
 
 def test_state_round_trips_through_dict() -> None:
@@ -185,7 +191,7 @@ def test_peaks_follow_event_time() -> None:
     for minute, count in [(0, 100), (1, 180), (2, 120), (6.5, 90)]:
         step = process_reading(state, people(count, minute), ZONE, RULES)
     assert step is not None and step.view is not None
-    assert step.view.peaks == {"5m": 120, "1h": 180}
+    assert step.view.peaks == {"5m": 120, "1h": 180, "day": 180}
     assert step.view.people == 90 and step.view.density == 0.9
 
 
