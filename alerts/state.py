@@ -105,8 +105,19 @@ _STICKY = ("reports", "reporters", "corroborated")
 
 
 def _carry(old: dict[str, JsonValue], new: dict[str, JsonValue]) -> dict[str, JsonValue]:
-    kept = {key: old[key] for key in _STICKY if key in old}
-    return {**new, **kept} if kept else new
+    """New evidence, keeping (and merging) what an alert keeps for its whole life."""
+    out = dict(new)
+    for key in _STICKY:
+        if key not in old:
+            continue
+        before, after = old[key], new.get(key)
+        if isinstance(before, list):
+            merged = list(before)
+            merged += [x for x in (after if isinstance(after, list) else []) if x not in merged]
+            out[key] = merged
+        else:
+            out[key] = before if after is None else after
+    return out
 
 
 def _rank(level: Level | None) -> int:
