@@ -251,3 +251,58 @@ def test_operator_commands_become_alert_records_with_audit(
         assert time.monotonic() < deadline
         time.sleep(0.3)
     assert metric(worker, 'puhui_commands_total{action="acknowledge",outcome="duplicate"}') == 1
+
+
+def test_reports_open_merge_and_corroborate_alerts_and_are_stored(
+    make_worker: Callable[..., Worker], kafka_bootstrap: str
+) -> None:
+    worker = make_worker()
+
+    def report(rid: str, who: str, cat: str, minute: float, zone: str = LANE) -> tuple:
+        body = {
+            "report_id": rid,
+            "reporter_id": who,
+            "zone_id": zone,
+            "category": cat,
+            "description": "泰康路有人摔倒 <b>",
+            "submitted_at": (T0 + timedelta(minutes=minute)).isoformat(),
+        }
+        return zone.encode(), json.dumps(body).encode()
+
+    produce(
+        kafka_bootstrap,
+        worker.topics.readings,
+        [reading("sm-a", ATRIUM, "smoke", 1, 0, sensor="smk-1")],
+    )
+    consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 1)
+    produce(
+        kafka_bootstrap,
+        worker.topics.reports,
+        [
+            report("rep-1", "vol-a", "injury", 1),
+            report("rep-2", "vol-a", "injury", 2),
+            report("rep-3", "vol-b", "injury", 3),
+            (None, report("rep-4", "vol-c", "injury", 4)[1]),
+            report("rep-5", "vol-d", "fire", 5, zone=ATRIUM),
+        ],
+    )
+    msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 5)
+    recs = alert_records(msgs)
+    lane = [(r["risk"], r["change"], r["level"]) for r in recs if r["zone_id"] == LANE]
+    assert lane == [("report", "raised", "orange"), ("report", "escalated", "red")]
+    fire = [(r["change"], r["level"]) for r in recs if r["zone_id"] == ATRIUM]
+    assert fire == [("raised", "orange"), ("escalated", "red"), ("corroborated", "red")]
+    rows = wait_db(
+        worker.database_url,
+        "select report_id, alert_id from reports order by report_id",
+        until=lambda rs: len(rs) == 5 and all(r[1] for r in rs),
+    )
+    lane_alert = next(r["alert_id"] for r in recs if r["zone_id"] == LANE)
+    fire_alert = next(r["alert_id"] for r in recs if r["zone_id"] == ATRIUM)
+    assert rows == [
+        ("rep-1", lane_alert),
+        ("rep-2", lane_alert),
+        ("rep-3", lane_alert),
+        ("rep-4", lane_alert),
+        ("rep-5", fire_alert),
+    ]

@@ -13,8 +13,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from alerts.engine import ZoneState, apply_command, process_reading
 from alerts.config import RuleBook, default_rules
+from alerts.engine import ZoneState, apply_command, process_reading
 from alerts.state import alert_id_for
 from models.contracts import (
     KIND_RANGES,

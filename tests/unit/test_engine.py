@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.engine import ZoneState, process_reading
 from alerts.config import default_rules
+from alerts.engine import ZoneState, process_reading
 from alerts.rules import crowding_level, fire_level, level_for
 from models.contracts import Change, Level, Risk, SensorKind, SensorReading
 from models.zones import LocalizedText, Zone
