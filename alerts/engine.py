@@ -121,13 +121,14 @@ class Sensor:
     value: float
     gaps: list[float] = field(default_factory=list)
     since: float | None = None  # when its value last became non-zero (duration rules)
+    usual: float | None = None  # median of its recent gaps, once there are enough
 
     def to_list(self) -> list[Any]:
-        return [self.kind.value, self.at, self.value, self.gaps, self.since]
+        return [self.kind.value, self.at, self.value, self.gaps, self.since, self.usual]
 
     @classmethod
     def from_list(cls, data: list[Any]) -> Sensor:
-        return cls(SensorKind(data[0]), data[1], data[2], list(data[3]), data[4])
+        return cls(SensorKind(data[0]), data[1], data[2], list(data[3]), data[4], data[5])
 
 
 @dataclass(slots=True)
@@ -136,7 +137,7 @@ class ZoneState:
 
     zone_id: str
     clock: float | None = None  # newest event time seen in the zone (epoch seconds)
-    seen: dict[str, float] = field(default_factory=dict)  # record id -> its event time
+    seen: dict[str, float] = field(default_factory=dict)  # report/command id -> event time
     sensors: dict[str, Sensor] = field(default_factory=dict)
     smoke_alarm_at: dict[str, float] = field(default_factory=dict)  # detector -> alarm reported
     gate_people: float | None = None  # occupancy estimated from entries − exits
@@ -267,21 +268,29 @@ class Step:
 # ------------------------------------------------------------------------------ bookkeeping --
 
 
-def _prune(state: ZoneState, now: float) -> None:
-    horizon = now - 3600.0
-    # The id memory: an hour of event time. Pruned in bulk now and then (cheaper than each time).
-    if len(state.seen) > 64 and next(iter(state.seen.values())) < horizon:
-        state.seen = {rid: at for rid, at in state.seen.items() if at >= horizon}
+#: How long (event time) and how many report / command ids a zone remembers to drop repeats.
+SEEN_SECONDS = 3600.0
+SEEN_MAX = 512
 
 
 def _remember(state: ZoneState, record_id: str, at: float) -> bool:
-    """Note ``record_id``; False if it was seen before (a repeat changes nothing)."""
+    """Note a report's or command's id; False if it was seen before (a repeat changes nothing).
+
+    Readings need no id memory: a reading no newer than its sensor's latest cannot change the
+    present, so a repeated reading (same sensor, same ``observed_at``) is inert by construction.
+    """
     if record_id in state.seen:
         return False
     state.seen[record_id] = at
-    state.clock = at if state.clock is None else max(state.clock, at)
-    _prune(state, state.clock)
+    if len(state.seen) > SEEN_MAX or next(iter(state.seen.values())) < at - SEEN_SECONDS:
+        newest = sorted(state.seen.items(), key=lambda kv: kv[1])[-SEEN_MAX:]
+        state.seen = {k: t for k, t in newest if t >= at - SEEN_SECONDS}
+        state.seen.setdefault(record_id, at)
     return True
+
+
+def _advance(state: ZoneState, at: float) -> None:
+    state.clock = at if state.clock is None else max(state.clock, at)
 
 
 def _note_people(state: ZoneState, zone: Zone, rules: ZoneRules, at: float) -> None:
@@ -297,23 +306,28 @@ def _note_people(state: ZoneState, zone: Zone, rules: ZoneRules, at: float) -> N
     elif people > state.day_peak[1]:
         state.day_peak = (day, people)
     span = rules.crowding.forecast.window_minutes * 60.0
-    state.density_samples.append((at, zone.density(people)))
-    state.density_samples.sort()
+    samples = state.density_samples
+    samples.append((at, zone.density(people)))
+    if len(samples) > 1 and samples[-2][0] > at:
+        samples.sort()
     cut = (state.clock or at) - span
-    state.density_samples = [s for s in state.density_samples if s[0] > cut]
+    if samples[0][0] <= cut:
+        state.density_samples = [s for s in samples if s[0] > cut]
 
 
-def _apply_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> None:
+def _apply_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> bool:
+    """Fold the reading into the zone; False if it is no newer than its sensor's latest."""
     at = _ts(reading.observed_at)
     kind, value = reading.kind, reading.value
     previous = state.sensors.get(reading.sensor_id)
-    if previous is not None and at < previous.at:
-        return  # an older reading than the sensor's latest: it cannot change the present
+    if previous is not None and at <= previous.at:
+        return False  # a repeat, or older than the sensor's latest: it cannot change the present
+    _advance(state, at)
     sensor = previous or Sensor(kind, at, value)
     if previous is not None:
-        gap = at - previous.at
-        if gap > 0:
-            sensor.gaps = [*sensor.gaps[-(GAPS_KEPT - 1) :], gap]
+        sensor.gaps = [*sensor.gaps[-(GAPS_KEPT - 1) :], at - previous.at]
+        if len(sensor.gaps) >= rules.no_signal.min_gaps:
+            sensor.usual = statistics.median(sensor.gaps)
         if value > 0 and (previous.value <= 0 or sensor.since is None):
             sensor.since = at
         elif value <= 0:
@@ -337,6 +351,7 @@ def _apply_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: 
             state.smoke_alarm_at[reading.sensor_id] = at
         else:
             state.smoke_alarm_at.pop(reading.sensor_id, None)
+    return True
 
 
 # ------------------------------------------------------------------------------ assessments --
@@ -495,16 +510,12 @@ def _fire_lane(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause:
 
 def _silent_sensors(state: ZoneState, rules: ZoneRules, now: float) -> list[str]:
     ns = rules.no_signal
-    silent = []
-    for sensor_id, sensor in sorted(state.sensors.items()):
-        usual = (
-            statistics.median(sensor.gaps)
-            if len(sensor.gaps) >= ns.min_gaps
-            else ns.default_interval_seconds
-        )
-        if now - sensor.at > ns.factor * usual:
-            silent.append(sensor_id)
-    return silent
+    default = ns.default_interval_seconds
+    return sorted(
+        sensor_id
+        for sensor_id, sensor in state.sensors.items()
+        if now - sensor.at > ns.factor * (sensor.usual or default)
+    )
 
 
 def _offline(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: str) -> Assessment:
@@ -623,14 +634,13 @@ def _risks_to_assess(state: ZoneState, touched: Risk | None) -> list[Risk]:
 def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> Step:
     """Apply one validated reading of ``zone`` to ``state`` (in place) and say what changed.
 
-    A reading id seen before (within an hour of event time) changes nothing. Every open alert of
-    the zone is re-assessed at the zone's event-time clock, so hold times and duration rules run
-    on while the zone's other sensors keep reporting; a reading also ends its sensor's silence.
+    A reading no newer than its sensor's latest — a repeated ``reading_id`` among them — changes
+    nothing (``duplicate``). Every open alert of the zone is re-assessed at the zone's event-time
+    clock, so hold times and duration rules run on while the zone's other sensors keep
+    reporting; a reading also ends its sensor's silence.
     """
-    at = _ts(reading.observed_at)
-    if not _remember(state, reading.reading_id, at):
+    if not _apply_reading(state, reading, zone, rules):
         return Step(duplicate=True, records=[])
-    _apply_reading(state, reading, zone, rules)
     assert state.clock is not None
     now = state.clock
     records: list[AlertRecord] = []
@@ -668,7 +678,7 @@ def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules:
     at = _ts(report.submitted_at)
     if not _remember(state, report.report_id, at):
         return Step(duplicate=True, records=[])
-    assert state.clock is not None
+    # Reports do not move the zone's clock: that is the sensors' event time.
     risk = _CATEGORY_RISK.get(report.category)
     records: list[AlertRecord] = []
     if risk == Risk.FIRE:
@@ -769,9 +779,8 @@ class CommandOutcome:
 
 def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
     """Apply an operator's command to the zone's open alert it names (in place)."""
-    if command.command_id in state.seen:
+    if not _remember(state, command.command_id, _ts(command.issued_at)):
         return CommandOutcome("duplicate")
-    state.seen[command.command_id] = _ts(command.issued_at)
     for key, alert in state.alerts.items():
         if alert.alert_id == command.alert_id:
             new, record = operator_action(

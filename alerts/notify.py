@@ -28,6 +28,9 @@ The rules, applied by :func:`decide` on every tick of the caller's wall clock (`
 * **Silences** (a callable passed in) hold back everything but ``resolved``: a silence stops
   new pages, not the all-clear for a page that already went out. Steps that came due during a
   silence fire when it ends.
+* **Inhibited** alerts (``inhibited: true``: a lower alert a 红 of the same zone explains, as in
+  Alertmanager's inhibition) are held back the same way; the 红 itself is what pages. When the
+  alert rises and stops being inhibited, it notifies like any other.
 
 Each notification goes to one target and has a deterministic id (uuid5 of alert, key and
 target) that receivers use as an idempotency key; retries of it are attempts, not new ids.
@@ -552,7 +555,7 @@ def decide(
         if track.notified and "resolved" not in track.fired:
             emit("resolved", NotificationKind.RESOLVED, max(track.top_step, 0), track.notified)
         return None, out
-    if silenced(record, now):
+    if record.inhibited or silenced(record, now):
         return track, []
 
     fired = set(track.fired)
