@@ -89,6 +89,8 @@ class NoSignal(_Strict):
     level: LevelName = "blue"
     min_gaps: int = Field(3, ge=1)
     default_interval_seconds: float = Field(60, gt=0)
+    #: Usual interval by kind until a sensor's own gaps are known (smoke panels report slowly).
+    kind_interval_seconds: dict[SensorKind, float] = Field(default_factory=dict)
     source: str
 
 

@@ -143,6 +143,7 @@ class ZoneState:
     gate_people: float | None = None  # occupancy estimated from entries − exits
     flows: list[tuple[float, float, float]] = field(default_factory=list)  # (at, in, out)
     density_samples: list[tuple[float, float]] = field(default_factory=list)
+    sample_source: str = ""  # what the samples count with: "gates" or "cameras:<n>"
     peaks: dict[str, WindowMax] = field(
         default_factory=lambda: {name: WindowMax(span) for name, span in PEAK_WINDOWS.items()}
     )
@@ -153,6 +154,11 @@ class ZoneState:
     alerts: dict[str, AlertState] = field(default_factory=dict)  # key: risk or report:<cat>
 
     # -- people -------------------------------------------------------------------------------
+    def counting_source(self) -> str:
+        """What the people count comes from; a trend across a change of source means nothing."""
+        cams = sum(1 for s in self.sensors.values() if s.kind == SensorKind.PEOPLE_COUNT)
+        return f"cameras:{cams}" if cams else "gates"
+
     def counted_people(self) -> float | None:
         """People in the zone now: the cameras' latest counts summed, else the gate estimate."""
         cams = [s.value for s in self.sensors.values() if s.kind == SensorKind.PEOPLE_COUNT]
@@ -172,6 +178,7 @@ class ZoneState:
             "gate_people": self.gate_people,
             "flows": [list(f) for f in self.flows],
             "density_samples": [list(d) for d in self.density_samples],
+            "sample_source": self.sample_source,
             "peaks": {name: w.dump() for name, w in self.peaks.items()},
             "day_peak": list(self.day_peak) if self.day_peak else None,
             "fire_reports": self.fire_reports,
@@ -191,6 +198,7 @@ class ZoneState:
             gate_people=data["gate_people"],
             flows=[(f[0], f[1], f[2]) for f in data["flows"]],
             density_samples=[(d[0], d[1]) for d in data["density_samples"]],
+            sample_source=data.get("sample_source", ""),
             peaks={
                 name: WindowMax(span, ((t, v) for t, v in data["peaks"].get(name, [])))
                 for name, span in PEAK_WINDOWS.items()
@@ -306,6 +314,12 @@ def _note_people(state: ZoneState, zone: Zone, rules: ZoneRules, at: float) -> N
     elif people > state.day_peak[1]:
         state.day_peak = (day, people)
     span = rules.crowding.forecast.window_minutes * 60.0
+    source = state.counting_source()
+    if source != state.sample_source:
+        # A camera joined (its first count adds to the sum) or cameras replaced the gates'
+        # estimate: the jump is not a trend. Start the trend afresh.
+        state.sample_source = source
+        state.density_samples = []
     samples = state.density_samples
     samples.append((at, zone.density(people)))
     if len(samples) > 1 and samples[-2][0] > at:
@@ -391,13 +405,17 @@ def _crowding(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: 
         if cap_target is not None and zone.capacity:
             targets.append(cap_target * zone.capacity / zone.area_m2)
         if targets:
+            # Hysteresis: while a predicted alert stands, a weaker trend keeps it (half the
+            # evidence, twice the horizon), so a forecast hovering at its bar does not flap.
+            current = state.alerts.get(Risk.CROWDING.value)
+            sticky = 2.0 if current is not None and current.predicted else 1.0
             forecast = forecast_crossing(
                 state.density_samples,
                 min(targets),
-                fc.horizon_minutes,
+                fc.horizon_minutes * sticky,
                 min_points=fc.min_points,
-                min_slope=fc.min_slope,
-                min_t=fc.min_t,
+                min_slope=fc.min_slope / sticky,
+                min_t=fc.min_t / sticky,
             )
             if forecast is not None:
                 want = Level(fc.level)
@@ -511,10 +529,11 @@ def _fire_lane(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause:
 def _silent_sensors(state: ZoneState, rules: ZoneRules, now: float) -> list[str]:
     ns = rules.no_signal
     default = ns.default_interval_seconds
+    by_kind = ns.kind_interval_seconds
     return sorted(
         sensor_id
         for sensor_id, sensor in state.sensors.items()
-        if now - sensor.at > ns.factor * (sensor.usual or default)
+        if now - sensor.at > ns.factor * (sensor.usual or by_kind.get(sensor.kind, default))
     )
 
 

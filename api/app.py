@@ -1,5 +1,6 @@
 """The HTTP API's factory. Nothing connects at import time: :func:`create_api` builds the engine,
-the metrics registry and the routers from the settings it is given.
+the metrics registry, the zone registry, the Kafka producer + alert feed and the routers from the
+settings it is given; the broker connections start in the app's lifespan, in the background.
 
 The entrypoint reads :class:`~infra.settings.Settings` from the environment once and passes it
 here; tests construct ``Settings(...)`` and call the factory directly.
@@ -7,19 +8,33 @@ here; tests construct ``Settings(...)`` and call the factory directly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
+from api.bus import AlertHub, KafkaBus, Publisher
+from api.context import ApiContext, load_registry
 from api.errors import install_error_handlers
 from api.health import ReadyCheck, default_ready_check, health_router
+from api.limits import BodyLimitMiddleware, TokenBucketLimiter
 from api.metrics import HttpMetrics, MetricsMiddleware, metrics_router
+from api.notifier import Notifier
+from api.pages import router as pages_router
+from api.routes.alerts import alerts_router
+from api.routes.reports import reports_router
+from api.routes.silences import silences_router
+from api.routes.zones import zones_router
 from infra.db import make_engine
 from infra.settings import Settings
+from models.zones import ZoneRegistry
+from streams.topics import TopicNames
 
 __all__ = ["API_TITLE", "create_api", "package_version"]
 
@@ -34,45 +49,162 @@ def package_version() -> str:
         return "0+unknown"
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def create_api(
     settings: Settings,
     *,
     engine: Engine | None = None,
     ready_check: ReadyCheck | None = None,
+    publisher: Publisher | None = None,
+    hub: AlertHub | None = None,
+    zones: ZoneRegistry | None = None,
+    now: Callable[[], datetime] = _utc_now,
 ) -> FastAPI:
     """Build the API application.
 
     ``engine`` defaults to one for ``settings.resolved_database_url()`` (disposed when the app
     shuts down; a given engine is left to its owner). ``ready_check`` defaults to the broker,
-    topic and database checks of :func:`api.health.default_ready_check`. The app's
-    ``state`` carries ``settings``, ``engine`` and ``metrics_registry``.
+    topic and database checks of :func:`api.health.default_ready_check`. ``publisher`` defaults
+    to the aiokafka producer of a :class:`~api.bus.KafkaBus`, which also feeds ``hub`` (the live
+    alert stream) from ``puhui.alerts``; both start in the lifespan. A given publisher is left to
+    its owner and nothing consumes (tests feed ``hub`` themselves). ``zones`` defaults to the
+    registry the settings name; ``now`` is the clock (report times, command times, rate limits,
+    silence windows). The app's ``state`` carries ``settings``, ``engine``,
+    ``metrics_registry``, ``zones``, ``alert_hub``, ``bus``, ``notifier`` (``None`` unless
+    ``PUHUI_WEBHOOK_SECRET`` is set and the API consumes) and ``ctx`` (the :class:`ApiContext`).
+    The console (``/``) and the volunteer page (``/report``) come from :mod:`api.pages`.
+
+    The database must be migrated already (``puhui api`` and ``puhui migrate`` do it).
     """
     owns_engine = engine is None
     db = engine if engine is not None else make_engine(settings.resolved_database_url())
     check = ready_check if ready_check is not None else default_ready_check(settings, db)
     registry = CollectorRegistry()
     metrics = HttpMetrics.create(registry)
+    hub = hub if hub is not None else AlertHub()
+    bus = KafkaBus(settings, hub) if publisher is None else None
+    ctx = ApiContext(
+        settings=settings,
+        engine=db,
+        zones=zones if zones is not None else load_registry(settings),
+        topics=TopicNames.with_prefix(settings.topic_prefix),
+        publisher=publisher if publisher is not None else bus,  # type: ignore[arg-type]
+        hub=hub,
+        report_limiter=TokenBucketLimiter(
+            burst=settings.report_rate_burst,
+            per_minute=settings.report_rate_per_minute,
+            now=now,
+        ),
+        now=now,
+    )
+    # Webhook escalation (only with PUHUI_WEBHOOK_SECRET set, and only when the API consumes).
+    notifier = (
+        Notifier.from_settings(settings, db, registry=registry, zones=ctx.zones)
+        if bus is not None
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if bus is not None:
+            await bus.start()
+        if notifier is not None:
+            await notifier.start()
         try:
             yield
         finally:
+            if notifier is not None:
+                await notifier.stop()
+            if bus is not None:
+                await bus.stop()
             if owns_engine:
                 db.dispose()
 
     app = FastAPI(
         title=API_TITLE,
         version=package_version(),
-        description="Incident monitoring for 打浦桥街道: health, metrics and the control room.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS,
     )
     app.state.settings = settings
     app.state.engine = db
     app.state.metrics_registry = registry
+    app.state.zones = ctx.zones
+    app.state.alert_hub = hub
+    app.state.bus = bus
+    app.state.notifier = notifier
+    app.state.ctx = ctx
 
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(health_router(check))
     app.include_router(metrics_router(registry))
+    app.include_router(zones_router(ctx))
+    app.include_router(reports_router(ctx))
+    app.include_router(alerts_router(ctx))
+    app.include_router(silences_router(ctx))
+    app.include_router(pages_router)
+    app.openapi = _openapi_with_zones(app, ctx.zones)  # type: ignore[method-assign]
     return app
+
+
+API_DESCRIPTION = """\
+Incident monitoring for 打浦桥街道: health, metrics, the control room and volunteer reports.
+
+**Access**: `Authorization: Bearer <token>` (`puhui token create --role volunteer|operator|admin
+--name NAME`). Volunteers submit reports and read their own; operators read and act on alerts;
+admins also manage silences. No, unknown or revoked token: 401; a role too low: 403.
+
+**Errors** share one shape, `{"error": {"code", "message", "details"?}}`; a 422 names each bad
+field in `details[].field`. A body that is not JSON is a 400, one over the size limit a 413.
+Nothing is written when a request is rejected.
+
+**Operator actions are commands**: they go to `puhui.alert-commands`; the worker applies them and
+publishes the alert record, so they answer 202 and show up on the live stream and in the alert's
+history moments later.
+"""
+
+OPENAPI_TAGS = [
+    {"name": "reports", "description": "Volunteer reports (Open311 GeoReport v2 in spirit)"},
+    {"name": "alerts", "description": "The alert board, actions, live stream and CAP export"},
+    {"name": "incidents", "description": "Every alert episode, open and closed"},
+    {"name": "silences", "description": "Hold back notifications for matching alerts"},
+    {"name": "zones", "description": "The zone registry with live crowd figures"},
+    {"name": "access", "description": "Who the token belongs to"},
+    {"name": "operations", "description": "Probes and metrics"},
+]
+
+
+def _openapi_with_zones(app: FastAPI, zones: ZoneRegistry) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document, with the registry's zone ids and sites as the allowed values of the
+    request bodies' ``zone_id`` and ``site`` (clients can offer them as choices)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        choices = {"zone_id": sorted(zones.ids()), "site": sorted(zones.sites())}
+        for component in schema.get("components", {}).get("schemas", {}).values():
+            for name, values in choices.items():
+                prop = component.get("properties", {}).get(name)
+                if prop is None or component.get("additionalProperties") is not False:
+                    continue  # request bodies only (they forbid extra fields)
+                branches = prop.get("anyOf", [prop])
+                for branch in branches:
+                    if branch.get("type") == "string":
+                        branch["enum"] = values
+        app.openapi_schema = schema
+        return schema
+
+    return openapi

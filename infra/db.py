@@ -26,15 +26,18 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from alerts.silences import Silence
 from models.contracts import AlertRecord, VolunteerReport
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -332,3 +335,173 @@ def upsert_zone_status(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
     )
     with engine.begin() as conn:
         conn.execute(stmt, list(rows))
+
+
+# -- HTTP API: report intake and silences ------------------------------------------------------
+
+
+class SilenceRow(Base):
+    """A silence: matchers on zone, site, risk and level (``None`` = any) and a time window.
+    A deleted silence keeps its row (who deleted it, when) but no longer silences anything."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    zone_id: Mapped[str | None] = mapped_column(String(128))
+    site: Mapped[str | None] = mapped_column(String(128))
+    risk: Mapped[str | None] = mapped_column(String(32))
+    level: Mapped[str | None] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_by: Mapped[str | None] = mapped_column(String(128))
+
+    def to_silence(self) -> Silence:
+        """The pure-core value the notifier matches alerts against."""
+        return Silence(
+            id=self.id,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            zone_id=self.zone_id,
+            site=self.site,
+            risk=self.risk,
+            level=self.level,
+            comment=self.comment,
+            created_by=self.created_by,
+        )
+
+
+def insert_report(engine: Engine, report: VolunteerReport) -> bool:
+    """Store a report as submitted (no alert yet); idempotent. True if this call inserted it."""
+    table = ReportRow.__table__
+    stmt = _insert(engine, table).on_conflict_do_nothing(index_elements=[table.c.report_id])
+    row = {
+        "report_id": report.report_id,
+        "reporter_id": report.reporter_id,
+        "zone_id": report.zone_id,
+        "category": report.category.value,
+        "description": report.description,
+        "submitted_at": report.submitted_at,
+        "lat": report.lat,
+        "lon": report.lon,
+        "photo_url": report.photo_url,
+        "alert_id": None,
+    }
+    with engine.begin() as conn:
+        return bool(conn.execute(stmt, row).rowcount)
+
+
+def delete_report(engine: Engine, report_id: str) -> None:
+    """Remove a report the pipeline never received (its produce failed); linked ones stay."""
+    with engine.begin() as conn:
+        conn.execute(
+            delete(ReportRow).where(ReportRow.report_id == report_id, ReportRow.alert_id.is_(None))
+        )
+
+
+def insert_silence(engine: Engine, row: SilenceRow) -> SilenceRow:
+    """Store a new silence and return it."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        session.add(row)
+    return row
+
+
+def list_silences(
+    engine: Engine, *, now: datetime | None = None, include_deleted: bool = False
+) -> list[SilenceRow]:
+    """Silences, newest first. With ``now``, only those that have not ended by then (in effect or
+    pending); deleted ones only with ``include_deleted``."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(SilenceRow).order_by(SilenceRow.created_at.desc(), SilenceRow.id)
+        if now is not None:
+            query = query.where(SilenceRow.ends_at > now)
+        if not include_deleted:
+            query = query.where(SilenceRow.deleted_at.is_(None))
+        return list(session.scalars(query))
+
+
+def load_silences(engine: Engine, now: datetime) -> list[Silence]:
+    """The silences that are in effect or pending at ``now`` (not deleted), as pure values for
+    :func:`alerts.silences.is_silenced`."""
+    return [row.to_silence() for row in list_silences(engine, now=now)]
+
+
+def delete_silence(engine: Engine, silence_id: str, actor: str, now: datetime) -> bool:
+    """Mark a silence deleted by ``actor`` at ``now``. False if unknown or deleted already."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(SilenceRow)
+            .where(SilenceRow.id == silence_id, SilenceRow.deleted_at.is_(None))
+            .values(deleted_at=now, deleted_by=actor)
+        )
+        return bool(result.rowcount)
+
+
+# -- Notifications: webhook delivery attempts (api/notifier.py) ----------------------------------
+
+
+class NotificationAttemptRow(Base):
+    """One attempt to deliver one webhook notification; ``(notification_id, attempt)`` is unique,
+    so writing the same attempt twice adds nothing."""
+
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[str] = mapped_column(String(36))
+    alert_id: Mapped[str] = mapped_column(String(64), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(128))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    delivered: Mapped[bool]
+
+    __table_args__ = (
+        UniqueConstraint("notification_id", "attempt", name="uq_notification_attempt"),
+    )
+
+
+def record_notification_attempts(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
+    """Store delivery attempts (keys: NotificationAttemptRow's columns but ``id``); idempotent."""
+    if not rows:
+        return
+    table = NotificationAttemptRow.__table__
+    stmt = _insert(engine, table).on_conflict_do_nothing(
+        index_elements=[table.c.notification_id, table.c.attempt]
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt, list(rows))
+
+
+def load_notification_attempts(
+    engine: Engine, alert_ids: Iterable[str] | None = None
+) -> list[NotificationAttemptRow]:
+    """Delivery attempts in the order they were made (optionally of some alerts only)."""
+    with Session(engine, expire_on_commit=False) as session:
+        query = select(NotificationAttemptRow).order_by(
+            NotificationAttemptRow.at, NotificationAttemptRow.id
+        )
+        if alert_ids is not None:
+            query = query.where(NotificationAttemptRow.alert_id.in_(list(alert_ids)))
+        return list(session.scalars(query))
+
+
+def load_open_alert_records(engine: Engine) -> list[AlertRecord]:
+    """Every stored record of the alerts that are not resolved, by alert and revision: what the
+    notifier folds to pick up open alerts again after a restart."""
+    with Session(engine) as session:
+        query = (
+            select(AlertHistoryRow.record)
+            .join(AlertRow, AlertRow.alert_id == AlertHistoryRow.alert_id)
+            .where(AlertRow.status != "resolved")
+            .order_by(AlertHistoryRow.alert_id, AlertHistoryRow.revision)
+        )
+        return [AlertRecord.model_validate(record) for record in session.scalars(query)]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
+from infra.logs import configure_logging, logging_config
 from infra.settings import Settings
 
 log = logging.getLogger("puhui")
@@ -76,7 +77,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
     prepare(settings)
     pipeline = create_app(settings)
-    worker = faust.Worker(pipeline.app, loglevel=settings.log_level)
+    worker = faust.Worker(
+        pipeline.app, loglevel=settings.log_level, logging_config=logging_config(settings)
+    )
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
 
@@ -92,6 +95,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
         create_api(settings),
         host=settings.http_host,
         port=settings.http_port,
+        log_config=None,
         log_level=settings.log_level.lower(),
     )
     return 0
@@ -152,6 +156,13 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"token {args.id} revoked")
     return 0
+
+
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
+    """Throughput, latency and memory on a private broker (``streams/bench.py``)."""
+    from streams.bench import main_bench
+
+    return main_bench(args)
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -262,17 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = tsub.add_parser("revoke")
     revoke.add_argument("id", type=int)
     token.set_defaults(func=cmd_token)
+
+    from streams.bench import add_arguments as bench_arguments
+
+    bench = sub.add_parser("bench", help="throughput, alert latency and memory, measured")
+    bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings)
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return int(args.func(settings, args) or 0)

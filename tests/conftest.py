@@ -219,3 +219,92 @@ def alert_records(messages: list[Any]) -> list[dict[str, Any]]:
     """Alert records in per-alert revision order (topic order across partitions is not global)."""
     records = [json.loads(m.value) for m in messages]
     return sorted(records, key=lambda r: (r["opened_at"], r["alert_id"], r["revision"]))
+
+
+# -- fault tests (tests/fault): a private broker and database they may stop ---------------------
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[Any]:
+    """A Kafka broker of this test alone (in ``tmp_path``, on free ports), which the test may stop
+    and start again; stopped at teardown. Never the shared test broker."""
+    from infra.broker import KafkaBroker
+
+    broker = KafkaBroker(
+        tmp_path / "private-kafka",
+        bootstrap=f"127.0.0.1:{free_port()}",
+        controller_port=free_port(),
+        heap="384m",
+    )
+    broker.start(timeout=120)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of this test alone (``infra/scripts/postgres.sh`` with its own state
+    directory and port), which the test may stop and start again."""
+
+    state_dir: Path
+    port: int
+
+    def _run(self, action: str) -> str:
+        env = {
+            **os.environ,
+            "PUHUI_STATE_DIR": str(self.state_dir),
+            "PUHUI_PG_PORT": str(self.port),
+        }
+        script = REPO / "infra" / "scripts" / "postgres.sh"
+        out = subprocess.run(
+            ["bash", str(script), action],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        return out.stdout.strip()
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+    @property
+    def url(self) -> str:
+        return self._run("url")
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
+    """A started private PostgreSQL (see :class:`PrivatePostgres`), stopped at teardown."""
+    pg = PrivatePostgres(tmp_path / "private-pg", free_port())
+    pg.state_dir.mkdir(parents=True, exist_ok=True)
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+@pytest.fixture
+def fresh_pg_database(pg_url: str) -> Iterator[str]:
+    """URL of a new, empty database on the shared test PostgreSQL, dropped at teardown (the
+    server itself is never stopped)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"puhui_fault_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

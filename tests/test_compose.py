@@ -88,7 +88,7 @@ def image_tag(service: dict[str, Any]) -> tuple[str, str]:
 
 
 def test_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"kafka", "postgres", "prometheus", "worker", "api", "simulator"}
+    expected = {"kafka", "postgres", "prometheus", "grafana", "worker", "api", "simulator"}
     assert expected <= services.keys()
 
 
@@ -239,6 +239,9 @@ def test_prometheus_mounts_exist_in_the_repo(services: dict[str, dict[str, Any]]
     assert mounts["/etc/prometheus/prometheus.yml"].is_file()
     assert mounts["/etc/prometheus/rules"] == REPO_ROOT / "infra" / "prometheus" / "rules"
     assert mounts["/etc/prometheus/rules"].is_dir()
+    rule_files = sorted(mounts["/etc/prometheus/rules"].glob("*.yml"))
+    assert rule_files, "the rules mount holds no rule files"
+    assert all("groups" in load_yaml(path) for path in rule_files), rule_files
 
 
 def test_prometheus_scrapes_worker_and_api(services: dict[str, dict[str, Any]]) -> None:
@@ -255,3 +258,29 @@ def test_prometheus_scrapes_worker_and_api(services: dict[str, dict[str, Any]]) 
         job = jobs[job_name]
         assert job.get("metrics_path", "/metrics") == "/metrics"
         assert [t for group in job["static_configs"] for t in group["targets"]] == [target]
+
+
+def test_grafana_mounts_the_provisioning_and_the_dashboards(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    assert re.fullmatch(r"grafana/grafana:11\.\d+\.\d+", grafana["image"])
+    assert published_ports(grafana) == {3000: 3000}
+    assert "prometheus" in grafana["depends_on"]
+    mounts: dict[str, Path] = {}
+    for volume in grafana["volumes"]:
+        source, target, *options = str(volume).split(":")
+        if source.startswith("./"):
+            assert options == ["ro"], f"{volume} is not read-only"
+            mounts[target] = REPO_ROOT / source
+    provisioning = mounts["/etc/grafana/provisioning"]
+    assert provisioning == REPO_ROOT / "infra" / "grafana" / "provisioning"
+    assert (provisioning / "datasources").is_dir() and (provisioning / "dashboards").is_dir()
+    # The dashboard provider reads the folder the dashboards are mounted at.
+    [provider] = load_yaml(provisioning / "dashboards" / "puhui.yml")["providers"]
+    dashboards = mounts[provider["options"]["path"]]
+    assert dashboards == REPO_ROOT / "infra" / "grafana" / "dashboards"
+    assert sorted(dashboards.glob("*.json")), "the dashboards mount holds no dashboard"
+    [source] = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    assert urlsplit(source["url"]).hostname == "prometheus"
+    assert urlsplit(source["url"]).port == published_ports(services["prometheus"])[9090]

@@ -9,6 +9,7 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 if [[ "${1:-}" == "--test" ]]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  [[ -x /usr/bin/chromium ]] || need+=(chromium)  # browser tests (Playwright drives it)
 fi
 if ((${#need[@]})); then
   echo "prereqs: installing ${need[*]}" >&2

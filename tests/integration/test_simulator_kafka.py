@@ -17,9 +17,16 @@ import pytest
 from kafka import KafkaConsumer
 
 from infra.kafka_admin import ensure_topics, wait_for_metadata
-from models.contracts import SensorReading, decode_reading
+from models.contracts import SensorKind, SensorReading, decode_reading, decode_report
 from models.zones import ZoneRegistry, load_bundled_zones
-from streams.simulator import encode_reading, generate, run
+from streams.simulator import (
+    encode_reading,
+    encode_report,
+    generate,
+    generate_reports,
+    run,
+    run_scenario,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,12 +40,16 @@ def zones() -> ZoneRegistry:
     return load_bundled_zones()
 
 
-@pytest.fixture
-def topic() -> str:
+def new_topic() -> str:
     wait_for_metadata(BOOTSTRAP, timeout=30)  # raises (the test fails) without a broker
     name = f"test.simulator.{uuid.uuid4().hex[:12]}"
     ensure_topics(BOOTSTRAP, {name: PARTITIONS})
     return name
+
+
+@pytest.fixture
+def topic() -> str:
+    return new_topic()
 
 
 def consume(topic: str, expected: int, timeout: float = 60.0) -> list[tuple[int, bytes, bytes]]:
@@ -108,5 +119,38 @@ def test_paced_run_replays_event_time(zones: ZoneRegistry, topic: str) -> None:
 
     records = consume(topic, len(readings))
     assert sorted(decode_reading(v, zones.ids()).reading_id for _, _, v in records) == sorted(
+        r.reading_id for r in readings
+    )
+
+
+def test_a_scenario_goes_out_with_its_reports(zones: ZoneRegistry, topic: str) -> None:
+    """``run_scenario``: readings on one topic, volunteer reports on the other, keyed by zone,
+    byte for byte what ``encode_reading`` / ``encode_report`` give."""
+    reports_topic = new_topic()
+    start = datetime(2024, 5, 4, 9, 0, tzinfo=CST)
+    duration = timedelta(minutes=20)
+    kinds = {SensorKind.SMOKE, SensorKind.PEOPLE_COUNT, SensorKind.HEARTBEAT}
+    readings = generate(zones, start, duration, scenario="fire_report", seed=5, kinds=kinds)
+    reports = generate_reports(zones, start, duration, scenario="fire_report", seed=5)
+    assert len(reports) == 2
+    assert run_scenario(BOOTSTRAP, topic, readings, reports_topic, reports, speed=0) == (
+        len(readings),
+        len(reports),
+    )
+
+    ids = zones.ids()
+    back = consume(reports_topic, len(reports))
+    assert len(back) == len(reports)
+    expected = {r.report_id: encode_report(r) for r in reports}
+    for _, key, value in back:
+        report = decode_report(value, ids)
+        assert key == report.zone_id.encode("utf-8")
+        assert value == expected[report.report_id]
+        assert value.decode("utf-8").count("+08:00") == 1
+    by_id = {r.report_id: r for r in reports}
+    assert {(r := decode_report(v, ids)).report_id: r for _, _, v in back} == by_id
+
+    records = consume(topic, len(readings))
+    assert sorted(decode_reading(v, ids).reading_id for _, _, v in records) == sorted(
         r.reading_id for r in readings
     )

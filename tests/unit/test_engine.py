@@ -167,9 +167,8 @@ def test_fire_resolves_when_detectors_clear_and_other_sensors_advance_time() -> 
     )
     fire = [r.change for r in recs if r.risk == Risk.FIRE]
     assert fire == [Change.RAISED, Change.RESOLVED]
-    # the detector said nothing for 5 minutes (> 3 × its default 60 s interval): offline
-    assert [(r.risk, r.change) for r in recs if r.risk != Risk.FIRE] == [
-        (Risk.SENSOR_OFFLINE, Change.RAISED)]
+    # 5 quiet minutes are normal for a smoke detector (it reports every 5 min): not offline
+    assert [r for r in recs if r.risk != Risk.FIRE] == []
 
 
 def test_state_round_trips_through_dict() -> None:

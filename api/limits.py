@@ -1,0 +1,149 @@
+"""Request limits: a cap on body size (413) and a per-caller token bucket (429).
+
+The body limit is checked twice: a declared ``Content-Length`` over the limit is refused before
+anything is read, and a body streamed without one (chunked) is counted as it arrives and refused
+as soon as it passes the limit. Either way the endpoint never runs, so nothing is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PayloadTooLarge, RateLimited, error_response
+
+__all__ = ["BodyLimitMiddleware", "TokenBucketLimiter"]
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI middleware: refuse request bodies over ``max_bytes`` with 413.
+
+    A body within the limit is read in full here and replayed to the app (at most ``max_bytes``
+    are ever held), so the app sees it exactly as sent.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send, f"{declared} bytes declared")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away; nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send, f"more than {self.max_bytes} bytes sent")
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, why: str) -> None:
+        error = PayloadTooLarge(f"the request body is too large ({why}; limit {self.max_bytes})")
+        response = error_response(error)
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float  # epoch seconds of the last refill
+
+
+@dataclass
+class TokenBucketLimiter:
+    """A token bucket per key (a reporter): ``burst`` requests at once, refilled at
+    ``per_minute``. The clock is injected so tests control time.
+
+    :meth:`take` either consumes a token or raises :class:`~api.errors.RateLimited` with the
+    seconds until one is available; :meth:`give_back` returns a token for a request that was
+    accepted but then failed for reasons not the caller's (the broker was down).
+    """
+
+    burst: int
+    per_minute: float
+    now: Callable[[], datetime]
+    max_keys: int = 10_000
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    def _refilled(self, key: str, at: float) -> _Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(float(self.burst), at)
+            self._buckets[key] = bucket
+        elapsed = max(0.0, at - bucket.at)
+        bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.per_minute / 60.0)
+        bucket.at = at
+        return bucket
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may make another request (0 when it may now)."""
+        bucket = self._refilled(key, self.now().timestamp())
+        if bucket.tokens >= 1.0:
+            return 0.0
+        return (1.0 - bucket.tokens) * 60.0 / self.per_minute
+
+    def take(self, key: str) -> None:
+        """Consume one token of ``key`` or raise :class:`RateLimited`."""
+        at = self.now().timestamp()
+        self._prune(at)
+        bucket = self._refilled(key, at)
+        if bucket.tokens < 1.0:
+            # A hair below a whole second is float noise, not another second to wait.
+            wait = math.ceil((1.0 - bucket.tokens) * 60.0 / self.per_minute - 1e-6)
+            raise RateLimited(f"too many reports; try again in {wait} s", retry_after=wait)
+        bucket.tokens -= 1.0
+
+    def give_back(self, key: str) -> None:
+        """Return the token a failed request took."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(float(self.burst), bucket.tokens + 1.0)
+
+    def _prune(self, at: float) -> None:
+        # Keys whose bucket has refilled completely carry no information: forget them, so the
+        # table cannot grow without bound.
+        if len(self._buckets) < self.max_keys:
+            return
+        full = 60.0 * self.burst / self.per_minute
+        for key in [k for k, b in self._buckets.items() if at - b.at >= full]:
+            del self._buckets[key]

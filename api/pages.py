@@ -1,0 +1,72 @@
+"""The two browser pages: the operators' console at ``/`` and the volunteers' page at ``/report``.
+
+Plain HTML, CSS and JavaScript from ``api/static/``, no build step and nothing loaded from another
+origin. The pages talk to the JSON API with the bearer token the user typed (kept in the tab's
+``sessionStorage``). Every response here carries a Content-Security-Policy that allows scripts,
+styles and connections to this origin only: the pages insert user text as text, never as markup,
+and the policy is a second line should that ever slip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from api.errors import NotFound
+
+__all__ = ["SECURITY_HEADERS", "STATIC_DIR", "router"]
+
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+
+_MEDIA_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+}
+
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Small files that change with the code: always revalidate (ETag / Last-Modified).
+    "Cache-Control": "no-cache",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _file(name: str) -> FileResponse:
+    path = STATIC_DIR / name
+    media_type = _MEDIA_TYPES.get(path.suffix)
+    # Only files directly in static/ with a known type: no traversal, no directory listing.
+    if "/" in name or "\\" in name or name.startswith(".") or media_type is None:
+        raise NotFound(f"no such file: {name}")
+    if not path.is_file():
+        raise NotFound(f"no such file: {name}")
+    return FileResponse(path, media_type=media_type, headers=SECURITY_HEADERS)
+
+
+@router.get("/")
+def console_page() -> FileResponse:
+    """The operators' console."""
+    return _file("console.html")
+
+
+@router.get("/report")
+def report_page() -> FileResponse:
+    """The volunteers' report page."""
+    return _file("report.html")
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> FileResponse:
+    """A script, stylesheet or icon of the pages."""
+    return _file(name)

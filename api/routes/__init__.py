@@ -1,0 +1,1 @@
+"""The control room's and the volunteers' endpoints, one router per resource."""

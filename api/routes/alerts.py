@@ -1,0 +1,373 @@
+"""Alerts for the control room: the board, one alert's detail, the operators' actions, the live
+stream, the CAP export, and the incident log.
+
+Operators do not change alerts here. An action becomes an ``AlertCommand`` on
+``puhui.alert-commands`` keyed by zone; the worker that holds the zone's state applies it and
+publishes the resulting alert record (it is the single writer of revisions), and its persist agent
+writes that record to ``alerts`` + ``alert_history`` — the audit trail of who did what, when, and
+why. So an action answers 202: accepted, to be applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Caller, OperatorCaller, StreamCaller
+from api.bus import PublishError
+from api.cap import CapRef, build_cap, cap_ref
+from api.context import ApiContext
+from api.errors import Conflict, NotFound, Unavailable
+from api.queries import (
+    OPEN_STATUSES,
+    cap_ranks,
+    get_alert,
+    list_alerts,
+    load_history,
+    reports_for_alert,
+)
+from api.routes.common import FilterQuery, Limit, Offset, alert_filter, alert_item, listing_item
+from api.schemas import (
+    ALERT_ID_EXAMPLE,
+    ID_PATTERN,
+    ActionIn,
+    AlertDetail,
+    AlertPage,
+    AssignIn,
+    CommandAccepted,
+    IncidentPage,
+    error_responses,
+)
+from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction
+
+__all__ = ["alerts_router", "sse_event"]
+
+CAP_MEDIA_TYPE = "application/cap+xml"
+
+AlertId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="The alert's id", examples=[ALERT_ID_EXAMPLE])
+]
+
+_FILTER_DOC = (
+    "Filters (each repeatable or comma-separated): `status` (firing, acknowledged, resolved, "
+    "or `all`), `zone` (zone id), `site`, `risk`, `level` (blue, yellow, orange, red)."
+)
+
+
+def sse_event(record: AlertRecord) -> str:
+    """One server-sent event for an alert record."""
+    event_id = f"{record.alert_id}:{record.revision}"
+    return f"event: alert\nid: {event_id}\ndata: {record.model_dump_json()}\n\n"
+
+
+def alerts_router(ctx: ApiContext) -> APIRouter:
+    """``/api/alerts/**`` and ``/api/incidents``."""
+    router = APIRouter(tags=["alerts"])
+
+    # -- live stream (declared before /api/alerts/{alert_id}, which would match "stream") ------
+
+    @router.get(
+        "/api/alerts/stream",
+        summary="Live alert records as server-sent events",
+        description="Each change of an alert, as published on `puhui.alerts`: `event: alert`, "
+        "`id: <alert_id>:<revision>`, `data: <alert record JSON>`. A `: live` comment says the "
+        "feed is positioned at the end of the topic (every record after it is delivered); a "
+        "`: keep-alive` comment follows every 15 s of silence. The stream ends after "
+        "`PUHUI_SSE_MAX_SECONDS` (EventSource reconnects). The token may be given as "
+        "`?access_token=` since EventSource cannot set headers.",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "An endless event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **error_responses(401, 403, 422),
+        },
+    )
+    async def stream(request: Request, _caller: StreamCaller) -> StreamingResponse:
+        settings = ctx.settings
+        keepalive = settings.sse_keepalive_seconds
+        hub = ctx.hub
+
+        async def events() -> AsyncIterator[str]:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + settings.sse_max_seconds
+            with hub.subscribe() as sub:
+                yield "retry: 3000\n: connected\n\n"
+                while not hub.live.is_set():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return
+                    try:
+                        await asyncio.wait_for(hub.live.wait(), min(keepalive, remaining))
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                yield ": live\n\n"
+                while not sub.overflowed:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return
+                    try:
+                        record = await asyncio.wait_for(sub.get(), min(keepalive, remaining))
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                    yield sse_event(record)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    # -- the board ------------------------------------------------------------------------------
+
+    @router.get(
+        "/api/alerts",
+        summary="Alerts, most severe first (default: the open ones)",
+        description=_FILTER_DOC + " Default status: firing and acknowledged. Ordered by level "
+        "(red first), then the most recently changed.",
+        response_model=AlertPage,
+        responses=error_responses(401, 403, 422),
+    )
+    def board(
+        _caller: OperatorCaller,
+        status: FilterQuery = None,
+        zone: FilterQuery = None,
+        site: FilterQuery = None,
+        risk: FilterQuery = None,
+        level: FilterQuery = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        where = alert_filter(
+            ctx,
+            status=status,
+            zone=zone,
+            site=site,
+            risk=risk,
+            level=level,
+            default_statuses=OPEN_STATUSES,
+        )
+        rows, total = list_alerts(ctx.engine, where, limit=limit, offset=offset)
+        items = [alert_item(ctx, r.alert, r.latest) for r in rows]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @router.get(
+        "/api/incidents",
+        summary="Every alert episode, open and closed, newest first",
+        description=_FILTER_DOC + " Default: all statuses. Each item counts the volunteer "
+        "reports linked to it.",
+        response_model=IncidentPage,
+        tags=["incidents"],
+        responses=error_responses(401, 403, 422),
+    )
+    def incidents(
+        _caller: OperatorCaller,
+        status: FilterQuery = None,
+        zone: FilterQuery = None,
+        site: FilterQuery = None,
+        risk: FilterQuery = None,
+        level: FilterQuery = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        where = alert_filter(
+            ctx,
+            status=status,
+            zone=zone,
+            site=site,
+            risk=risk,
+            level=level,
+            default_statuses=None,
+        )
+        rows, total = list_alerts(ctx.engine, where, limit=limit, offset=offset, order="recent")
+        items = [listing_item(ctx, r) for r in rows]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @router.get(
+        "/api/alerts/{alert_id}",
+        summary="One alert with its evidence, history (audit trail) and linked reports",
+        response_model=AlertDetail,
+        responses=error_responses(401, 403, 404, 422),
+    )
+    def detail(alert_id: AlertId, _caller: OperatorCaller) -> dict[str, Any]:
+        alert = get_alert(ctx.engine, alert_id)
+        if alert is None:
+            raise NotFound(f"no alert {alert_id}")
+        history = load_history(ctx.engine, alert_id)
+        latest = history[-1].record if history else None
+        return {
+            **alert_item(ctx, alert, latest),
+            "evidence": alert.evidence,
+            "history": [
+                {
+                    "revision": h.revision,
+                    "change": h.change,
+                    "level": h.level,
+                    "status": h.status,
+                    "at": h.at,
+                    "actor": h.actor,
+                    "note": h.note,
+                    "assignee": (h.record or {}).get("assignee"),
+                }
+                for h in history
+            ],
+            "reports": [
+                {
+                    "report_id": r.report_id,
+                    "reporter_id": r.reporter_id,
+                    "category": r.category,
+                    "description": r.description,
+                    "submitted_at": r.submitted_at,
+                    "lat": r.lat,
+                    "lon": r.lon,
+                    "photo_url": r.photo_url,
+                }
+                for r in reports_for_alert(ctx.engine, alert_id)
+            ],
+        }
+
+    # -- CAP export -----------------------------------------------------------------------------
+
+    @router.get(
+        "/api/alerts/{alert_id}/cap",
+        summary="The alert as an OASIS CAP 1.2 message (GB/T 35965.1 identifier)",
+        description="The newest revision by default, or `revision`. msgType Alert for the first "
+        "revision, Update for later ones, Cancel once resolved; updates reference every earlier "
+        "revision's message. Valid against the official CAP 1.2 XSD.",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "CAP 1.2 XML",
+                "content": {CAP_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            },
+            **error_responses(401, 403, 404, 422),
+        },
+    )
+    def cap(
+        alert_id: AlertId,
+        _caller: OperatorCaller,
+        revision: Annotated[
+            int | None, Query(ge=1, le=1_000_000, description="Default: the newest")
+        ] = None,
+    ) -> Response:
+        history = load_history(ctx.engine, alert_id)
+        if not history:
+            raise NotFound(f"no alert {alert_id}")
+        chosen = history[-1] if revision is None else None
+        for row in history:
+            if row.revision == revision:
+                chosen = row
+        if chosen is None:
+            raise NotFound(f"alert {alert_id} has no revision {revision}")
+        earlier = [row for row in history if row.revision < chosen.revision]
+        ranks = cap_ranks(ctx.engine, [*earlier, chosen])
+        code = ctx.settings.cap_sender_code
+        record = AlertRecord.model_validate(chosen.record)
+        refs: list[CapRef] = [
+            cap_ref(code, AlertRecord.model_validate(row.record), ranks[row.revision])
+            for row in earlier
+        ]
+        body = build_cap(
+            record,
+            zone=ctx.zones.get(record.zone_id),
+            sender=ctx.settings.cap_sender,
+            sender_name=ctx.settings.cap_sender_name,
+            sender_code=code,
+            identifier=cap_ref(code, record, ranks[chosen.revision]).identifier,
+            references=refs,
+        )
+        return Response(body, media_type=CAP_MEDIA_TYPE)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    async def command(
+        alert_id: str,
+        action: CommandAction,
+        caller: Caller,
+        note: str | None,
+        assignee: str | None = None,
+    ) -> CommandAccepted:
+        alert = await run_in_threadpool(get_alert, ctx.engine, alert_id)
+        if alert is None:
+            raise NotFound(f"no alert {alert_id}")
+        if alert.status == AlertStatus.RESOLVED:
+            raise Conflict(f"alert {alert_id} is resolved; only open alerts can be acted on")
+        cmd = AlertCommand(
+            command_id=str(uuid.uuid4()),
+            alert_id=alert.alert_id,
+            zone_id=alert.zone_id,
+            action=action,
+            actor=caller.name,
+            issued_at=ctx.now(),
+            note=note,
+            assignee=assignee,
+        )
+        try:
+            await ctx.publisher.publish(ctx.topics.commands, cmd.zone_id.encode(), cmd.to_bytes())
+        except PublishError as exc:
+            raise Unavailable(f"the command was not accepted, try again: {exc}") from exc
+        return CommandAccepted(command_id=cmd.command_id, alert_id=alert_id, action=action)
+
+    action_doc = (
+        "Publishes an `AlertCommand` to `puhui.alert-commands` (keyed by zone); the worker "
+        "applies it and publishes the alert record, which lands in the alert's history with the "
+        "caller as actor and the note. Only open alerts: a resolved one is a 409."
+    )
+    action_errors = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
+
+    @router.post(
+        "/api/alerts/{alert_id}/ack",
+        status_code=202,
+        summary="Acknowledge an alert",
+        description=action_doc,
+        response_model=CommandAccepted,
+        responses=action_errors,
+    )
+    async def acknowledge(
+        alert_id: AlertId,
+        caller: OperatorCaller,
+        body: Annotated[ActionIn | None, Body()] = None,
+    ) -> CommandAccepted:
+        note = body.note if body is not None else None
+        return await command(alert_id, CommandAction.ACKNOWLEDGE, caller, note)
+
+    @router.post(
+        "/api/alerts/{alert_id}/assign",
+        status_code=202,
+        summary="Assign an alert to someone",
+        description=action_doc,
+        response_model=CommandAccepted,
+        responses=action_errors,
+    )
+    async def assign(
+        alert_id: AlertId,
+        body: AssignIn,
+        caller: OperatorCaller,
+    ) -> CommandAccepted:
+        return await command(alert_id, CommandAction.ASSIGN, caller, body.note, body.assignee)
+
+    @router.post(
+        "/api/alerts/{alert_id}/resolve",
+        status_code=202,
+        summary="Resolve an alert",
+        description=action_doc,
+        response_model=CommandAccepted,
+        responses=action_errors,
+    )
+    async def resolve(
+        alert_id: AlertId,
+        caller: OperatorCaller,
+        body: Annotated[ActionIn | None, Body()] = None,
+    ) -> CommandAccepted:
+        note = body.note if body is not None else None
+        return await command(alert_id, CommandAction.RESOLVE, caller, note)
+
+    return router

@@ -1,0 +1,204 @@
+"""Volunteer reports: submit one, follow its status (Open311 GeoReport v2 in spirit).
+
+Submission order: the body is validated (an unknown zone is a 422 naming ``zone_id``), then the
+reporter's rate limit is taken (429), then the row is stored with no alert, then the report is
+produced to ``puhui.volunteer-reports`` keyed by zone. If the broker does not take it, the row is
+removed again and the answer is 503: a rejected request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import Caller, VolunteerCaller
+from api.bus import PublishError
+from api.context import ApiContext
+from api.errors import InvalidInput, NotFound, Unavailable
+from api.queries import alerts_by_id, get_alert, get_report, histories, list_reports, load_history
+from api.routes.common import Limit, Offset
+from api.schemas import (
+    ID_PATTERN,
+    REPORT_ID_EXAMPLE,
+    Category,
+    ReportAccepted,
+    ReportIn,
+    ReportPage,
+    ReportStatus,
+    ReportView,
+    error_responses,
+)
+from infra.db import AlertHistoryRow, AlertRow, ReportRow, delete_report, insert_report
+from models.contracts import ReportCategory, VolunteerReport
+
+__all__ = ["CATEGORY_NAMES", "reports_router"]
+
+CATEGORY_NAMES: dict[ReportCategory, tuple[str, str]] = {
+    ReportCategory.INJURY: ("有人受伤", "Injury"),
+    ReportCategory.FIRE: ("火情", "Fire"),
+    ReportCategory.SMOKE: ("冒烟 / 焦味", "Smoke or burning smell"),
+    ReportCategory.CROWDING: ("人群拥挤", "Crowding"),
+    ReportCategory.GAS: ("燃气异味", "Gas smell"),
+    ReportCategory.ELECTRICAL: ("电线 / 电器隐患", "Electrical hazard"),
+    ReportCategory.FLOODING: ("积水", "Flooding"),
+    ReportCategory.MANHOLE: ("井盖缺失或松动", "Manhole cover missing or loose"),
+    ReportCategory.FIRE_LANE: ("消防通道堵塞", "Fire lane blocked"),
+    ReportCategory.EBIKE: ("电动车进楼 / 进电梯", "E-bike indoors or in a lift"),
+    ReportCategory.LITTERING: ("乱扔垃圾", "Littering"),
+    ReportCategory.OTHER: ("其他", "Other"),
+}
+
+ReportId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="The report's id", examples=[REPORT_ID_EXAMPLE])
+]
+
+
+def report_view(
+    ctx: ApiContext,
+    row: ReportRow,
+    alert: AlertRow | None,
+    history: list[AlertHistoryRow],
+    caller: Caller,
+) -> dict[str, Any]:
+    """A report as its reader sees it: actors' names are shown to operators only."""
+    status = ReportStatus(alert.status) if alert is not None else ReportStatus.SUBMITTED
+    updates = [
+        {
+            "at": h.at,
+            "change": h.change,
+            "status": h.status,
+            "note": h.note,
+            "actor": h.actor if caller.is_operator else None,
+        }
+        for h in (history if alert is not None else [])
+    ]
+    notes = [h.note for h in history if alert is not None and h.note]
+    updated = max([row.submitted_at, *(h.at for h in history if alert is not None)])
+    return {
+        "report_id": row.report_id,
+        "reporter_id": row.reporter_id,
+        "zone_id": row.zone_id,
+        "zone_name": ctx.zone_name(row.zone_id),
+        "category": row.category,
+        "description": row.description,
+        "lat": row.lat,
+        "lon": row.lon,
+        "photo_url": row.photo_url,
+        "submitted_at": row.submitted_at,
+        "status": status,
+        "alert_id": row.alert_id,
+        "updates": updates,
+        "service_request_id": row.report_id,
+        "service_code": row.category,
+        "open311_status": "closed" if status == ReportStatus.RESOLVED else "open",
+        "status_notes": notes[-1] if notes else None,
+        "requested_datetime": row.submitted_at,
+        "updated_datetime": updated,
+        "media_url": row.photo_url,
+    }
+
+
+def reports_router(ctx: ApiContext) -> APIRouter:
+    """``/api/reports`` and ``/api/report-categories``."""
+    router = APIRouter(tags=["reports"])
+
+    @router.get(
+        "/api/report-categories",
+        summary="Categories a volunteer can report (Open311 services)",
+        response_model=list[Category],
+        responses=error_responses(401),
+    )
+    def categories(_caller: VolunteerCaller) -> list[dict[str, Any]]:
+        return [
+            {"code": code, "name": {"zh": zh, "en": en}}
+            for code, (zh, en) in CATEGORY_NAMES.items()
+        ]
+
+    @router.post(
+        "/api/reports",
+        status_code=202,
+        summary="Submit a report (volunteer)",
+        description="Stores the report and puts it on `puhui.volunteer-reports` (keyed by zone). "
+        "The reporter is the token's name; the server sets `report_id` and `submitted_at`. "
+        "Limited per reporter (429 with `Retry-After`).",
+        response_model=ReportAccepted,
+        responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+    )
+    async def submit(body: ReportIn, caller: VolunteerCaller) -> ReportAccepted:
+        if body.zone_id not in ctx.zones:
+            raise InvalidInput(
+                ("body", "zone_id"), f"unknown zone {body.zone_id[:128]!r}", "unknown_zone"
+            )
+        try:
+            report = VolunteerReport(
+                report_id=str(uuid.uuid4()),
+                reporter_id=caller.name,
+                zone_id=body.zone_id,
+                category=body.category,
+                description=body.description,
+                submitted_at=ctx.now(),
+                lat=None if body.lat is None else float(body.lat),
+                lon=None if body.lon is None else float(body.lon),
+                photo_url=body.photo_url,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = tuple(str(part) for part in first.get("loc", ()))
+            raise InvalidInput(("body", *loc), first["msg"], first["type"]) from None
+        ctx.report_limiter.take(caller.name)
+        await run_in_threadpool(insert_report, ctx.engine, report)
+        try:
+            await ctx.publisher.publish(
+                ctx.topics.reports, report.zone_id.encode(), report.model_dump_json().encode()
+            )
+        except PublishError as exc:
+            await run_in_threadpool(delete_report, ctx.engine, report.report_id)
+            ctx.report_limiter.give_back(caller.name)
+            raise Unavailable(f"the report was not accepted, try again: {exc}") from exc
+        return ReportAccepted(report_id=report.report_id, submitted_at=report.submitted_at)
+
+    @router.get(
+        "/api/reports",
+        summary="The caller's own reports, newest first",
+        response_model=ReportPage,
+        responses=error_responses(401, 422),
+    )
+    def mine(caller: VolunteerCaller, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
+        rows, total = list_reports(ctx.engine, caller.name, limit=limit, offset=offset)
+        linked = sorted({r.alert_id for r in rows if r.alert_id})
+        alerts = alerts_by_id(ctx.engine, linked)
+        history = histories(ctx.engine, linked)
+        items = [
+            report_view(
+                ctx,
+                row,
+                alerts.get(row.alert_id) if row.alert_id else None,
+                history.get(row.alert_id, []) if row.alert_id else [],
+                caller,
+            )
+            for row in rows
+        ]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @router.get(
+        "/api/reports/{report_id}",
+        summary="A report, its status and the operators' updates",
+        description="The reporter sees its own reports (another volunteer's is a 404); operators "
+        "see any. `status` is `submitted` until the pipeline links the report to an alert, then "
+        "that alert's status; `updates` is the alert's history (actors shown to operators only).",
+        response_model=ReportView,
+        responses=error_responses(401, 404, 422),
+    )
+    def one(report_id: ReportId, caller: VolunteerCaller) -> dict[str, Any]:
+        row = get_report(ctx.engine, report_id)
+        if row is None or (not caller.is_operator and row.reporter_id != caller.name):
+            raise NotFound(f"no report {report_id}")
+        alert = get_alert(ctx.engine, row.alert_id) if row.alert_id else None
+        history = load_history(ctx.engine, alert.alert_id) if alert is not None else []
+        return report_view(ctx, row, alert, history, caller)
+
+    return router

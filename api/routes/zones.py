@@ -1,0 +1,79 @@
+"""The zone registry with each zone's latest crowd figures, and who the caller is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.auth import VolunteerCaller
+from api.context import ApiContext
+from api.queries import open_alerts_by_zone, zone_statuses
+from api.schemas import Me, ZoneList, error_responses
+
+__all__ = ["zones_router"]
+
+_FIGURES = (
+    "people",
+    "density",
+    "occupancy",
+    "level",
+    "peak_5m",
+    "peak_1h",
+    "peak_day",
+    "inflow_per_min",
+    "outflow_per_min",
+    "updated_at",
+)
+
+
+def zones_router(ctx: ApiContext) -> APIRouter:
+    """``/api/zones`` and ``/api/me``."""
+    router = APIRouter(tags=["zones"])
+
+    @router.get(
+        "/api/me",
+        summary="Who the token belongs to",
+        response_model=Me,
+        tags=["access"],
+        responses=error_responses(401),
+    )
+    def me(caller: VolunteerCaller) -> dict[str, str]:
+        return {"name": caller.name, "role": caller.role.value}
+
+    @router.get(
+        "/api/zones",
+        summary="Zones with their latest people, density, peaks and open alerts",
+        description="Registry fields (areas and capacities marked `estimated` are estimates) and "
+        "the figures the worker last wrote to `zone_status`; those are `null` until it has. "
+        "Volunteers may read it too: they pick a zone when they report.",
+        response_model=ZoneList,
+        responses=error_responses(401),
+    )
+    def zones(_caller: VolunteerCaller) -> dict[str, Any]:
+        statuses = zone_statuses(ctx.engine)
+        open_alerts = open_alerts_by_zone(ctx.engine)
+        items = []
+        for zone in ctx.zones:
+            item: dict[str, Any] = {
+                "id": zone.id,
+                "name": {"zh": zone.name.zh, "en": zone.name.en},
+                "site": zone.site,
+                "grid": zone.grid.value,
+                "area_m2": zone.area_m2,
+                "capacity": zone.capacity,
+                "estimated": zone.estimated,
+                "location": (
+                    {"lat": zone.location.lat, "lon": zone.location.lon} if zone.location else None
+                ),
+            }
+            status = statuses.get(zone.id)
+            for name in _FIGURES:
+                item[name] = getattr(status, name) if status is not None else None
+            count, level = open_alerts.get(zone.id, (0, None))
+            item["open_alerts"] = count
+            item["alert_level"] = level
+            items.append(item)
+        return {"items": items}
+
+    return router

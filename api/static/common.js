@@ -1,0 +1,214 @@
+/* Puhui 浦汇 — helpers shared by the console and the volunteer page.
+ *
+ * Rule of the house: text that came from a user or from the API is only ever put into the page
+ * as text (textContent / createTextNode, through h() below); innerHTML is never given data.
+ */
+"use strict";
+
+const Puhui = (() => {
+  /** Build an element: h("div", {class: "x", dataset: {id: 1}, onclick: f}, "text", child, ...).
+   * Strings and numbers become text nodes; null/undefined/false children are skipped. */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") el.className = value;
+      else if (key === "dataset") Object.assign(el.dataset, value);
+      else if (key.startsWith("on") && typeof value === "function") {
+        el.addEventListener(key.slice(2), value);
+      } else if (key === "text") el.textContent = String(value);
+      else if (value === true) el.setAttribute(key, "");
+      else el.setAttribute(key, String(value));
+    }
+    append(el, children);
+    return el;
+  }
+
+  function append(el, children) {
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  /** Replace an element's children. */
+  function fill(el, ...children) {
+    el.replaceChildren();
+    return append(el, children);
+  }
+
+  const $ = (sel, root) => (root || document).querySelector(sel);
+
+  /** An API error with the server's {error: {code, message, details}} body. */
+  class ApiError extends Error {
+    constructor(status, body, headers) {
+      const err = (body && body.error) || {};
+      super(err.message || `HTTP ${status}`);
+      this.status = status;
+      this.code = err.code || null;
+      this.details = Array.isArray(err.details) ? err.details : [];
+      this.retryAfter = Number(headers && headers.get("Retry-After")) || null;
+    }
+  }
+
+  /** A small client for the JSON API with a bearer token from sessionStorage[key]. */
+  function client(storageKey, { onUnauthorized } = {}) {
+    const token = () => sessionStorage.getItem(storageKey);
+    async function request(method, path, body) {
+      const headers = { Accept: "application/json" };
+      const t = token();
+      if (t) headers.Authorization = `Bearer ${t}`;
+      const init = { method, headers, cache: "no-store" };
+      if (body !== undefined) {
+        headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      const res = await fetch(path, init);
+      let data = null;
+      const type = res.headers.get("Content-Type") || "";
+      if (type.includes("json")) {
+        try {
+          data = await res.json();
+        } catch (_) {
+          data = null;
+        }
+      }
+      if (!res.ok) {
+        const err = new ApiError(res.status, data, res.headers);
+        if (res.status === 401 && onUnauthorized) onUnauthorized(err);
+        throw err;
+      }
+      return data;
+    }
+    return {
+      token,
+      setToken: (t) => sessionStorage.setItem(storageKey, t),
+      clearToken: () => sessionStorage.removeItem(storageKey),
+      get: (path) => request("GET", path),
+      post: (path, body) => request("POST", path, body === undefined ? {} : body),
+    };
+  }
+
+  const LEVELS = {
+    blue: { rank: 1, zh: "蓝", en: "Blue", grade: "Ⅳ" },
+    yellow: { rank: 2, zh: "黄", en: "Yellow", grade: "Ⅲ" },
+    orange: { rank: 3, zh: "橙", en: "Orange", grade: "Ⅱ" },
+    red: { rank: 4, zh: "红", en: "Red", grade: "Ⅰ" },
+  };
+  const levelRank = (level) => (LEVELS[level] ? LEVELS[level].rank : 0);
+
+  const RISKS = {
+    crowding: { zh: "人群拥挤", en: "Crowding" },
+    fire: { zh: "火情", en: "Fire" },
+    gas: { zh: "燃气", en: "Gas" },
+    electrical: { zh: "电气", en: "Electrical" },
+    flooding: { zh: "积水", en: "Flooding" },
+    manhole: { zh: "井盖", en: "Manhole" },
+    fire_lane: { zh: "消防通道", en: "Fire lane" },
+    ebike: { zh: "电动车", en: "E-bike" },
+    sensor_offline: { zh: "设备离线", en: "Sensor offline" },
+    report: { zh: "群众报告", en: "Volunteer report" },
+  };
+
+  const CATEGORIES = {
+    injury: { zh: "有人受伤", en: "Injury" },
+    fire: { zh: "起火", en: "Fire" },
+    smoke: { zh: "冒烟", en: "Smoke" },
+    crowding: { zh: "人群拥挤", en: "Crowding" },
+    gas: { zh: "燃气泄漏", en: "Gas leak" },
+    electrical: { zh: "电气隐患", en: "Electrical hazard" },
+    flooding: { zh: "积水", en: "Flooding" },
+    manhole: { zh: "井盖缺失或破损", en: "Manhole cover" },
+    fire_lane: { zh: "消防通道堵塞", en: "Blocked fire lane" },
+    ebike: { zh: "电动车进楼或违规充电", en: "E-bike indoors / charging" },
+    littering: { zh: "乱扔垃圾", en: "Littering" },
+    other: { zh: "其他", en: "Other" },
+  };
+
+  const GRIDS = {
+    zhongtai: { zh: "中泰", en: "Zhongtai" },
+    zhongshun: { zh: "中顺", en: "Zhongshun" },
+    zhonghai: { zh: "中海", en: "Zhonghai" },
+    zhonghui: { zh: "中汇", en: "Zhonghui" },
+  };
+
+  const STATUSES = {
+    submitted: { zh: "已提交", en: "Submitted" },
+    firing: { zh: "处理中", en: "In progress" },
+    acknowledged: { zh: "已确认", en: "Acknowledged" },
+    resolved: { zh: "已解除", en: "Resolved" },
+  };
+  // On the console an alert that is firing has not been handled yet.
+  const ALERT_STATUSES = {
+    firing: { zh: "告警中", en: "Firing" },
+    acknowledged: { zh: "已确认", en: "Acknowledged" },
+    resolved: { zh: "已解除", en: "Resolved" },
+  };
+
+  const CHANGES = {
+    submitted: { zh: "已提交", en: "Submitted" },
+    raised: { zh: "触发", en: "Raised" },
+    escalated: { zh: "升级", en: "Escalated" },
+    deescalated: { zh: "降级", en: "De-escalated" },
+    acknowledged: { zh: "已确认", en: "Acknowledged" },
+    assigned: { zh: "已指派", en: "Assigned" },
+    resolved: { zh: "已解除", en: "Resolved" },
+    linked: { zh: "已关联告警", en: "Linked to an alert" },
+  };
+
+  /** {zh, en} for a code in one of the tables above; unknown codes show as themselves. */
+  const label = (table, code) => table[code] || { zh: String(code ?? "—"), en: String(code ?? "—") };
+
+  const TZ = "Asia/Shanghai";
+  const timeFormats = {
+    zh: new Intl.DateTimeFormat("zh-CN", {
+      timeZone: TZ, month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    }),
+    en: new Intl.DateTimeFormat("en-GB", {
+      timeZone: TZ, day: "2-digit", month: "short",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    }),
+  };
+  /** A timestamp in Shanghai time ("—" when missing or unreadable). */
+  function formatTime(iso, lang) {
+    if (!iso) return "—";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return timeFormats[lang === "en" ? "en" : "zh"].format(d);
+  }
+
+  /** A <time> element with the instant in its datetime attribute. */
+  function timeEl(iso, lang) {
+    return h("time", { datetime: iso || null, title: iso || null }, formatTime(iso, lang));
+  }
+
+  /** A number with at most `digits` decimals, or "—" when null. */
+  function num(value, digits = 0) {
+    if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";
+    return Number(value).toLocaleString("zh-CN", { maximumFractionDigits: digits });
+  }
+
+  /** The level badge: colour AND text (蓝 Blue …), never colour alone. */
+  function levelBadge(level, { en = true } = {}) {
+    const l = LEVELS[level];
+    if (!l) return h("span", { class: "badge level-none" }, "—");
+    return h(
+      "span",
+      { class: `badge level-${level}`, dataset: { level }, title: `${l.zh}色预警 ${l.en} warning` },
+      `${l.zh}`,
+      en ? h("span", { class: "en" }, ` ${l.en}`) : null,
+    );
+  }
+
+  /** Both languages side by side: <span>中文</span> <span class="en">English</span>. */
+  function bi(pair) {
+    return [h("span", { class: "zh" }, pair.zh), " ", h("span", { class: "en" }, pair.en)];
+  }
+
+  return {
+    h, append, fill, $, ApiError, client, LEVELS, levelRank, RISKS, CATEGORIES, GRIDS, STATUSES,
+    ALERT_STATUSES, CHANGES, label, formatTime, timeEl, num, levelBadge, bi,
+  };
+})();

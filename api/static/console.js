@@ -1,0 +1,483 @@
+/* Puhui 浦汇 — the operators' console at "/".
+ *
+ * Board: open alerts (firing, acknowledged) from GET /api/alerts, kept current by the
+ * server-sent events of /api/alerts/stream, with a periodic full refresh as a fallback
+ * ("?poll=SECONDS", default 20; "?poll=0" turns the fallback off, so only the stream updates
+ * the board). Zones: GET /api/zones every 10 s. Detail: GET /api/alerts/{id}; actions POST
+ * /api/alerts/{id}/ack|assign|resolve. All user text goes in as text (see common.js).
+ */
+"use strict";
+
+(() => {
+  const { h, fill, $, client, levelRank, RISKS, ALERT_STATUSES, CHANGES, CATEGORIES, GRIDS,
+    STATUSES, label, timeEl, num, levelBadge, bi } = Puhui;
+
+  const TOKEN_KEY = "puhui.console.token";
+  const params = new URLSearchParams(location.search);
+  const pollParam = params.get("poll");
+  const POLL_SECONDS = pollParam === null || pollParam === "" ? 20 : Math.max(0, Number(pollParam) || 0);
+  const ZONES_SECONDS = 10;
+  const OPEN = ["firing", "acknowledged"];
+
+  const api = client(TOKEN_KEY, { onUnauthorized: () => signOut("令牌无效或已吊销 / The token is invalid or revoked") });
+
+  const state = {
+    alerts: new Map(), // alert_id -> alert (list shape)
+    zones: new Map(), // zone_id -> zone
+    selected: null, // alert_id shown in the detail panel
+    fresh: new Set(), // alert ids that just arrived live (highlighted briefly)
+    source: null, // EventSource
+    timers: [],
+    me: null,
+  };
+
+  // ------------------------------------------------------------------ sign-in -----------------
+
+  function showLogin(message) {
+    $("#app").hidden = true;
+    $("#logout").hidden = true;
+    $("#whoami").hidden = true;
+    $("#login").hidden = false;
+    const err = $("#login-error");
+    err.hidden = !message;
+    err.textContent = message || "";
+    $("#token").focus();
+  }
+
+  function signOut(message) {
+    api.clearToken();
+    stopLive();
+    state.alerts.clear();
+    state.selected = null;
+    renderBoard();
+    const panel = $("#detail");
+    delete panel.dataset.revision;
+    fill(panel, h("p", { class: "empty" }, "选择一条告警查看详情 ", h("span", { class: "en" }, "Select an alert to see its details")));
+    showLogin(message);
+  }
+
+  async function start() {
+    if (!api.token()) return showLogin();
+    let me;
+    try {
+      me = await api.get("/api/me");
+    } catch (err) {
+      if (err.status === 401) return; // signOut already ran
+      return showLogin(`无法验证令牌 / Cannot check the token: ${err.message}`);
+    }
+    if (me.role !== "operator" && me.role !== "admin") {
+      api.clearToken();
+      return showLogin("此令牌没有控制台权限（需要值班员或管理员）/ This token has no console access (operator or admin needed)");
+    }
+    state.me = me;
+    $("#login").hidden = true;
+    $("#app").hidden = false;
+    $("#logout").hidden = false;
+    const who = $("#whoami");
+    fill(who, me.name, " · ", me.role === "admin" ? bi({ zh: "管理员", en: "admin" }) : bi({ zh: "值班员", en: "operator" }));
+    who.hidden = false;
+    await Promise.all([loadZones(), loadAlerts()]);
+    startLive();
+  }
+
+  $("#login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const value = $("#token").value.trim();
+    if (!value) return;
+    api.setToken(value);
+    $("#token").value = "";
+    start();
+  });
+  $("#logout").addEventListener("click", () => signOut());
+
+  // ------------------------------------------------------------------ data --------------------
+
+  async function loadAlerts() {
+    try {
+      const pages = await Promise.all(
+        OPEN.map((s) => api.get(`/api/alerts?status=${s}&limit=200`)),
+      );
+      const next = new Map();
+      for (const page of pages) for (const a of page.items || []) next.set(a.alert_id, a);
+      // A record that arrived live while the request was in flight may be newer: keep it.
+      for (const [id, a] of state.alerts) {
+        const n = next.get(id);
+        if (n && (a.revision || 0) > (n.revision || 0)) next.set(id, a);
+      }
+      state.alerts = next;
+      $("#board-error").hidden = true;
+      renderBoard();
+    } catch (err) {
+      if (err.status === 401) return;
+      showError("#board-error", `告警读取失败 / Cannot load alerts: ${err.message}`);
+    }
+  }
+
+  async function loadZones() {
+    try {
+      const zones = await api.get("/api/zones");
+      state.zones = new Map((Array.isArray(zones) ? zones : zones.items || []).map((z) => [z.id, z]));
+      $("#zones-error").hidden = true;
+      renderZones();
+      renderBoard(); // zone names on cards that came from the stream
+    } catch (err) {
+      if (err.status === 401) return;
+      showError("#zones-error", `区域读取失败 / Cannot load zones: ${err.message}`);
+    }
+  }
+
+  function showError(sel, text) {
+    const el = $(sel);
+    el.textContent = text;
+    el.hidden = false;
+  }
+
+  /** Merge one alert record from the stream into the board. */
+  function applyRecord(rec) {
+    if (!rec || !rec.alert_id) return;
+    const old = state.alerts.get(rec.alert_id);
+    if (old && (old.revision || 0) > (rec.revision || 0)) return; // stale
+    if (!OPEN.includes(rec.status)) {
+      state.alerts.delete(rec.alert_id);
+    } else {
+      const merged = { ...(old || {}), ...rec, updated_at: rec.at || rec.updated_at };
+      if (!old) {
+        state.fresh.add(rec.alert_id);
+        setTimeout(() => {
+          state.fresh.delete(rec.alert_id);
+          const card = document.querySelector(`.alert-card[data-alert-id="${CSS.escape(rec.alert_id)}"]`);
+          if (card) card.classList.remove("fresh");
+        }, 6000);
+      }
+      state.alerts.set(rec.alert_id, merged);
+    }
+    renderBoard();
+    if (state.selected === rec.alert_id) loadDetail(rec.alert_id, { keepForm: true });
+  }
+
+  // ------------------------------------------------------------------ live --------------------
+
+  function setLive(kind) {
+    const el = $("#live");
+    el.dataset.state = kind;
+    const text = {
+      live: { zh: "实时", en: "Live" },
+      connecting: { zh: "连接中", en: "Connecting" },
+      retry: { zh: "重连中", en: "Reconnecting" },
+      off: { zh: "未连接", en: "Offline" },
+    }[kind];
+    fill($("#live-text"), bi(text));
+  }
+
+  function startLive() {
+    stopLive();
+    setLive("connecting");
+    const url = `/api/alerts/stream?access_token=${encodeURIComponent(api.token())}`;
+    const source = new EventSource(url);
+    state.source = source;
+    let opened = false;
+    source.addEventListener("open", () => {
+      setLive("live");
+      // After a reconnect, events may have been missed: read the board again.
+      if (opened) loadAlerts();
+      opened = true;
+    });
+    source.addEventListener("alert", (ev) => {
+      try {
+        applyRecord(JSON.parse(ev.data));
+      } catch (err) {
+        console.error("bad alert event", err);
+      }
+    });
+    source.addEventListener("error", () => {
+      setLive(source.readyState === EventSource.CLOSED ? "off" : "retry");
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up (e.g. an HTTP error): try again later, and check the token.
+        state.timers.push(setTimeout(() => { if (api.token()) { api.get("/api/me").then(startLive, () => {}); } }, 5000));
+      }
+    });
+    if (POLL_SECONDS > 0) state.timers.push(setInterval(loadAlerts, POLL_SECONDS * 1000));
+    state.timers.push(setInterval(loadZones, ZONES_SECONDS * 1000));
+  }
+
+  function stopLive() {
+    if (state.source) state.source.close();
+    state.source = null;
+    for (const t of state.timers) { clearInterval(t); clearTimeout(t); }
+    state.timers = [];
+    setLive("off");
+  }
+
+  // ------------------------------------------------------------------ rendering ---------------
+
+  function zoneNames(zoneId, fallback) {
+    const z = state.zones.get(zoneId);
+    if (z && z.name) return { zh: z.name.zh || zoneId, en: z.name.en || "" };
+    if (fallback && typeof fallback === "object") return { zh: fallback.zh || zoneId, en: fallback.en || "" };
+    return { zh: fallback || zoneId || "—", en: "" };
+  }
+
+  const newest = (a) => Date.parse(a.opened_at || a.updated_at || a.at || 0) || 0;
+
+  function sortedAlerts() {
+    return [...state.alerts.values()].sort(
+      (a, b) => levelRank(b.level) - levelRank(a.level) || newest(b) - newest(a)
+        || String(a.alert_id).localeCompare(String(b.alert_id)),
+    );
+  }
+
+  function renderBoard() {
+    const list = $("#alerts");
+    const alerts = sortedAlerts();
+    // Redrawing replaces the cards: keep the keyboard focus on the same alert.
+    const active = document.activeElement;
+    const focused = active && list.contains(active) ? active.dataset.alertId : null;
+    fill(list, alerts.map(alertCard));
+    if (focused) {
+      const card = list.querySelector(`[data-alert-id="${CSS.escape(focused)}"]`);
+      if (card) card.focus();
+    }
+    $("#no-alerts").hidden = alerts.length > 0;
+    const firing = alerts.filter((a) => a.status === "firing").length;
+    fill($("#alert-count"), alerts.length ? `${alerts.length}（${firing} 告警中 / firing）` : "");
+  }
+
+  function alertCard(a) {
+    const risk = label(RISKS, a.risk);
+    const status = label(ALERT_STATUSES, a.status);
+    const zone = zoneNames(a.zone_id, a.zone_name);
+    const summary = a.summary || {};
+    const classes = ["alert-card", `level-${a.level}`, `status-${a.status}`];
+    if (state.fresh.has(a.alert_id)) classes.push("fresh");
+    if (state.selected === a.alert_id) classes.push("selected");
+    return h(
+      "li",
+      {},
+      h(
+        "button",
+        {
+          type: "button",
+          class: classes.join(" "),
+          dataset: { alertId: a.alert_id, level: a.level, status: a.status, risk: a.risk, zone: a.zone_id },
+          "aria-pressed": state.selected === a.alert_id ? "true" : "false",
+          onclick: () => select(a.alert_id),
+        },
+        h("span", { class: "card-head" },
+          levelBadge(a.level),
+          h("span", { class: "risk" }, bi(risk)),
+          h("span", { class: `status-tag status-${a.status}`, dataset: { status: a.status } }, bi(status)),
+          a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预测", en: "Predicted" })) : null,
+        ),
+        h("span", { class: "zone" }, h("span", { class: "zh" }, zone.zh), zone.en ? h("span", { class: "en" }, ` ${zone.en}`) : null),
+        summary.zh ? h("span", { class: "summary" }, summary.zh) : null,
+        summary.en ? h("span", { class: "summary en" }, summary.en) : null,
+        h("span", { class: "meta" },
+          "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at),
+          " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at || a.at),
+          a.assignee ? [" · 指派 ", h("span", { class: "en" }, "Assignee "), h("strong", { class: "assignee" }, a.assignee)] : null,
+        ),
+      ),
+    );
+  }
+
+  function renderZones() {
+    const body = $("#zones tbody");
+    const zones = [...state.zones.values()];
+    fill(body, zones.map((z) => {
+      const peaks = z.peaks || {};
+      const occ = z.occupancy === null || z.occupancy === undefined ? "—" : `${num(z.occupancy * 100, 0)}%`;
+      return h("tr", { dataset: { zone: z.id, level: z.level || "none" } },
+        h("th", { scope: "row" },
+          h("span", { class: "zh" }, (z.name && z.name.zh) || z.id),
+          z.estimated ? h("span", { class: "est", title: "面积或容量为估算 Estimated area or capacity" }, "估") : null,
+          h("br"), h("span", { class: "en" }, (z.name && z.name.en) || "")),
+        h("td", {}, z.grid ? bi(label(GRIDS, z.grid)) : "—"),
+        h("td", { class: "n" }, num(z.people)),
+        h("td", { class: "n" }, z.density === null || z.density === undefined ? "—" : Number(z.density).toFixed(2)),
+        h("td", { class: "n" }, occ),
+        h("td", { class: "n peaks" }, `${num(peaks["5m"])} / ${num(peaks["1h"])} / ${num(peaks.day)}`),
+        h("td", { class: "n" }, `${num(z.inflow_per_min, 1)} / ${num(z.outflow_per_min, 1)}`),
+        h("td", { class: "level" }, z.level ? levelBadge(z.level) : h("span", { class: "muted" }, "正常 ", h("span", { class: "en" }, "Normal"))),
+        h("td", {}, timeEl(z.updated_at)),
+      );
+    }));
+  }
+
+  // ------------------------------------------------------------------ detail ------------------
+
+  function select(alertId) {
+    state.selected = alertId;
+    renderBoard();
+    loadDetail(alertId);
+  }
+
+  let detailSeq = 0;
+  async function loadDetail(alertId, { keepForm = false, attempt = 0 } = {}) {
+    const seq = ++detailSeq;
+    const panel = $("#detail");
+    if (!keepForm && attempt === 0) fill(panel, h("p", { class: "empty" }, "加载中… ", h("span", { class: "en" }, "Loading…")));
+    let a;
+    try {
+      a = await api.get(`/api/alerts/${encodeURIComponent(alertId)}`);
+    } catch (err) {
+      if (seq !== detailSeq || err.status === 401 || state.selected !== alertId) return;
+      // The stream can be ahead of the database by a moment (a 404 for a brand-new alert):
+      // try again a few times before giving up.
+      if (attempt < 10 && (err.status === 404 || !err.status || err.status >= 500)) {
+        setTimeout(() => {
+          if (seq === detailSeq && state.selected === alertId) loadDetail(alertId, { keepForm, attempt: attempt + 1 });
+        }, 500 + 250 * attempt);
+        return;
+      }
+      if (keepForm) return; // keep what is shown; the next event or refresh tries again
+      fill(panel, h("p", { class: "error", role: "alert" }, `无法读取告警 / Cannot load the alert: ${err.message}`));
+      return;
+    }
+    if (seq !== detailSeq || state.selected !== alertId) return;
+    // Keep what the operator is typing when the panel is redrawn for a live update.
+    const saved = keepForm ? {
+      note: ($("#action-note") || {}).value || "",
+      assignee: ($("#action-assignee") || {}).value || "",
+      // "Sent, waiting…" stays until the alert changes (a new revision means it was applied).
+      message: $("#action-message") && panel.dataset.revision === String(a.revision)
+        ? [...$("#action-message").childNodes] : null,
+    } : null;
+    renderDetail(a, saved);
+  }
+
+  function section(titleZh, titleEn, ...content) {
+    return h("section", { class: "detail-section" }, h("h3", {}, titleZh, " ", h("span", { class: "en" }, titleEn)), content);
+  }
+
+  function evidenceValue(v) {
+    if (v === null || v === undefined) return "—";
+    if (Array.isArray(v) && v.every((x) => x === null || typeof x !== "object")) return v.join(", ");
+    if (typeof v === "object") return JSON.stringify(v);
+    return String(v);
+  }
+
+  function renderDetail(a, saved) {
+    const panel = $("#detail");
+    panel.dataset.revision = String(a.revision);
+    const risk = label(RISKS, a.risk);
+    const status = label(ALERT_STATUSES, a.status);
+    const zone = zoneNames(a.zone_id, a.zone_name);
+    const summary = a.summary || {};
+    const open = OPEN.includes(a.status);
+    const evidence = a.evidence && typeof a.evidence === "object" ? Object.entries(a.evidence) : [];
+    const history = Array.isArray(a.history) ? [...a.history].sort((x, y) => (y.revision || 0) - (x.revision || 0)) : [];
+    const reports = Array.isArray(a.reports) ? a.reports : [];
+
+    const note = h("textarea", { id: "action-note", rows: "2", maxlength: "2000", placeholder: "可选 / optional" });
+    note.value = saved ? saved.note : "";
+    const assignee = h("input", { id: "action-assignee", type: "text", maxlength: "128", autocomplete: "off", placeholder: "姓名 / name" });
+    assignee.value = saved ? saved.assignee : "";
+    const message = h("p", { id: "action-message", class: "action-message", role: "status", "aria-live": "polite" });
+    if (saved && saved.message) message.replaceChildren(...saved.message);
+
+    const act = (action) => async () => {
+      const body = {};
+      if (note.value.trim()) body.note = note.value.trim();
+      if (action === "assign") {
+        const name = assignee.value.trim();
+        if (!name) {
+          fill(message, h("span", { class: "error" }, "请输入指派对象的姓名 / Enter the name to assign to"));
+          assignee.focus();
+          return;
+        }
+        body.assignee = name;
+      }
+      for (const b of panel.querySelectorAll(".actions button")) b.disabled = true;
+      fill(message, "提交中… ", h("span", { class: "en" }, "Sending…"));
+      try {
+        await api.post(`/api/alerts/${encodeURIComponent(a.alert_id)}/${action}`, body);
+        note.value = "";
+        if (action === "assign") assignee.value = "";
+        fill(message, "已提交，等待处理 ", h("span", { class: "en" }, "Sent; waiting for the pipeline to apply it"));
+        // The change arrives on the stream; read the detail again in case the stream is down.
+        setTimeout(() => { if (state.selected === a.alert_id) loadDetail(a.alert_id, { keepForm: true }); }, 1500);
+      } catch (err) {
+        if (err.status === 401) return;
+        fill(message, h("span", { class: "error" }, `操作失败 / Failed (${err.status || "network"}): ${err.message}`));
+      } finally {
+        for (const b of panel.querySelectorAll(".actions button")) b.disabled = false;
+        updateButtons();
+      }
+    };
+
+    const ackBtn = h("button", { type: "button", class: "primary", id: "btn-ack", onclick: act("ack") }, "确认 ", h("span", { class: "en" }, "Acknowledge"));
+    const assignBtn = h("button", { type: "button", id: "btn-assign", onclick: act("assign") }, "指派 ", h("span", { class: "en" }, "Assign"));
+    const resolveBtn = h("button", { type: "button", class: "danger", id: "btn-resolve", onclick: act("resolve") }, "解除 ", h("span", { class: "en" }, "Resolve"));
+    function updateButtons() {
+      ackBtn.disabled = a.status !== "firing";
+      assignBtn.disabled = !open;
+      resolveBtn.disabled = !open;
+    }
+    updateButtons();
+
+    fill(
+      panel,
+      h("div", { class: "detail-head" },
+        h("h2", { id: "detail-title" }, levelBadge(a.level), " ", bi(risk)),
+        h("button", { type: "button", class: "quiet close", "aria-label": "关闭 Close", onclick: () => { state.selected = null; delete panel.dataset.revision; renderBoard(); fill(panel, h("p", { class: "empty" }, "选择一条告警查看详情 ", h("span", { class: "en" }, "Select an alert to see its details"))); } }, "×"),
+      ),
+      h("p", { class: "detail-status" },
+        h("span", { class: `status-tag status-${a.status}`, id: "detail-status", dataset: { status: a.status } }, bi(status)),
+        a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预测", en: "Predicted" })) : null,
+        " ", h("span", { class: "muted" }, `#${a.revision ?? "?"}`),
+        a.assignee ? [" · 指派 ", h("span", { class: "en" }, "Assignee "), h("strong", { class: "assignee" }, a.assignee)] : null,
+      ),
+      h("p", { class: "zone" }, h("span", { class: "zh" }, zone.zh), zone.en ? h("span", { class: "en" }, ` ${zone.en}`) : null,
+        a.site ? h("span", { class: "muted" }, ` · ${a.site}`) : null, a.grid ? h("span", { class: "muted" }, ` · ${a.grid}`) : null),
+      summary.zh ? h("p", { class: "summary" }, summary.zh) : null,
+      summary.en ? h("p", { class: "summary en" }, summary.en) : null,
+      h("p", { class: "meta" }, "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at), " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at), " · ", h("code", { class: "id" }, a.alert_id)),
+
+      open
+        ? h("div", { class: "actions" },
+          h("div", { class: "field" }, h("label", { for: "action-note" }, "备注 ", h("span", { class: "en" }, "Note")), note),
+          h("div", { class: "field" }, h("label", { for: "action-assignee" }, "指派给 ", h("span", { class: "en" }, "Assign to")), assignee),
+          h("div", { class: "buttons" }, ackBtn, assignBtn, resolveBtn),
+          message)
+        : h("p", { class: "muted" }, "此告警已解除 ", h("span", { class: "en" }, "This alert is resolved")),
+
+      section("证据", "Evidence",
+        evidence.length
+          ? h("dl", { class: "evidence" }, evidence.map(([k, v]) => [h("dt", {}, k), h("dd", {}, evidenceValue(v))]))
+          : h("p", { class: "muted" }, "—")),
+
+      section("关联报告", "Linked reports",
+        reports.length
+          ? h("ul", { class: "reports" }, reports.map((r) => h("li", { class: "report", dataset: { reportId: r.report_id } },
+            h("p", { class: "report-head" },
+              h("strong", {}, bi(label(CATEGORIES, r.category))),
+              " · ", timeEl(r.submitted_at),
+              r.status ? [" · ", bi(label(STATUSES, r.status))] : null),
+            h("p", { class: "description" }, r.description ?? ""),
+            r.photo_url ? h("p", { class: "photo" }, "照片 ", h("span", { class: "en" }, "Photo "),
+              h("a", { href: /^https?:\/\//i.test(r.photo_url) ? r.photo_url : null, rel: "noopener noreferrer", target: "_blank" }, r.photo_url)) : null,
+            (r.lat !== null && r.lat !== undefined) ? h("p", { class: "muted" }, `${r.lat}, ${r.lon}`) : null,
+            h("p", { class: "muted" }, h("code", {}, r.report_id)))))
+          : h("p", { class: "muted" }, "无 ", h("span", { class: "en" }, "None"))),
+
+      section("历史", "History",
+        h("div", { class: "table-wrap" },
+          h("table", { class: "history" },
+            h("thead", {}, h("tr", {},
+              [["#", ""], ["时间", "Time"], ["变化", "Change"], ["操作人", "Actor"], ["备注", "Note"]].map(([zh, en]) =>
+                h("th", { scope: "col" }, zh, en ? [" ", h("span", { class: "en" }, en)] : null)))),
+            h("tbody", {}, history.map((e) => h("tr", { dataset: { change: e.change } },
+              h("td", { class: "n" }, e.revision ?? ""),
+              h("td", {}, timeEl(e.at)),
+              h("td", {},
+                h("strong", {}, bi(label(CHANGES, e.change))), h("br"),
+                levelBadge(e.level), " ", h("span", { class: "muted" }, bi(label(ALERT_STATUSES, e.status)))),
+              h("td", {}, e.actor || "—",
+                e.assignee ? [h("br"), "→ ", h("span", { class: "assignee" }, e.assignee)] : null),
+              h("td", { class: "note" }, e.note || ""),
+            )))))),
+    );
+  }
+
+  start();
+})();
