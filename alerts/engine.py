@@ -149,6 +149,8 @@ class ZoneState:
     )
     day_peak: tuple[str, float] | None = None  # (Beijing date, max people)
     fire_reports: list[float] = field(default_factory=list)  # times of fire/smoke reports
+    # reports ahead of the zone's sensor clock, waiting for it (JSON form, oldest first)
+    pending_reports: list[dict[str, Any]] = field(default_factory=list)
     # report alerts, by category: [(at, reporter_id, report_id)] within the merge window
     report_log: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
     alerts: dict[str, AlertState] = field(default_factory=dict)  # key: risk or report:<cat>
@@ -182,6 +184,7 @@ class ZoneState:
             "peaks": {name: w.dump() for name, w in self.peaks.items()},
             "day_peak": list(self.day_peak) if self.day_peak else None,
             "fire_reports": self.fire_reports,
+            "pending_reports": self.pending_reports,
             "report_log": {k: [list(e) for e in v] for k, v in self.report_log.items()},
             "alerts": {key: _alert_to_dict(a) for key, a in self.alerts.items()},
         }
@@ -205,6 +208,7 @@ class ZoneState:
             },
             day_peak=(data["day_peak"][0], data["day_peak"][1]) if data["day_peak"] else None,
             fire_reports=list(data["fire_reports"]),
+            pending_reports=list(data.get("pending_reports", [])),
             report_log={k: [(e[0], e[1], e[2]) for e in v] for k, v in data["report_log"].items()},
             alerts={k: _alert_from_dict(v) for k, v in data["alerts"].items()},
         )
@@ -271,6 +275,10 @@ class Step:
     records: list[AlertRecord]
     view: ZoneView | None = None
     alert_id: str | None = None
+    #: Reports handled by this step (a report waits until the zone's sensors have reached its
+    #: time), each with the alert it opened or joined.
+    linked: list[tuple[VolunteerReport, str | None]] = field(default_factory=list)
+    pending: bool = False
 
 
 # ------------------------------------------------------------------------------ bookkeeping --
@@ -667,22 +675,32 @@ def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules:
         records.extend(_step_risk(state, zone, rules, risk, now, reading.reading_id))
     if Risk.SENSOR_OFFLINE.value not in state.alerts and rules.no_signal.enabled:
         records.extend(_step_risk(state, zone, rules, Risk.SENSOR_OFFLINE, now, reading.reading_id))
+    linked: list[tuple[VolunteerReport, str | None]] = []
+    if state.pending_reports:
+        released, linked = release_reports(state, zone, rules, now)
+        records.extend(released)
     view = zone_view(state, zone) if _KIND_RISK.get(reading.kind) == Risk.CROWDING else None
-    return Step(duplicate=False, records=records, view=view)
+    return Step(duplicate=False, records=records, view=view, linked=linked)
 
 
-def check_silence(state: ZoneState, zone: Zone, rules: ZoneRules, now: float) -> list[AlertRecord]:
+def check_silence(state: ZoneState, zone: Zone, rules: ZoneRules, now: float) -> Step:
     """Re-assess the zone at ``now`` (a partition's event-time watermark): sensors that went
-    silent — even the whole zone — raise sensor_offline; due holds and durations take effect."""
+    silent — even the whole zone — raise sensor_offline; due holds and durations take effect;
+    reports waiting for this moment are handled."""
     if state.clock is None or now <= state.clock:
-        return []
+        if state.pending_reports and state.clock is None:
+            early, linked = release_reports(state, zone, rules, now)
+            return Step(duplicate=False, records=early, linked=linked)
+        return Step(duplicate=False, records=[])
     cause = f"watermark@{now:.0f}"
     records: list[AlertRecord] = []
     for risk in _risks_to_assess(state, Risk.SENSOR_OFFLINE if rules.no_signal.enabled else None):
         if risk == Risk.CROWDING:
             continue  # crowd figures only change with counts; their forecasts need fresh data
         records.extend(_step_risk(state, zone, rules, risk, now, cause))
-    return records
+    released, linked = release_reports(state, zone, rules, now)
+    records.extend(released)
+    return Step(duplicate=False, records=records, linked=linked)
 
 
 # ------------------------------------------------------------------------------ reports ------
@@ -693,10 +711,45 @@ def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules:
     (a fire report confirms a smoke alarm: 红), or opens / joins a ``report`` alert for triage.
     Reports of one category merge into one alert; ``escalate_reporters`` distinct reporters
     within the merge window raise it one level — one reporter repeating themselves never does.
+
+    Reports and readings travel on different topics, so a report can arrive before the readings
+    of its moment. A report newer than the zone's sensor clock therefore waits (``pending``)
+    until the zone's readings — or the partition's watermark — reach its time: the outcome is
+    the same however fast the day is replayed. A zone without any sensor reading has no clock
+    to wait for; its reports are handled at once.
     """
     at = _ts(report.submitted_at)
     if not _remember(state, report.report_id, at):
         return Step(duplicate=True, records=[])
+    if state.clock is not None and at > state.clock:
+        state.pending_reports.append(report.model_dump(mode="json"))
+        state.pending_reports.sort(key=lambda p: (p["submitted_at"], p["report_id"]))
+        return Step(duplicate=False, records=[], pending=True)
+    records, alert_id = _apply_report(state, report, zone, rules)
+    return Step(duplicate=False, records=records, alert_id=alert_id, linked=[(report, alert_id)])
+
+
+def release_reports(
+    state: ZoneState, zone: Zone, rules: ZoneRules, upto: float
+) -> tuple[list[AlertRecord], list[tuple[VolunteerReport, str | None]]]:
+    """Handle the waiting reports whose time is at or before ``upto`` (oldest first)."""
+    records: list[AlertRecord] = []
+    linked: list[tuple[VolunteerReport, str | None]] = []
+    while state.pending_reports:
+        report = VolunteerReport.model_validate(state.pending_reports[0])
+        if _ts(report.submitted_at) > upto:
+            break
+        state.pending_reports.pop(0)
+        out, alert_id = _apply_report(state, report, zone, rules)
+        records.extend(out)
+        linked.append((report, alert_id))
+    return records, linked
+
+
+def _apply_report(
+    state: ZoneState, report: VolunteerReport, zone: Zone, rules: ZoneRules
+) -> tuple[list[AlertRecord], str | None]:
+    at = _ts(report.submitted_at)
     # Reports do not move the zone's clock: that is the sensors' event time.
     risk = _CATEGORY_RISK.get(report.category)
     records: list[AlertRecord] = []
@@ -710,7 +763,7 @@ def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules:
         new, record = corroborate(sensor_alert, _dt(at), report.report_id, report.reporter_id)
         state.alerts[risk.value] = new
         records.append(record)
-        return Step(duplicate=False, records=records, alert_id=new.alert_id)
+        return records, new.alert_id
 
     key = f"report:{report.category.value}"
     window = rules.reports.merge_window_seconds
@@ -752,7 +805,7 @@ def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules:
         assert new_state is not None
         state.alerts[key] = new_state
         records.extend(out)
-        return Step(duplicate=False, records=records, alert_id=new_state.alert_id)
+        return records, new_state.alert_id
     if level.rank > current.level.rank:
         assessment = Assessment(
             zone.id, Risk.REPORT, level, _dt(at), report.report_id, evidence, summary
@@ -761,10 +814,10 @@ def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules:
         assert new_state is not None
         state.alerts[key] = new_state
         records.extend(out)
-        return Step(duplicate=False, records=records, alert_id=new_state.alert_id)
+        return records, new_state.alert_id
     # Merged without a change of level: evidence grows, nobody is paged again.
     state.alerts[key] = replace(current, evidence={**current.evidence, **evidence})
-    return Step(duplicate=False, records=records, alert_id=current.alert_id)
+    return records, current.alert_id
 
 
 def _merged(current: AlertState, recent: list[str]) -> list[str]:

@@ -148,6 +148,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     alerts_topic = raw_topic(topics.alerts)
     dead_topic = raw_topic(topics.dead_letters)
     commands_topic = raw_topic(topics.commands)
+    # Internal: "release this zone's waiting reports" — sent by a timer when a zone's partition
+    # has gone quiet, handled by an agent so that the table is written in stream context.
+    ticks_topic = app.topic(
+        f"{settings.app_id}-report-ticks",
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+        internal=True,
+    )
 
     table = app.Table(
         ZONE_STATE_TABLE,
@@ -167,6 +178,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
         return send
 
+    async def store_report(report: VolunteerReport, alert_id: str | None) -> None:
+        await _retry("report", lambda: upsert_reports(engine, [(report, alert_id)]), metrics)
+
     handle_reading = ReadingHandler(
         zones=zones,
         rules=rules,
@@ -175,10 +189,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         send_alert=sender(alerts_topic),
         send_dead_letter=sender(dead_topic),
         send_reading=sender(readings_topic),
+        store_report=store_report,
     )
-
-    async def store_report(report: VolunteerReport, alert_id: str | None) -> None:
-        await _retry("report", lambda: upsert_reports(engine, [(report, alert_id)]), metrics)
 
     handle_report = ReportHandler(
         zones=zones,
@@ -217,6 +229,22 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def act(stream: Any) -> None:
         async for event in stream.events():
             await handle_command(event.value, source_of(event))
+
+    @app.agent(ticks_topic, concurrency=1, name="release")
+    async def release(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await handle_report.release(event.value.decode())
+            except Exception:  # never let one escape: it would be acked and forgotten
+                log.exception("releasing waiting reports failed")
+
+    @app.timer(2.0)
+    async def release_quiet_zones() -> None:
+        """Reports wait for their zone's sensors to reach their time; on a partition where no
+        reading arrives for a while (live operation, dead sensors), they go ahead."""
+        for zone_id in handle_report.due(handle_reading.last_activity, grace=10.0):
+            handle_report.waiting.pop(zone_id, None)
+            await ticks_topic.send(key=zone_id.encode(), value=zone_id.encode())
 
     @app.agent(alerts_topic, concurrency=1, name="persist")
     async def persist(stream: Any) -> None:

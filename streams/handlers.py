@@ -8,6 +8,7 @@ dead-lettered as ``internal_error`` (Faust would otherwise ack the message and l
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -15,11 +16,13 @@ from typing import Any, Protocol
 
 from alerts.config import RuleBook
 from alerts.engine import (
+    Step,
     ZoneState,
     apply_command,
     check_silence,
     process_reading,
     process_report,
+    release_reports,
 )
 from models.contracts import (
     AlertRecord,
@@ -121,9 +124,11 @@ class ReadingHandler:
     send_reading: Sender
     now: Callable[[], float] = time.perf_counter
     wall: Callable[[], float] = time.time
+    store_report: Callable[[VolunteerReport, str | None], Awaitable[None]] | None = None
     on_zone_reading: Callable[[str], None] | None = None  # freshness hook for ops metrics
     # per partition: event-time watermark, the last sweep's watermark, the zones seen there
     watermarks: dict[int, float] = field(default_factory=dict)
+    last_activity: dict[int, float] = field(default_factory=dict)  # partition -> wall time
     swept: dict[int, float] = field(default_factory=dict)
     partition_zones: dict[int, set[str]] = field(default_factory=dict)
 
@@ -166,11 +171,13 @@ class ReadingHandler:
             self.metrics.readings_duplicate.inc()
             return
         self.states.save(state)
+        self.last_activity[source.partition] = self.wall()
         for record in step.records:
             await self.send_alert(zone_key, record.to_bytes())
             self._count(record, reading.reading_id)
             if source.timestamp is not None:
                 self.metrics.alert_latency.observe(max(0.0, self.wall() - source.timestamp))
+        await self._store_links(step)
         self.metrics.readings_processed.labels(reading.kind.value).inc()
         if self.on_zone_reading is not None:
             self.on_zone_reading(reading.zone_id)
@@ -200,12 +207,18 @@ class ReadingHandler:
             if zone is None:
                 continue
             state = self.states.get(other)
-            records = check_silence(state, zone, self.rules.for_zone(other), mark)
-            if records:
+            step = check_silence(state, zone, self.rules.for_zone(other), mark)
+            if step.records or step.linked:
                 self.states.save(state)
-            for record in records:
+            for record in step.records:
                 await self.send_alert(other.encode(), record.to_bytes())
                 self._count(record, None)
+            await self._store_links(step)
+
+    async def _store_links(self, step: Step) -> None:
+        if self.store_report is not None:
+            for report, alert_id in step.linked:
+                await self.store_report(report, alert_id)
 
     def _count(self, record: AlertRecord, reading_id: str | None) -> None:
         count_record(self.metrics, record, reading_id=reading_id)
@@ -225,6 +238,36 @@ class ReportHandler:
     send_dead_letter: Sender
     send_report: Sender
     store_report: Callable[[VolunteerReport, str | None], Awaitable[None]]
+    wall: Callable[[], float] = time.time
+    # zones with reports waiting for their sensors: zone -> (partition, since when, wall time)
+    waiting: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    async def release(self, zone_id: str) -> None:
+        """Handle a zone's waiting reports now (its partition has gone quiet: no reading will
+        bring its clock forward soon). Called from the tick agent, in stream context."""
+        self.waiting.pop(zone_id, None)
+        zone = self.zones.get(zone_id)
+        if zone is None:
+            return
+        state = self.states.get(zone_id)
+        records, linked = release_reports(state, zone, self.rules.for_zone(zone_id), math.inf)
+        if not records and not linked:
+            return
+        self.states.save(state)
+        for record in records:
+            await self.send_alert(zone_id.encode(), record.to_bytes())
+            count_record(self.metrics, record)
+        for report, alert_id in linked:
+            await self.store_report(report, alert_id)
+
+    def due(self, quiet: dict[int, float], grace: float) -> list[str]:
+        """Zones whose reports have waited ``grace`` s while their partition saw no reading."""
+        now = self.wall()
+        return sorted(
+            zone
+            for zone, (partition, since) in self.waiting.items()
+            if now - since > grace and now - quiet.get(partition, 0.0) > grace
+        )
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         try:
@@ -254,7 +297,11 @@ class ReportHandler:
             for record in step.records:
                 await self.send_alert(zone_key, record.to_bytes())
                 count_record(self.metrics, record, report_id=report.report_id)
-            await self.store_report(report, step.alert_id)
+            if step.pending:
+                self.waiting[report.zone_id] = (source.partition, self.wall())
+                await self.store_report(report, None)
+            for linked, alert_id in step.linked:
+                await self.store_report(linked, alert_id)
             self.metrics.reports_processed.labels(report.category.value).inc()
             log.info(
                 "report %s (%s) in %s went to alert %s",

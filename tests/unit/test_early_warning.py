@@ -147,8 +147,8 @@ def test_a_whole_silent_zone_is_noticed_by_the_watermark() -> None:
     state = ZoneState("lane")
     for m in range(4):
         feed(state, [r(SensorKind.HEARTBEAT, m, m, "hb")])
-    assert check_silence(state, LANE, RULES, (T0 + timedelta(minutes=5)).timestamp()) == []
-    recs = check_silence(state, LANE, RULES, (T0 + timedelta(minutes=7)).timestamp())
+    assert check_silence(state, LANE, RULES, (T0 + timedelta(minutes=5)).timestamp()).records == []
+    recs = check_silence(state, LANE, RULES, (T0 + timedelta(minutes=7)).timestamp()).records
     assert [(x.risk, x.change) for x in recs] == [(Risk.SENSOR_OFFLINE, Change.RAISED)]
 
 
@@ -281,18 +281,37 @@ def test_reports_merge_and_three_reporters_escalate_one_level() -> None:
 
 def test_a_report_corroborates_a_sensor_alert_and_a_fire_report_confirms_smoke() -> None:
     state = ZoneState("lane")
-    feed(state, [r(SensorKind.PEOPLE_COUNT, 330, 0, "cam")])  # 3.3: yellow
+    feed(state, [r(SensorKind.PEOPLE_COUNT, 330, 1, "cam")])  # 3.3: yellow
     (corr,) = feed(state, [rep("crowding", 1, "v1", "rep-c")])
     assert corr.change == Change.CORROBORATED and corr.risk == Risk.CROWDING
     assert corr.evidence["corroborated"] is True and corr.evidence["reports"] == ["rep-c"]
     recs = feed(state, [r(SensorKind.SMOKE, 1, 2, "smk")])
     assert [(x.risk, x.level) for x in recs] == [(Risk.FIRE, Level.ORANGE)]
-    recs = feed(state, [rep("fire", 3, "v2", "rep-f")])
+    # a report newer than the zone's sensors waits for them (it may have overtaken them)
+    step = process_report(state, rep("fire", 3, "v2", "rep-f"), LANE, RULES)
+    assert step.pending and step.records == []
+    recs = feed(state, [r(SensorKind.PEOPLE_COUNT, 330, 3, "cam")])
     assert [(x.risk, x.change, x.level) for x in recs] == [
         (Risk.FIRE, Change.ESCALATED, Level.RED),
         (Risk.FIRE, Change.CORROBORATED, Level.RED),
     ]
     assert recs[1].evidence["reports"] == ["rep-f"]
+
+
+def test_waiting_reports_give_the_same_outcome_however_they_interleave() -> None:
+    """Reports and readings come on different topics: whether a report overtakes the readings
+    of its time or arrives after them, the records are the same."""
+    readings = [r(SensorKind.PEOPLE_COUNT, 300 + 20 * m, m, "cam") for m in range(12)]
+    reports = [rep("crowding", 3.5, "v1", "a"), rep("crowding", 9.5, "v2", "b")]
+    late, early = ZoneState("lane"), ZoneState("lane")
+    merged = sorted(
+        [*readings, *reports], key=lambda x: getattr(x, "observed_at", None) or x.submitted_at
+    )
+    in_time = feed(late, merged)
+    # the reports overtook every reading but the zone's first
+    ahead = feed(early, [readings[0], *reports, *readings[1:]])
+    assert [x.model_dump() for x in in_time] == [x.model_dump() for x in ahead]
+    assert {x.risk for x in in_time} == {Risk.CROWDING}
 
 
 def test_a_red_alert_inhibits_what_it_explains() -> None:
