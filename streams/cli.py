@@ -102,35 +102,40 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.kafka_admin import ensure_topics
     from streams.app import load_registry
-    from streams.simulator import generate, run
+    from streams.simulator import SCENARIOS, generate, generate_reports, run_scenario
     from streams.topics import TopicNames
 
+    if args.scenario not in SCENARIOS:
+        print(
+            f"unknown scenario {args.scenario!r}; one of: {', '.join(SCENARIOS)}", file=sys.stderr
+        )
+        return 2
     zones = load_registry(settings)
     start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
     if start.tzinfo is None:
         print("--start needs a UTC offset, e.g. 2026-10-01T18:00:00+08:00", file=sys.stderr)
         return 2
-    readings = generate(
-        zones,
-        start,
-        timedelta(minutes=args.minutes),
-        scenario=args.scenario,
-        seed=args.seed,
-    )
-    from infra.kafka_admin import ensure_topics
-
+    window = timedelta(minutes=args.minutes)
+    readings = generate(zones, start, window, scenario=args.scenario, seed=args.seed)
+    reports = [
+        r
+        for r in generate_reports(zones, start, window, scenario=args.scenario, seed=args.seed)
+        if r.submitted_at < start + window
+    ]
     topics = TopicNames.with_prefix(settings.topic_prefix)
     ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
-    topic = topics.readings
     speed = float("inf") if args.speed <= 0 else args.speed
     print(
-        f"simulating {len(readings)} readings ({args.scenario}, {args.minutes} min of event "
-        f"time from {start.isoformat()}) at speed {args.speed:g} onto {topic}",
+        f"simulating {len(readings)} readings and {len(reports)} reports ({args.scenario}, "
+        f"{args.minutes} min of event time from {start.isoformat()}) at speed {args.speed:g}",
         flush=True,
     )
-    sent = run(settings.kafka_bootstrap, topic, readings, speed=speed)
-    print(f"sent {sent} readings", flush=True)
+    sent, sent_reports = run_scenario(
+        settings.kafka_bootstrap, topics.readings, readings, topics.reports, reports, speed=speed
+    )
+    print(f"sent {sent} readings and {sent_reports} reports", flush=True)
     return 0
 
 
@@ -244,7 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run the HTTP API").set_defaults(func=cmd_api)
 
     def sim_options(p: argparse.ArgumentParser, speed: float) -> None:
-        p.add_argument("--scenario", default="demo", help="day, surge, smoke or demo")
+        p.add_argument(
+            "--scenario",
+            default="demo",
+            help="day, surge, holiday, fire, fire_report, smoke_false, flood, flaky, dropout, "
+            "smoke or demo (see streams/simulator.py SCENARIOS)",
+        )
         p.add_argument(
             "--speed",
             type=float,

@@ -1086,7 +1086,7 @@ def _rng(seed: int, purpose: str) -> random.Random:
 
     Seeding with a string is stable across processes (it does not depend on PYTHONHASHSEED).
     """
-    return random.Random(f"puhui-sim:{seed}:{purpose}")  # noqa: S311 - simulation, not secrets
+    return random.Random(f"puhui-sim:{seed}:{purpose}")
 
 
 def _phase(rng: random.Random, period: timedelta) -> float:
