@@ -18,7 +18,7 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from api.errors import Forbidden, InvalidInput, Unauthorized
+from api.errors import BadRequest, Forbidden, InvalidInput, Unauthorized
 from infra.tokens import Role, verify_token
 
 __all__ = [
@@ -104,8 +104,8 @@ def reject_unknown_query(request: Request) -> None:
 def require(role: Role, *, query_token: bool = False) -> Callable[..., Caller]:
     """A dependency that authenticates the caller and demands at least ``role``.
 
-    With ``query_token``, the token may also come as ``?access_token=`` (for ``EventSource``,
-    which cannot set headers); the header wins when both are present.
+    With ``query_token``, the token may come as ``?access_token=`` instead (for ``EventSource``,
+    which cannot set headers); both at once is a 400 (RFC 6750 §2).
     """
     if query_token:
 
@@ -121,6 +121,9 @@ def require(role: Role, *, query_token: bool = False) -> Callable[..., Caller]:
                 ),
             ] = None,
         ) -> Caller:
+            if credentials is not None and access_token is not None:
+                # RFC 6750 §2: a client must not send the token by more than one method.
+                raise BadRequest("send the token once: the Authorization header or access_token")
             token = credentials.credentials if credentials else access_token
             caller = _check(request.app.state.engine, token, role)
             reject_unknown_query(request)

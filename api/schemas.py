@@ -597,7 +597,7 @@ class ErrorBody(_Out):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the given error status codes."""
     text = {
-        400: "The body is not JSON",
+        400: "The body is not JSON (or, on the stream, the token was sent twice)",
         401: "No token, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
         403: "The token's role may not do this",
         404: "No such resource (or not yours to see)",

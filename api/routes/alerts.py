@@ -80,14 +80,15 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         "feed is positioned at the end of the topic (every record after it is delivered); a "
         "`: keep-alive` comment follows every 15 s of silence. The stream ends after "
         "`PUHUI_SSE_MAX_SECONDS` (EventSource reconnects). The token may be given as "
-        "`?access_token=` since EventSource cannot set headers.",
+        "`?access_token=` instead of the header, since EventSource cannot set headers (not "
+        "both: 400).",
         response_class=StreamingResponse,
         responses={
             200: {
                 "description": "An endless event stream",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **error_responses(401, 403, 422),
+            **error_responses(400, 401, 403, 422),
         },
     )
     async def stream(request: Request, _caller: StreamCaller) -> StreamingResponse:

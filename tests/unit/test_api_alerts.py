@@ -465,6 +465,10 @@ def test_the_stream_needs_an_operator_token(api: ApiSetup, client: TestClient) -
     token = api.tokens["volunteer"]
     assert client.get(f"/api/alerts/stream?access_token={token}").status_code == 403
     assert client.get("/api/alerts/stream?access_token=ph_wrong").status_code == 401
+    both = client.get(
+        f"/api/alerts/stream?access_token={api.tokens['operator']}", headers=api.auth("operator")
+    )
+    assert both.status_code == 400  # RFC 6750: one method per request
 
 
 def test_the_stream_accepts_a_query_token_and_keeps_alive(
