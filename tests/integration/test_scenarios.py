@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from conftest import REPO, Worker, consume
 from models.contracts import SensorKind, SensorReading
 from models.zones import load_bundled_zones
 from streams.simulator import (
@@ -31,6 +30,8 @@ from streams.simulator import (
     generate_reports,
     plan,
 )
+
+from conftest import REPO, Worker, consume
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,8 @@ def replay(
     if extra:
         readings = sorted([*readings, *extra], key=lambda r: (r.observed_at, r.sensor_id))
     reports = [
-        r for r in generate_reports(zones, start, window, scenario=scenario, seed=7)
+        r
+        for r in generate_reports(zones, start, window, scenario=scenario, seed=7)
         if r.submitted_at < start + window
     ]
     worker = make_worker()
@@ -83,25 +85,27 @@ def replay(
         [(r.observed_at, 0, i) for i, r in enumerate(readings)]
         + [(p.submitted_at, 1, i) for i, p in enumerate(reports)]
     )
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             batch_size=256 * 1024)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024
+    )
     try:
         for _, kind, i in items:
             if kind == 0:
                 r = readings[i]
-                producer.send(worker.topics.readings, key=r.zone_id.encode(),
-                              value=encode_reading(r))
+                producer.send(
+                    worker.topics.readings, key=r.zone_id.encode(), value=encode_reading(r)
+                )
             else:
                 p = reports[i]
-                producer.send(worker.topics.reports, key=p.zone_id.encode(),
-                              value=encode_report(p))
+                producer.send(worker.topics.reports, key=p.zone_id.encode(), value=encode_report(p))
         producer.flush(timeout=120)
     finally:
         producer.close()
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         taken = _metric(worker, "puhui_readings_processed_total") + _metric(
-            worker, "puhui_readings_duplicate_total")
+            worker, "puhui_readings_duplicate_total"
+        )
         reps = _metric(worker, "puhui_reports_processed_total")
         if taken >= len(readings) and reps >= len(reports):
             break
@@ -112,10 +116,12 @@ def replay(
     first = consume(bootstrap, worker.topics.alerts, until=lambda ms: True, timeout=10)
     time.sleep(1.0)
     msgs = consume(bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= len(first))
-    records = sorted((json.loads(m.value) for m in msgs),
-                     key=lambda r: (r["at"], r["alert_id"], r["revision"]))
-    return Run(len(readings), len(reports), records,
-               plan(zones, start, window, scenario=scenario, seed=7))
+    records = sorted(
+        (json.loads(m.value) for m in msgs), key=lambda r: (r["at"], r["alert_id"], r["revision"])
+    )
+    return Run(
+        len(readings), len(reports), records, plan(zones, start, window, scenario=scenario, seed=7)
+    )
 
 
 def at(record: dict[str, Any]) -> datetime:
@@ -135,8 +141,10 @@ def raised(records: list[dict[str, Any]], risk: str | None = None) -> list[dict[
 
 
 def row(name: str, run: Run, measured: str, false_alerts: int) -> None:
-    ROWS[name] = (f"| `{name}` | {run.readings:,} | {run.reports} | {len(run.records)} | "
-                  f"{measured} | {false_alerts} |")
+    ROWS[name] = (
+        f"| `{name}` | {run.readings:,} | {run.reports} | {len(run.records)} | "
+        f"{measured} | {false_alerts} |"
+    )
 
 
 # ------------------------------------------------------------------------------- scenarios --
@@ -145,12 +153,14 @@ def row(name: str, run: Run, measured: str, false_alerts: int) -> None:
 def test_surge_is_warned_at_least_ten_minutes_before_density_4(
     make_worker: Callable[..., Worker], kafka_bootstrap: str
 ) -> None:
-    run = replay(make_worker, kafka_bootstrap, "surge", DAY.replace(hour=17), 240, noise=0.06,
-                 kinds=CROWD)
+    run = replay(
+        make_worker, kafka_bootstrap, "surge", DAY.replace(hour=17), 240, noise=0.06, kinds=CROWD
+    )
     leads = []
     for surge in run.plan.surges:
-        crowd = [r for r in run.records
-                 if r["zone_id"] == surge.zone_id and r["risk"] == "crowding"]
+        crowd = [
+            r for r in run.records if r["zone_id"] == surge.zone_id and r["risk"] == "crowding"
+        ]
         first = next(r for r in crowd if r["level"] in ("yellow", "orange", "red"))
         assert first["predicted"] is True and "forecast" in first["evidence"]
         lead = surge.crossing(4.0) - at(first)
@@ -164,33 +174,55 @@ def test_surge_is_warned_at_least_ten_minutes_before_density_4(
     touched = {s.zone_id for s in run.plan.surges}
     false = [r for r in raised(run.records) if r["zone_id"] not in touched]
     assert false == []
-    row("surge", run, "first 黄+ warning " + " / ".join(minutes(x) for x in leads)
-        + " before 4 persons/m² (target ≥ 10 min)", len(false))
+    row(
+        "surge",
+        run,
+        "first 黄+ warning "
+        + " / ".join(minutes(x) for x in leads)
+        + " before 4 persons/m² (target ≥ 10 min)",
+        len(false),
+    )
 
 
 def test_ordinary_day_raises_no_crowding_alert_and_one_reporter_cannot_escalate(
     make_worker: Callable[..., Worker], kafka_bootstrap: str
 ) -> None:
     kinds = CROWD | {SensorKind.FIRE_LANE_BLOCKED}
-    run = replay(make_worker, kafka_bootstrap, "day", DAY.replace(hour=9, minute=30), 750,
-                 noise=0.10, kinds=kinds)
+    run = replay(
+        make_worker,
+        kafka_bootstrap,
+        "day",
+        DAY.replace(hour=9, minute=30),
+        750,
+        noise=0.10,
+        kinds=kinds,
+    )
     assert raised(run.records, "crowding") == []
     assert raised(run.records, "fire_lane") == []  # delivery vans: blocked < 5 min
     littering = [r for r in run.records if r["risk"] == "report"]
     assert [(r["change"], r["level"]) for r in littering] == [("raised", "blue")]
     false = [r for r in run.records if r["risk"] != "report"]
     assert false == []
-    row("day", run, "no crowding alert; 1 littering report alert (蓝), 3 reports by one "
-        "volunteer, not escalated", len(false))
+    row(
+        "day",
+        run,
+        "no crowding alert; 1 littering report alert (蓝), 3 reports by one "
+        "volunteer, not escalated",
+        len(false),
+    )
 
 
 def test_slow_holiday_build_up(make_worker: Callable[..., Worker], kafka_bootstrap: str) -> None:
     run = replay(make_worker, kafka_bootstrap, "holiday", DAY.replace(hour=10), 480, kinds=CROWD)
     leads = []
     for build in run.plan.buildups:
-        crowd = [r for r in run.records
-                 if r["zone_id"] == build.zone_id and r["risk"] == "crowding"
-                 and r["level"] in ("yellow", "orange", "red")]
+        crowd = [
+            r
+            for r in run.records
+            if r["zone_id"] == build.zone_id
+            and r["risk"] == "crowding"
+            and r["level"] in ("yellow", "orange", "red")
+        ]
         cross = build.crossing(4.0)
         if not crowd or cross is None:
             continue
@@ -199,52 +231,88 @@ def test_slow_holiday_build_up(make_worker: Callable[..., Worker], kafka_bootstr
     touched = run.plan.touched_zones()
     false = [r for r in raised(run.records) if r["zone_id"] not in touched]
     assert false == []
-    row("holiday", run, "first 黄+ " + " / ".join(minutes(x) for _, x in leads)
-        + " before 4 persons/m²", len(false))
+    row(
+        "holiday",
+        run,
+        "first 黄+ " + " / ".join(minutes(x) for _, x in leads) + " before 4 persons/m²",
+        len(false),
+    )
 
 
 def test_fire_two_detectors_red(make_worker: Callable[..., Worker], kafka_bootstrap: str) -> None:
-    run = replay(make_worker, kafka_bootstrap, "fire", DAY.replace(hour=9), 180,
-                 kinds={SensorKind.SMOKE})
+    run = replay(
+        make_worker, kafka_bootstrap, "fire", DAY.replace(hour=9), 180, kinds={SensorKind.SMOKE}
+    )
     fire = [r for r in run.records if r["risk"] == "fire"]
     first, second = sorted(run.plan.alarms, key=lambda a: a.start)[:2]
     assert (fire[0]["change"], fire[0]["level"], at(fire[0])) == ("raised", "orange", first.start)
-    assert (fire[1]["change"], fire[1]["level"], at(fire[1])) == ("escalated", "red",
-                                                                 second.start)
+    assert (fire[1]["change"], fire[1]["level"], at(fire[1])) == ("escalated", "red", second.start)
     assert fire[-1]["change"] == "resolved"
-    row("fire", run, f"橙 at the first detector ({hhmm(first.start)}), 红 at the second "
-        f"({hhmm(second.start)}), resolved after both cleared + hold", 0)
+    row(
+        "fire",
+        run,
+        f"橙 at the first detector ({hhmm(first.start)}), 红 at the second "
+        f"({hhmm(second.start)}), resolved after both cleared + hold",
+        0,
+    )
 
 
 def test_fire_report_confirms_a_smoke_alarm(
     make_worker: Callable[..., Worker], kafka_bootstrap: str
 ) -> None:
-    run = replay(make_worker, kafka_bootstrap, "fire_report", DAY.replace(hour=9), 180,
-                 kinds={SensorKind.SMOKE})
+    run = replay(
+        make_worker,
+        kafka_bootstrap,
+        "fire_report",
+        DAY.replace(hour=9),
+        180,
+        kinds={SensorKind.SMOKE},
+    )
     fire = [(r["change"], r["level"]) for r in run.records if r["risk"] == "fire"]
-    assert fire[:4] == [("raised", "orange"), ("escalated", "red"), ("corroborated", "red"),
-                        ("corroborated", "red")]
+    assert fire[:4] == [
+        ("raised", "orange"),
+        ("escalated", "red"),
+        ("corroborated", "red"),
+        ("corroborated", "red"),
+    ]
     reports = sorted(run.plan.reports, key=lambda p: p.submitted_at)
     red = next(r for r in run.records if r["level"] == "red")
     assert at(red) == reports[0].submitted_at
     assert not raised(run.records, "report")
-    row("fire_report", run, f"橙 at the alarm, 红 at the first fire report "
-        f"({hhmm(reports[0].submitted_at)}), both reports attached", 0)
+    row(
+        "fire_report",
+        run,
+        f"橙 at the alarm, 红 at the first fire report "
+        f"({hhmm(reports[0].submitted_at)}), both reports attached",
+        0,
+    )
 
 
 def test_unconfirmed_smoke_alarm_stays_orange(
     make_worker: Callable[..., Worker], kafka_bootstrap: str
 ) -> None:
-    run = replay(make_worker, kafka_bootstrap, "smoke_false", DAY.replace(hour=9), 180,
-                 kinds={SensorKind.SMOKE})
+    run = replay(
+        make_worker,
+        kafka_bootstrap,
+        "smoke_false",
+        DAY.replace(hour=9),
+        180,
+        kinds={SensorKind.SMOKE},
+    )
     fire = [(r["change"], r["level"]) for r in run.records if r["risk"] == "fire"]
     assert fire == [("raised", "orange"), ("resolved", "orange")]
     row("smoke_false", run, "橙 (to verify), never 红; resolved after the hold", 0)
 
 
 def test_flash_flood(make_worker: Callable[..., Worker], kafka_bootstrap: str) -> None:
-    run = replay(make_worker, kafka_bootstrap, "flood", DAY.replace(hour=15), 180,
-                 kinds={SensorKind.WATER_DEPTH})
+    run = replay(
+        make_worker,
+        kafka_bootstrap,
+        "flood",
+        DAY.replace(hour=15),
+        180,
+        kinds={SensorKind.WATER_DEPTH},
+    )
     delays = []
     for flood in run.plan.floods:
         recs = [r for r in run.records if r["zone_id"] == flood.zone_id]
@@ -255,8 +323,14 @@ def test_flash_flood(make_worker: Callable[..., Worker], kafka_bootstrap: str) -
         assert timedelta(0) <= delay <= timedelta(seconds=60)  # the next reading
         delays.append(delay)
         assert recs[-1]["change"] == "resolved"
-    row("flood", run, "橙 (≥ 25 cm) " + " / ".join(f"{d.total_seconds():.0f} s" for d in delays)
-        + " after the water reached 25 cm (readings every 60 s)", 0)
+    row(
+        "flood",
+        run,
+        "橙 (≥ 25 cm) "
+        + " / ".join(f"{d.total_seconds():.0f} s" for d in delays)
+        + " after the water reached 25 cm (readings every 60 s)",
+        0,
+    )
 
 
 def test_flaky_sensors_raise_nothing(
@@ -283,8 +357,13 @@ def test_sensor_dropout_is_noticed_in_event_time(
     assert [r["change"] for r in dead] == ["raised"] and death.sensor_id in str(dead[0]["evidence"])
     false = [r for r in run.records if r["zone_id"] not in (outage.zone_id, death.zone_id)]
     assert false == []
-    row("dropout", run, f"whole-zone outage seen {minutes(detect)} after it began; the dead "
-        f"device's alert stays open", len(false))
+    row(
+        "dropout",
+        run,
+        f"whole-zone outage seen {minutes(detect)} after it began; the dead "
+        f"device's alert stays open",
+        len(false),
+    )
 
 
 def test_fire_lane_blocked_five_minutes(
@@ -296,15 +375,25 @@ def test_fire_lane_blocked_five_minutes(
     lane = "jinyulan-plaza"
     block = start + timedelta(minutes=10)
     extra = [
-        SensorReading(reading_id=f"fl-{i}", sensor_id="jinyulan-plaza-lanecam-x", zone_id=lane,
-                      kind=SensorKind.FIRE_LANE_BLOCKED,
-                      value=1 if block <= start + timedelta(minutes=i) < block + timedelta(
-                          minutes=7) else 0,
-                      observed_at=start + timedelta(minutes=i))
+        SensorReading(
+            reading_id=f"fl-{i}",
+            sensor_id="jinyulan-plaza-lanecam-x",
+            zone_id=lane,
+            kind=SensorKind.FIRE_LANE_BLOCKED,
+            value=1 if block <= start + timedelta(minutes=i) < block + timedelta(minutes=7) else 0,
+            observed_at=start + timedelta(minutes=i),
+        )
         for i in range(40)
     ]
-    run = replay(make_worker, kafka_bootstrap, "day", start, 40,
-                 kinds={SensorKind.FIRE_LANE_BLOCKED}, extra=extra)
+    run = replay(
+        make_worker,
+        kafka_bootstrap,
+        "day",
+        start,
+        40,
+        kinds={SensorKind.FIRE_LANE_BLOCKED},
+        extra=extra,
+    )
     lane_alerts = [r for r in run.records if r["risk"] == "fire_lane"]
     assert lane_alerts[0]["change"] == "raised" and lane_alerts[0]["level"] == "orange"
     assert at(lane_alerts[0]) == block + timedelta(minutes=5)
@@ -315,8 +404,18 @@ def test_fire_lane_blocked_five_minutes(
 def test_early_warning_doc_is_what_was_measured() -> None:
     """``docs/early-warning.md`` holds the table this run measured (the figures are
     deterministic: seeded scenarios, event time only)."""
-    expected = {"surge", "day", "holiday", "fire", "fire_report", "smoke_false", "flood",
-                "flaky", "dropout", "fire_lane (day + a parked car)"}
+    expected = {
+        "surge",
+        "day",
+        "holiday",
+        "fire",
+        "fire_report",
+        "smoke_false",
+        "flood",
+        "flaky",
+        "dropout",
+        "fire_lane (day + a parked car)",
+    }
     assert set(ROWS) == expected, "run the whole file to check the document"
     table = "\n".join(ROWS[name] for name in sorted(ROWS))
     measured = Path(REPO / "var" / "early-warning-table.md")
