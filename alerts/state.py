@@ -101,7 +101,7 @@ def _record(state: AlertState, change: Change, at: datetime) -> AlertRecord:
 
 
 #: Evidence an alert keeps for its whole life, whatever later readings say.
-_STICKY = ("reports", "reporters", "corroborated")
+_STICKY = ("reports", "reporters", "corroborated", "inhibited_by")
 
 
 def _carry(old: dict[str, JsonValue], new: dict[str, JsonValue]) -> dict[str, JsonValue]:

@@ -1,9 +1,14 @@
 """The AsyncAPI contract (``docs/asyncapi.yaml``) says what the code does: the topic names, the
 wire models' fields, constraints and enums, the dead-letter headers, and examples that decode —
-the alert records being what the engine writes for the example readings and commands."""
+the alert records being what the engine writes for the example readings, reports and commands,
+and the rules stated in prose (which kind drives which risk, which input causes which change, the
+evidence of each risk) being what the engine does."""
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,13 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from alerts.config import RuleBook, default_rules
-from alerts.engine import ZoneState, apply_command, process_reading
+from alerts.engine import (
+    ZoneState,
+    apply_command,
+    check_silence,
+    process_reading,
+    process_report,
+)
 from alerts.state import alert_id_for
 from models.contracts import (
     KIND_RANGES,
@@ -36,7 +47,7 @@ from models.contracts import (
     decode_reading,
     decode_report,
 )
-from models.zones import load_bundled_zones
+from models.zones import Zone, load_bundled_zones
 from streams.handlers import (
     INTERNAL_ERROR,
     CommandHandler,
@@ -158,6 +169,7 @@ def test_operations_say_who_sends_and_who_receives(spec: dict[str, Any]) -> None
         ("receive", names.readings),
         ("send", names.readings),  # re-keying a reading not keyed by its zone id
         ("receive", names.reports),
+        ("send", names.reports),  # re-keying a report not keyed by its zone id
         ("receive", names.commands),
         ("send", names.alerts),
         ("send", names.dead_letters),
@@ -253,6 +265,26 @@ def test_wire_messages_are_keyed_by_zone_id(spec: dict[str, Any], message: str) 
     assert "zone_id" in kafka["key"]["description"]
 
 
+@pytest.mark.parametrize(
+    ("message", "topic"), [("SensorReading", "readings"), ("VolunteerReport", "reports")]
+)
+async def test_inputs_keyed_otherwise_are_rekeyed(
+    spec: dict[str, Any], message: str, topic: str
+) -> None:
+    """As the key descriptions say: a valid reading or report not keyed by its zone id is sent
+    back to its topic, unchanged, keyed by it (and assessed then); nothing else happens."""
+    assert (
+        "re-keyed"
+        in spec["components"]["messages"][message]["bindings"]["kafka"]["key"]["description"]
+    )
+    for ex in spec["components"]["messages"][message]["examples"]:
+        raw = json.dumps(ex["payload"], ensure_ascii=False).encode()
+        for key in (None, b"some-other-key"):
+            dead, other = await handle(raw, Source(getattr(TopicNames(), topic), 0, 0, key))
+            assert not dead.sent
+            assert other.sent == [(ex["payload"]["zone_id"].encode(), raw, None)]
+
+
 # --- dead letters --------------------------------------------------------------------------------
 
 
@@ -290,17 +322,23 @@ class Capture:
         self.sent.append((key, value, headers))
 
 
-async def dead_letters_of(raw: bytes, source: Source) -> Capture:
-    """Hand ``raw`` to the worker's handler for ``source.topic``; what it dead-letters."""
+async def handle(raw: bytes, source: Source) -> tuple[Capture, Capture]:
+    """Hand ``raw`` to the worker's handler for ``source.topic``: what it dead-letters, and what
+    else it sends (alert records, re-keyed inputs)."""
     names = TopicNames()
     zones = load_bundled_zones()
+    rules = RuleBook(default_rules(), {})
     metrics = PipelineMetrics.create(CollectorRegistry())
     states = ZoneStates({})
     dead, other = Capture(), Capture()
+
+    async def store_report(report: VolunteerReport, alert_id: str | None) -> None:
+        pass
+
     if source.topic == names.readings:
         await ReadingHandler(
             zones=zones,
-            rules=RuleBook(default_rules(), {}),
+            rules=rules,
             states=states,
             metrics=metrics,
             send_alert=other,
@@ -308,12 +346,27 @@ async def dead_letters_of(raw: bytes, source: Source) -> Capture:
             send_reading=other,
         )(raw, source)
     elif source.topic == names.reports:
-        await ReportHandler(zones=zones, metrics=metrics, send_dead_letter=dead)(raw, source)
+        await ReportHandler(
+            zones=zones,
+            rules=rules,
+            states=states,
+            metrics=metrics,
+            send_alert=other,
+            send_dead_letter=dead,
+            send_report=other,
+            store_report=store_report,
+        )(raw, source)
     else:
         assert source.topic == names.commands
         await CommandHandler(
             zones=zones, states=states, metrics=metrics, send_alert=other, send_dead_letter=dead
         )(raw, source)
+    return dead, other
+
+
+async def dead_letters_of(raw: bytes, source: Source) -> Capture:
+    """What the worker's handler for ``source.topic`` dead-letters of ``raw`` (nothing else)."""
+    dead, other = await handle(raw, source)
     assert not other.sent
     return dead
 
@@ -322,7 +375,7 @@ async def test_dead_letter_examples_are_what_the_worker_would_write(spec: dict[s
     names = TopicNames()
     examples = spec["components"]["messages"]["DeadLetter"]["examples"]
     topics = {ex["headers"]["source.topic"] for ex in examples}
-    assert names.commands in topics  # commands are dead-lettered like readings
+    assert {names.reports, names.commands} <= topics  # dead-lettered like readings
     assert topics <= {names.readings, names.reports, names.commands}
     for example in examples:
         headers = example["headers"]
@@ -368,29 +421,93 @@ def test_input_examples_pass_the_workers_checks(spec: dict[str, Any]) -> None:
     for example in messages["AlertCommand"]["examples"]:
         command = decode_command(AlertCommand.model_validate(example["payload"]).to_bytes())
         assert command.zone_id in zones
-        assert command.command_id.startswith("cmd-")  # cannot equal a reading id
+        assert command.command_id.startswith("cmd-")  # cannot equal a report id (see below)
 
 
-#: What happens in the example alert's zone: (Beijing time, people counted by ``cam-248-01``) is a
-#: reading; a name is the AlertCommand example of that name. The alert records it produces are
-#: the AlertRecord examples, in order.
+# --- the example zone's story: the alert examples are what the engine writes ---------------------
+
 ZONE = "tianzifang-taikang-248"
-ALERT_LIFE: list[tuple[str, int] | str] = [
-    ("15:30", 1152),  # orange: above capacity (the SensorReading example peopleCount)
-    ("15:32", 1512),  # red
+CAMERA = "cam-248-01"
+RULES = default_rules()
+
+#: What happens in the example zone on 2024-10-02: ``(Beijing time, people counted by
+#: cam-248-01)`` is a reading; a name is the VolunteerReport or AlertCommand example of that name.
+#: The alert records the engine writes for it are the AlertRecord examples, in order.
+STORY: list[tuple[str, int] | str] = [
+    ("15:13", 500),  # about 35 more people a minute ...
+    ("15:14", 540),
+    ("15:15", 568),
+    ("15:16", 612),
+    ("15:17", 640),
+    ("15:18", 684),
+    ("15:19", 712),
+    ("15:20", 750),  # ... 8 minutes of trend: orange expected within 15 min, predicted 黄
+    ("15:21", 790),
+    ("15:22", 815),
+    ("15:23", 858),
+    ("15:24", 884),
+    ("15:25", 925),
+    ("15:26", 950),
+    ("15:27", 990),  # occupancy 92 %: 黄 reached, the prediction confirmed
+    ("15:28", 1030),
+    ("15:29", 1075),
+    ("15:30", 1152),  # above capacity: 橙 (the SensorReading example peopleCount)
+    ("15:31", 1230),
+    "crowdingReport",  # a volunteer's crowding report joins the alert: corroborated
+    ("15:32", 1512),  # 红
+    ("15:33", 1480),
     "acknowledge",
+    ("15:34", 1420),
     "assign",
-    ("15:40", 640),  # clear: the hold time starts
-    ("15:45", 610),  # clear for 5 minutes: resolved
+    ("15:35", 1330),
+    "blockedFireLane",  # opens a report alert, inhibited: the 红 crowd explains it
+    ("15:36", 1240),  # 橙 from here; after the hold time (15:41) de-escalated to 橙
+    ("15:37", 1180),
+    ("15:38", 1150),
+    ("15:39", 1120),
+    ("15:40", 1100),
+    ("15:41", 1090),
+    ("15:42", 690),  # clear from here; after the hold time (15:47) resolved
+    ("15:43", 650),
+    ("15:44", 640),
+    ("15:45", 620),
+    ("15:46", 610),
+    ("15:47", 600),
 ]
+
+#: The keys any alert's evidence may have, beside those of its risk; and those a report joining
+#: a sensor alert adds (``reports`` and ``reporters`` are also a report alert's own).
+COMMON_EVIDENCE = {"inhibited_by", "clear_seconds"}
+CORROBORATION = {"corroborated", "reports", "reporters"}
+FORECAST_EVIDENCE = {
+    "target_level",
+    "target_density",
+    "expected_at",
+    "minutes",
+    "rate_per_min",
+    "fitted_density",
+    "window_minutes",
+}
+
+#: An input of the engine; a datetime is a silence sweep (the partition's event-time watermark
+#: reaching that moment).
+Item = SensorReading | VolunteerReport | AlertCommand | datetime
+#: Alert records with what caused each: "reading", "report", "command" or "sweep".
+Caused = list[tuple[str, AlertRecord]]
+
+
+def zone_of(zone_id: str = ZONE) -> Zone:
+    zone = load_bundled_zones().get(zone_id)
+    assert zone is not None
+    return zone
 
 
 def people(at: str, count: int) -> SensorReading:
     observed = f"2024-10-02T{at}:00+08:00"
     return SensorReading.model_validate(
         {
-            "reading_id": f"cam-248-01:{observed}",
-            "sensor_id": "cam-248-01",
+            "reading_id": f"{CAMERA}:{observed}",
+            "sensor_id": CAMERA,
             "zone_id": ZONE,
             "kind": "people_count",
             "value": count,
@@ -399,61 +516,230 @@ def people(at: str, count: int) -> SensorReading:
     )
 
 
-def command_example(spec: dict[str, Any], name: str) -> AlertCommand:
+#: Start of the other runs below (after the story, same zone, fresh state).
+T0 = datetime(2024, 10, 2, 16, 0, tzinfo=timezone(timedelta(hours=8)))
+
+
+def sensor(sensor_id: str, kind: SensorKind, value: float, minute: float) -> SensorReading:
+    at = T0 + timedelta(minutes=minute)
+    return SensorReading(
+        reading_id=f"{sensor_id}:{at.isoformat()}",
+        sensor_id=sensor_id,
+        zone_id=ZONE,
+        kind=kind,
+        value=value,
+        observed_at=at,
+    )
+
+
+def report(report_id: str, reporter: str, category: str, minute: float) -> VolunteerReport:
+    return VolunteerReport(
+        report_id=report_id,
+        reporter_id=reporter,
+        zone_id=ZONE,
+        category=ReportCategory(category),
+        description="看到了 / seen",
+        submitted_at=T0 + timedelta(minutes=minute),
+    )
+
+
+def sweep(minute: float) -> datetime:
+    return T0 + timedelta(minutes=minute)
+
+
+def example(spec: dict[str, Any], message: str, name: str) -> dict[str, Any]:
     (payload,) = [
         ex["payload"]
-        for ex in spec["components"]["messages"]["AlertCommand"]["examples"]
+        for ex in spec["components"]["messages"][message]["examples"]
         if ex["name"] == name
     ]
-    return AlertCommand.model_validate(payload)
+    return payload
+
+
+def command_example(spec: dict[str, Any], name: str) -> AlertCommand:
+    return AlertCommand.model_validate(example(spec, "AlertCommand", name))
+
+
+def story_items(spec: dict[str, Any], steps: list[tuple[str, int] | str]) -> list[Item]:
+    names = {
+        ex["name"]: message
+        for message in ("VolunteerReport", "AlertCommand")
+        for ex in spec["components"]["messages"][message]["examples"]
+    }
+    items: list[Item] = []
+    for step in steps:
+        if isinstance(step, tuple):
+            items.append(people(*step))
+        elif names[step] == "VolunteerReport":
+            items.append(VolunteerReport.model_validate(example(spec, "VolunteerReport", step)))
+        else:
+            items.append(command_example(spec, step))
+    return items
+
+
+def run(items: list[Item], state: ZoneState | None = None) -> tuple[ZoneState, Caused]:
+    """Feed ``items`` to the engine as the worker would; the records it writes, by cause."""
+    zone = zone_of()
+    state = state or ZoneState(ZONE)
+    out: Caused = []
+    for item in items:
+        if isinstance(item, SensorReading):
+            out += [("reading", r) for r in process_reading(state, item, zone, RULES).records]
+        elif isinstance(item, VolunteerReport):
+            out += [("report", r) for r in process_report(state, item, zone, RULES).records]
+        elif isinstance(item, AlertCommand):
+            outcome = apply_command(state, item)
+            assert outcome.outcome == "applied", item
+            assert outcome.record is not None
+            out.append(("command", outcome.record))
+        else:
+            swept = check_silence(state, zone, RULES, item.timestamp())
+            out += [("sweep", r) for r in swept.records]
+    return state, out
 
 
 def replay(
     spec: dict[str, Any], steps: list[tuple[str, int] | str]
 ) -> tuple[ZoneState, list[AlertRecord]]:
-    """Run the engine over ``steps`` as the worker would; the alert records it writes."""
-    zone = load_bundled_zones().get(ZONE)
-    assert zone is not None
-    state = ZoneState(ZONE)
-    records: list[AlertRecord] = []
-    for step in steps:
-        if isinstance(step, str):
-            outcome = apply_command(state, command_example(spec, step))
-            assert outcome.outcome == "applied", step
-            assert outcome.record is not None
-            records.append(outcome.record)
-        else:
-            records.extend(process_reading(state, people(*step), zone, default_rules()).records)
-    return state, records
+    state, caused = run(story_items(spec, steps))
+    return state, [record for _, record in caused]
+
+
+def story_before(moment: datetime) -> list[tuple[str, int] | str]:
+    """The story up to its first reading at or after ``moment``."""
+    for i, step in enumerate(STORY):
+        if isinstance(step, tuple) and people(*step).observed_at >= moment:
+            return STORY[:i]
+    return STORY
+
+
+def other_runs() -> Caused:
+    """Runs beside the story, so every risk and every cause of every change is seen."""
+    caused: Caused = []
+    # a gas alert lowered and resolved by silence sweeps; the silent detector goes offline
+    caused += run(
+        [
+            sensor("lel-1", SensorKind.GAS_LEL, 30, 0),  # 橙
+            sensor("lel-1", SensorKind.GAS_LEL, 12, 1),  # 黄: the hold time starts
+            sweep(6),  # de-escalated to 黄; lel-1 silent for 5 min: sensor_offline
+            sensor("lel-1", SensorKind.GAS_LEL, 0, 7),  # back: sensor_offline resolved; clear
+            sensor("hb-1", SensorKind.HEARTBEAT, 1, 7),
+            sweep(12.5),  # gas clear for the hold time: resolved
+        ]
+    )[1]
+    # a smoke alarm confirmed by a fire report: 红, and the report corroborates it
+    caused += run(
+        [
+            sensor("smk-1", SensorKind.SMOKE, 1, 0),
+            report("rep-f1", "vol-1", "fire", 0),
+            sensor("smk-2", SensorKind.SMOKE, 1, 1),
+        ]
+    )[1]
+    # three reporters raise a report alert one level
+    caused += run(
+        [
+            sensor("hb-1", SensorKind.HEARTBEAT, 1, 5),
+            report("rep-l1", "vol-1", "littering", 1),
+            report("rep-l2", "vol-1", "littering", 2),
+            report("rep-l3", "vol-2", "littering", 3),
+            report("rep-l4", "vol-3", "littering", 4),
+        ]
+    )[1]
+    # each sensor kind on its own, at its highest value, twice (duration rules need time)
+    for kind in SensorKind:
+        high = KIND_RANGES[kind][1]
+        caused += run([sensor("s-1", kind, high, 0), sensor("s-1", kind, high, 6)])[1]
+    return caused
 
 
 def test_alert_examples_are_what_the_engine_writes(spec: dict[str, Any]) -> None:
     payloads = [ex["payload"] for ex in spec["components"]["messages"]["AlertRecord"]["examples"]]
-    _, records = replay(spec, ALERT_LIFE)
+    _, records = replay(spec, STORY)
     assert [r.model_dump(mode="json") for r in records] == payloads
 
 
-def test_alert_examples_are_one_alerts_life(spec: dict[str, Any]) -> None:
-    """As the worker writes them: every field present, one alert_id, revisions 1, 2, 3 …"""
-    payloads = [ex["payload"] for ex in spec["components"]["messages"]["AlertRecord"]["examples"]]
-    records = [AlertRecord.model_validate(p) for p in payloads]
-    for payload, record in zip(payloads, records, strict=True):
-        assert record.model_dump(mode="json") == payload
-    assert [r.revision for r in records] == list(range(1, len(records) + 1))
-    assert len({r.alert_id for r in records}) == 1
-    assert len({r.opened_at for r in records}) == 1
-    assert records[0].change == Change.RAISED
-    first = records[0]
+def test_alert_examples_have_every_field_as_written(spec: dict[str, Any]) -> None:
+    """As the worker writes them: every field present, optional ones included."""
+    for ex in spec["components"]["messages"]["AlertRecord"]["examples"]:
+        payload = ex["payload"]
+        assert AlertRecord.model_validate(payload).model_dump(mode="json") == payload
+        assert list(payload) == list(AlertRecord.model_fields)
+
+
+def test_alert_examples_show_every_change_and_flag(spec: dict[str, Any]) -> None:
+    records = [
+        AlertRecord.model_validate(ex["payload"])
+        for ex in spec["components"]["messages"]["AlertRecord"]["examples"]
+    ]
+    assert {r.change for r in records} == set(Change)
+    assert {r.predicted for r in records} == {True, False}
+    assert {r.inhibited for r in records} == {True, False}
+    assert {r.risk for r in records} == {Risk.CROWDING, Risk.REPORT}
+    assert {r.status for r in records} == set(AlertStatus)
+
+
+def test_the_crowding_alerts_life(spec: dict[str, Any]) -> None:
+    """One alert_id, revisions 1, 2, 3 …: predicted, confirmed, escalated, corroborated,
+    acknowledged, assigned, de-escalated and resolved by the hold time."""
+    _, records = replay(spec, STORY)
+    life = [r for r in records if r.risk == Risk.CROWDING]
+    assert [r.revision for r in life] == list(range(1, len(life) + 1))
+    assert len({r.alert_id for r in life}) == 1
+    assert len({r.opened_at for r in life}) == 1
+    first = life[0]
     assert first.alert_id == alert_id_for(
         first.zone_id, first.risk, str(first.evidence["reading_id"])
     )
-    # every change a command causes is shown, and the life ends with a resolve by the hold time
-    assert {Change.ACKNOWLEDGED, Change.ASSIGNED} <= {r.change for r in records}
-    last = records[-1]
+    # predicted: raised at the forecast's level, with the forecast
+    assert (first.change, first.predicted, first.level) == (Change.RAISED, True, Level.YELLOW)
+    forecast = first.evidence["forecast"]
+    assert isinstance(forecast, dict) and set(forecast) == FORECAST_EVIDENCE
+    assert forecast["target_level"] == Level.ORANGE.value
+    # confirmed: the same level, now observed
+    (confirmed,) = [r for r in life if r.change == Change.CONFIRMED]
+    assert (confirmed.level, confirmed.predicted) == (first.level, False)
+    assert all(not r.predicted for r in life[1:])
+    # the expected crossing came true: orange was reached after the forecast, within its horizon
+    (orange,) = [r for r in life if r.change == Change.ESCALATED and r.level == Level.ORANGE]
+    assert first.at < datetime.fromisoformat(str(forecast["expected_at"])) <= orange.at
+    # corroborated: the report's id and reporter join the evidence and stay there
+    (corr,) = [r for r in life if r.change == Change.CORROBORATED]
+    crowding_report = VolunteerReport.model_validate(
+        example(spec, "VolunteerReport", "crowdingReport")
+    )
+    assert corr.at == crowding_report.submitted_at
+    assert (corr.level, corr.status) == (orange.level, orange.status)
+    assert corr.evidence["corroborated"] is True
+    assert corr.evidence["reports"] == [crowding_report.report_id]
+    assert corr.evidence["reporters"] == [crowding_report.reporter_id]
+    for later in life[life.index(corr) :]:
+        assert later.evidence["reports"] == [crowding_report.report_id]
+    # operators' changes, then de-escalated after the hold time, then resolved by it
+    assert {Change.ACKNOWLEDGED, Change.ASSIGNED} <= {r.change for r in life}
+    (down,) = [r for r in life if r.change == Change.DEESCALATED]
+    assert down.level == Level.ORANGE and down.status == AlertStatus.ACKNOWLEDGED
+    last = life[-1]
     assert last.change == Change.RESOLVED and last.actor is None
-    assert "clear_seconds" in last.evidence
+    assert last.evidence["clear_seconds"] == RULES.hold.total_seconds()
     assert last.summary.zh.startswith("已解除：") and last.summary.en.startswith("Resolved: ")
     assert last.assignee is not None
+
+
+def test_the_inhibited_example(spec: dict[str, Any]) -> None:
+    """A report raised while the 红 crowding alert explains it: recorded, marked inhibited."""
+    _, records = replay(spec, STORY)
+    (inhibited,) = [r for r in records if r.inhibited]
+    fire_lane = VolunteerReport.model_validate(example(spec, "VolunteerReport", "blockedFireLane"))
+    assert (inhibited.risk, inhibited.change) == (Risk.REPORT, Change.RAISED)
+    assert inhibited.alert_id == alert_id_for(ZONE, Risk.REPORT, fire_lane.report_id)
+    assert inhibited.at == fire_lane.submitted_at
+    assert inhibited.evidence["reports"] == [fire_lane.report_id]
+    assert inhibited.evidence["category"] == fire_lane.category.value
+    before = records[: records.index(inhibited)]
+    crowding = [r for r in before if r.risk == Risk.CROWDING][-1]
+    assert crowding.level == Level.RED
+    assert inhibited.evidence["inhibited_by"] == crowding.alert_id
+    assert Risk.REPORT.value in RULES.inhibit[Risk.CROWDING]
 
 
 def test_command_examples_name_the_example_alert(spec: dict[str, Any]) -> None:
@@ -467,21 +753,162 @@ def test_command_examples_name_the_example_alert(spec: dict[str, Any]) -> None:
         assert (command.alert_id, command.zone_id) == (alert["alert_id"], alert["zone_id"])
 
 
+def test_revisions_the_summaries_state_are_right(spec: dict[str, Any]) -> None:
+    messages = spec["components"]["messages"]
+    for ex in messages["AlertRecord"]["examples"]:
+        for stated in re.findall(r"revision (\d+)", ex["summary"]):
+            assert int(stated) == ex["payload"]["revision"], ex["name"]
+    resolve = command_example(spec, "resolve")
+    _, records = replay(spec, [*story_before(resolve.issued_at), "resolve"])
+    action = {
+        Change.ACKNOWLEDGED: "acknowledge",
+        Change.ASSIGNED: "assign",
+        Change.RESOLVED: "resolve",
+    }
+    by_command = {action[r.change]: r.revision for r in records if r.actor}
+    for ex in messages["AlertCommand"]["examples"]:
+        assert f"(revision {by_command[ex['name']]})" in ex["summary"], ex["name"]
+
+
+def test_people_count_example_is_part_of_the_story(spec: dict[str, Any]) -> None:
+    assert people("15:30", 1152).model_dump(mode="json") == SensorReading.model_validate(
+        example(spec, "SensorReading", "peopleCount")
+    ).model_dump(mode="json")
+    assert ("15:30", 1152) in STORY
+
+
 def test_resolve_example_is_an_operators_resolve(spec: dict[str, Any]) -> None:
     """The resolve example, as its summary tells: sent while the alert is open it closes it
     with the operator's actor and note; once the alert has resolved, it changes nothing."""
-    before_hold_resolve = ALERT_LIFE[:-1]
-    state, records = replay(spec, [*before_hold_resolve, "resolve"])
     command = command_example(spec, "resolve")
+    state, records = replay(spec, [*story_before(command.issued_at), "resolve"])
     last = records[-1]
     assert (last.change, last.status, last.revision) == (
         Change.RESOLVED,
         AlertStatus.RESOLVED,
-        records[-2].revision + 1,
+        [r for r in records if r.risk == Risk.CROWDING][-2].revision + 1,
     )
     assert (last.actor, last.note, last.at) == (command.actor, command.note, command.issued_at)
-    assert not state.alerts
+    assert "clear_seconds" not in last.evidence
+    assert Risk.CROWDING.value not in state.alerts
     assert apply_command(state, command).outcome == "duplicate"
 
-    state, _ = replay(spec, ALERT_LIFE)
+    state, _ = replay(spec, STORY)
     assert apply_command(state, command).outcome == "not_open"
+
+
+# --- the rules the contract states in prose ------------------------------------------------------
+
+
+def code_table(description: str) -> dict[str, set[str]]:
+    """The rows of the Markdown tables in ``description`` whose first cell is one `code` value:
+    that value -> the `code` values of the row's last cell, outside parentheses (asides)."""
+    rows: dict[str, set[str]] = {}
+    for line in description.splitlines():
+        match = re.fullmatch(r"\| `([a-z_]+)` \|(.*)\|", line.strip())
+        if match:
+            assert match[1] not in rows, match[1]
+            cell = re.sub(r"\([^)]*\)", "", match[2].split("|")[-1])
+            rows[match[1]] = set(re.findall(r"`([^`]+)`", cell))
+    return rows
+
+
+def test_changes_are_caused_as_documented(spec: dict[str, Any]) -> None:
+    """The ``change`` table says which input causes which change: exactly what the engine does
+    over the story, the resolve alternative and the other runs."""
+    documented = code_table(
+        payload_schema(spec, "AlertRecord")["properties"]["change"]["description"]
+    )
+    assert set(documented) == {c.value for c in Change}
+    _, story = run(story_items(spec, STORY))
+    command = command_example(spec, "resolve")
+    _, alternative = run(story_items(spec, [*story_before(command.issued_at), "resolve"]))
+    seen: dict[str, set[str]] = {c.value: set() for c in Change}
+    for cause, record in [*story, *alternative, *other_runs()]:
+        seen[record.change.value].add(cause)
+    assert seen == documented
+
+
+def test_evidence_is_as_documented(spec: dict[str, Any]) -> None:
+    """The ``evidence`` table names every key each risk's evidence has, and no other."""
+    description = payload_schema(spec, "AlertRecord")["properties"]["evidence"]["description"]
+    documented = code_table(description)
+    assert set(documented) == {r.value for r in Risk}
+    for key in COMMON_EVIDENCE | CORROBORATION | FORECAST_EVIDENCE:
+        assert f"`{key}`" in description, key
+    _, story = run(story_items(spec, STORY))
+    seen: dict[str, set[str]] = {r.value: set() for r in Risk}
+    for _, record in [*story, *other_runs()]:
+        keys = set(record.evidence) - COMMON_EVIDENCE
+        if record.evidence.get("corroborated") is True:
+            assert record.risk != Risk.REPORT and record.evidence.keys() >= CORROBORATION
+            keys -= CORROBORATION
+        seen[record.risk.value] |= keys
+        if "forecast" in record.evidence:
+            forecast = record.evidence["forecast"]
+            assert isinstance(forecast, dict) and set(forecast) == FORECAST_EVIDENCE
+    assert seen == documented
+
+
+def test_kinds_drive_the_documented_risks(spec: dict[str, Any]) -> None:
+    """The units table's last column: the risk each kind drives (its silence drives
+    sensor_offline, whatever the kind)."""
+    documented = code_table(payload_schema(spec, "SensorReading")["description"])
+    assert set(documented) == {k.value for k in SensorKind}
+    zone = zone_of()
+    for kind in SensorKind:
+        state = ZoneState(ZONE)
+        driven: set[str] = set()
+        high = KIND_RANGES[kind][1]
+        for minute in (0, 6):
+            step = process_reading(state, sensor("s-1", kind, high, minute), zone, RULES)
+            driven |= {r.risk.value for r in step.records}
+            if step.view is not None:  # counted into the zone's crowd
+                driven.add(Risk.CROWDING.value)
+        assert driven == documented[kind.value], kind
+    silent = run(
+        [sensor("s-1", SensorKind.HEARTBEAT, 1, 0), sensor("s-2", SensorKind.HEARTBEAT, 1, 4)]
+    )
+    assert [(r.risk, r.change) for _, r in silent[1]] == [(Risk.SENSOR_OFFLINE, Change.RAISED)]
+
+
+def test_a_reading_no_newer_than_its_sensors_latest_is_inert(spec: dict[str, Any]) -> None:
+    """Readings are de-duplicated by sensor and ``observed_at``: a repeat (same ``reading_id``,
+    so the same ``observed_at``) changes nothing, nor does any reading older than the sensor's
+    latest — whatever its id or value."""
+    zone = zone_of()
+    reading = SensorReading.model_validate(example(spec, "SensorReading", "peopleCount"))
+    state = ZoneState(ZONE)
+    assert process_reading(state, reading, zone, RULES).records  # orange
+    before = state.to_dict()
+    later = reading.observed_at
+    for repeat in (
+        reading,
+        reading.model_copy(update={"reading_id": "other-id", "value": 5000.0}),
+        reading.model_copy(
+            update={"reading_id": "older", "observed_at": later - timedelta(minutes=1)}
+        ),
+    ):
+        step = process_reading(state, repeat, zone, RULES)
+        assert step.duplicate and not step.records
+        assert state.to_dict() == before
+
+
+def test_a_report_ahead_of_its_zones_readings_waits_for_them() -> None:
+    """A report is handled once the zone's sensors (or the watermark) reach its time."""
+    state, caused = run(
+        [sensor("hb-1", SensorKind.HEARTBEAT, 1, 0), report("rep-1", "vol-1", "injury", 1)]
+    )
+    assert caused == []
+    _, caused = run([sensor("hb-1", SensorKind.HEARTBEAT, 1, 2)], state)
+    assert [(r.risk, r.change, r.at) for _, r in caused] == [
+        (Risk.REPORT, Change.RAISED, T0 + timedelta(minutes=1))
+    ]
+
+
+def test_report_and_command_ids_cannot_collide(spec: dict[str, Any]) -> None:
+    """Report ids and command ids share one memory per zone: they must not collide."""
+    reports = spec["components"]["messages"]["VolunteerReport"]["examples"]
+    commands = spec["components"]["messages"]["AlertCommand"]["examples"]
+    assert all(ex["payload"]["report_id"].startswith("rep-") for ex in reports)
+    assert all(ex["payload"]["command_id"].startswith("cmd-") for ex in commands)
