@@ -78,7 +78,7 @@ def replay(
     reports = [
         r
         for r in generate_reports(zones, start, window, scenario=scenario, seed=7)
-        if r.submitted_at < start + window
+        if start <= r.submitted_at < start + window
     ]
     worker = make_worker()
     items = sorted(
