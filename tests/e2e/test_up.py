@@ -88,7 +88,7 @@ def test_up_runs_the_stack_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     try:
         msgs = consume(bootstrap, "puhui.alerts", timeout=180, until=lambda ms: len(ms) >= 3)
         records = [json.loads(m.value) for m in msgs]
-        assert {r["risk"] for r in records} == {"crowding"}
+        assert "crowding" in {r["risk"] for r in records}  # plus the volunteers' reports
         assert all(r["zone_id"].startswith("tianzifang-taikang-") for r in records)
 
         engine = create_engine(f"sqlite:///{tmp_path / 'state' / 'puhui.db'}")
