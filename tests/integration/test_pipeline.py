@@ -7,6 +7,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -306,3 +307,48 @@ def test_reports_open_merge_and_corroborate_alerts_and_are_stored(
         ("rep-4", lane_alert),
         ("rep-5", fire_alert),
     ]
+
+
+def test_rules_reload_without_losing_alert_state(
+    make_worker: Callable[..., Worker], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from alerts.config import bundled_rules_path
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(bundled_rules_path().read_text(encoding="utf-8"), encoding="utf-8")
+    worker = make_worker(PUHUI_RULES_FILE=str(rules))
+    produce(
+        kafka_bootstrap, worker.topics.readings, [reading("rl-1", ATRIUM, "people_count", 1300, 0)]
+    )  # 2.17/m²: blue
+    (first,) = [
+        json.loads(m.value)
+        for m in consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 1)
+    ]
+    assert first["level"] == "blue"
+    # the atrium's operator lowers its thresholds: 2.17/m² is now orange
+    text = rules.read_text(encoding="utf-8").replace(
+        "zones: {}",
+        "zones:\n  zhonghai-intl-centre-lobby:\n    crowding:\n"
+        "      density: {blue: 1.0, yellow: 1.5, orange: 2.0, red: 3.0}",
+    )
+    rules.write_text(text, encoding="utf-8")
+    deadline = time.monotonic() + 30
+    while "rules reloaded" not in worker.tail(200):
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.5)
+    produce(
+        kafka_bootstrap, worker.topics.readings, [reading("rl-2", ATRIUM, "people_count", 1310, 1)]
+    )
+    msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 2)
+    recs = alert_records(msgs)
+    assert [(r["change"], r["level"], r["revision"]) for r in recs] == [
+        ("raised", "blue", 1),
+        ("escalated", "orange", 2),
+    ]
+    assert recs[0]["alert_id"] == recs[1]["alert_id"]  # the same alert: state survived
+    # a broken file is refused and the rules in force stay
+    rules.write_text("defaults: [not, a, mapping]", encoding="utf-8")
+    deadline = time.monotonic() + 30
+    while "not reloaded" not in worker.tail(200):
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.5)
