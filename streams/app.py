@@ -306,5 +306,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     @app.on_partitions_revoked.connect
     async def _forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
         states.forget()
+        # Zones may move to another worker: stop exporting figures this one no longer updates
+        # (they come back with the zones' next readings).
+        for gauge in (
+            metrics.zone_people,
+            metrics.zone_density,
+            metrics.zone_people_peak,
+            metrics.zone_inflow,
+            metrics.zone_outflow,
+        ):
+            gauge.clear()
 
     return Pipeline(app=app, topics=topics, registry=registry, metrics=metrics, engine=engine)
