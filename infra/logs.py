@@ -86,7 +86,10 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             }
         },
         "root": {"level": settings.log_level.upper(), "handlers": ["puhui"]},
-        "loggers": {name: {"handlers": [], "propagate": True} for name in _HANDLER_OWNING_LOGGERS},
+        "loggers": {
+            name: {"handlers": [], "propagate": True, "level": "NOTSET"}
+            for name in _HANDLER_OWNING_LOGGERS
+        },
     }
 
 
