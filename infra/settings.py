@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field("", description="prefix of every topic name (tests, shared brokers)")
     app_id: str = Field("puhui", description="Faust app id (consumer group)")
+    broker_session_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="consumer-group session timeout: how soon a dead worker's "
+        "partitions move to another (Kafka's default 45–60 s)",
+    )
+    broker_heartbeat_seconds: float = Field(
+        3.0, gt=0, description="consumer-group heartbeat interval (well under the timeout)"
+    )
     db_batch_size: int = Field(500, ge=1, description="alert records written per transaction")
     db_batch_seconds: float = Field(0.5, gt=0, description="longest wait to fill a write batch")
     log_level: str = Field("INFO", description="log level")

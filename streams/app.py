@@ -128,6 +128,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.broker_session_timeout_seconds,
+        broker_heartbeat_interval=settings.broker_heartbeat_seconds,
         autodiscover=False,
         table_cleanup_interval=3600.0,
     )

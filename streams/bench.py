@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import importlib.metadata
 import json
 import math
@@ -75,6 +76,7 @@ class BenchOptions:
     readings: int = 50_000  # N = M: queued readings for (a), (b), (c)
     zones: int = 200  # zones of the queued readings
     rate: float = 1000.0  # (d) offered readings per second
+    also_rates: tuple[float, ...] = ()  # (d) again at these rates (reported apart)
     latency_seconds: float = 30.0  # (d) how long the load is offered
     probe_zones: int = 100  # (d) zones whose gas sensor cycles 30 → 60 → 0 → 0
     rss_zones: int = 1000  # (e)
@@ -478,23 +480,6 @@ class TopicCounter:
         self.consumer.close()
 
 
-def topic_count(bootstrap: str, topic: str, timeout: float = 30.0) -> int:
-    """Records on ``topic`` (which must exist)."""
-    counter = TopicCounter(bootstrap, topic)
-    try:
-        deadline = time.monotonic() + timeout
-        while not counter.partitions:
-            count = counter()
-            if counter.partitions:
-                return count
-            if time.monotonic() > deadline:
-                raise BenchError(f"topic {topic} not found")
-            time.sleep(0.2)
-        return counter()
-    finally:
-        counter.close()
-
-
 def changelog_topic(prefix: str) -> str:
     """The zone-state table's changelog of the worker :meth:`Bench.worker` starts on ``prefix``
     (Faust names it ``<app id>-<table>-changelog``); one record per state change."""
@@ -662,7 +647,6 @@ class Bench:
     children: Children
     db_url_of: Callable[[str], str]
     profile_dir: Path | None = None
-    log_prefix: str = ""
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -856,12 +840,17 @@ class Bench:
                 changelog.close()
             self.unspy(spy)
             cpu = cpu_seconds(child.proc.pid) - cpu_ready
-            alerts_on_topic = topic_count(self.bootstrap, topics.alerts)
-            persisted = 0
-            while True:
-                persisted = _history_rows(engine, text) - before
-                if persisted >= alerts_on_topic:
-                    break
+            # Every alert record counted has reached the topic, then the database.
+            published = int(last.get("puhui_alert_records_total", 0))
+            alerts = TopicCounter(self.bootstrap, topics.alerts)
+            try:
+                while (alerts_on_topic := alerts()) < published:
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"alerts topic: {alerts_on_topic}/{published} records")
+                    time.sleep(0.1)
+            finally:
+                alerts.close()
+            while (persisted := _history_rows(engine, text) - before) < alerts_on_topic:
                 if time.monotonic() > deadline:
                     raise BenchError(
                         f"persist agent behind: {persisted}/{alerts_on_topic} alert records"
@@ -896,11 +885,11 @@ class Bench:
 
     # -- (d) ---------------------------------------------------------------------------------
 
-    def latency(self, zones: list[str], zones_file: Path, run: str) -> dict[str, Any]:
+    def latency(self, zones: list[str], zones_file: Path, run: str, rate: float) -> dict[str, Any]:
         """(d) steady load; alert records timed from their causing reading's produce time."""
         from kafka import KafkaProducer
 
-        opts = self.options
+        opts = dataclasses.replace(self.options, rate=rate)
         prefix = f"b{run}{uuid.uuid4().hex[:6]}d."
         topics = TopicNames.with_prefix(prefix)
         name = f"{run}-d-latency"
@@ -976,6 +965,7 @@ class Bench:
         lat = [s["ms"] for s in result["samples"]]
         by_change = Counter(s["change"] for s in result["samples"])
         return {
+            "rate": rate,
             "offered_rate": round(offered, 1),
             "readings": sent,
             "load_seconds": opts.latency_seconds,
@@ -1073,8 +1063,13 @@ class Bench:
         if c.get("steady_rate") and b.get("steady_rate"):
             figures["ratio_c_b_steady"] = round(c["steady_rate"] / b["steady_rate"], 3)
         _say(f"[{run}] (d) alert latency at {opts.rate:g} readings/s for {opts.latency_seconds:g}s")
-        figures["d_latency"] = self.latency(sorted(areas_c), zones_c, run)
+        figures["d_latency"] = self.latency(sorted(areas_c), zones_c, run, opts.rate)
         _say(f"[{run}]     {figures['d_latency']}")
+        for rate in opts.also_rates:
+            _say(f"[{run}] (d) again at {rate:g} readings/s")
+            more = self.latency(sorted(areas_c), zones_c, f"{run}-{rate:g}", rate)
+            figures.setdefault("d_latency_at_other_rates", []).append(more)
+            _say(f"[{run}]     {more}")
         _say(f"[{run}] (e) worker memory with {opts.rss_zones} zones")
         figures["e_rss"] = self.rss(areas_e, zones_e, run)
         _say(f"[{run}]     {figures['e_rss']}")
@@ -1195,7 +1190,10 @@ def run_bench(options: BenchOptions, command: str = "puhui bench") -> BenchRepor
 
     root = Path(options.state_dir or tempfile.mkdtemp(prefix="puhui-bench-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    port, controller = free_port(), free_port()
+    port = free_port()
+    controller = free_port()
+    while controller == port:
+        controller = free_port()
     broker = KafkaBroker(root, bootstrap=f"127.0.0.1:{port}", controller_port=controller)
     report = BenchReport(
         command=command,
@@ -1209,7 +1207,12 @@ def run_bench(options: BenchOptions, command: str = "puhui bench") -> BenchRepor
     def db_url_of(name: str) -> str:
         return options.database_url or f"sqlite:///{root / name / 'puhui.db'}"
 
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGTERM / SIGHUP end the run like Ctrl-C does: through the ``finally`` below.
+    previous = (
+        {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        if threading.current_thread() is threading.main_thread()
+        else {}
+    )
     try:
         _say(f"bench: starting a private Kafka broker at 127.0.0.1:{port} under {root}")
         broker.start(timeout=min(180.0, options.phase_timeout))
@@ -1357,6 +1360,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--zones", type=int, default=d.zones, help="zones of the N readings")
     parser.add_argument("--rate", type=float, default=d.rate, help="(d) offered readings/s")
     parser.add_argument(
+        "--also-rate",
+        type=float,
+        action="append",
+        default=[],
+        help="(d) again at this rate too (repeatable), e.g. one the worker can sustain",
+    )
+    parser.add_argument(
         "--latency-seconds", type=float, default=d.latency_seconds, help="(d) load duration"
     )
     parser.add_argument(
@@ -1387,6 +1397,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         readings=args.readings,
         zones=args.zones,
         rate=args.rate,
+        also_rates=tuple(args.also_rate),
         latency_seconds=args.latency_seconds,
         probe_zones=args.probe_zones,
         rss_zones=args.rss_zones,
@@ -1409,6 +1420,7 @@ def command_line(options: BenchOptions) -> str:
         f"--readings {options.readings}",
         f"--zones {options.zones}",
         f"--rate {options.rate:g}",
+        *(f"--also-rate {r:g}" for r in options.also_rates),
         f"--latency-seconds {options.latency_seconds:g}",
         f"--probe-zones {options.probe_zones}",
         f"--rss-zones {options.rss_zones}",

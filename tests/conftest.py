@@ -273,22 +273,46 @@ class PrivatePostgres:
 
     def stop(self) -> None:
         self._run("stop")
+        # postgres.sh says "not running" (exit 0) when the postgres user cannot reach the data
+        # directory, so check that the server really went away.
+        deadline = time.monotonic() + 30
+        while _port_open(self.port):
+            if time.monotonic() > deadline:
+                # Ours: stop it by its pid (fast shutdown) rather than leak it, then say so.
+                pid_file = self.state_dir / "postgres" / "data" / "postmaster.pid"
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+                raise RuntimeError(f"postgres.sh stop returned but port {self.port} still served")
+            time.sleep(0.2)
 
     @property
     def url(self) -> str:
         return self._run("url")
 
 
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
-    """A started private PostgreSQL (see :class:`PrivatePostgres`), stopped at teardown."""
-    pg = PrivatePostgres(tmp_path / "private-pg", free_port())
-    pg.state_dir.mkdir(parents=True, exist_ok=True)
-    pg.start()
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started private PostgreSQL (see :class:`PrivatePostgres`), stopped and removed at
+    teardown. Its state lives in a fresh folder under the system temp dir, not in ``tmp_path``:
+    every pytest session resets ``/tmp/pytest-of-<user>`` to 0700, which would lock the
+    ``postgres`` user out of a cluster kept there."""
+    import shutil
+    import tempfile
+
+    pg = PrivatePostgres(Path(tempfile.mkdtemp(prefix="puhui-fault-pg-")), free_port())
     try:
+        pg.start()
         yield pg
     finally:
-        pg.stop()
+        try:
+            pg.stop()
+        finally:
+            shutil.rmtree(pg.state_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from infra.db import Base, make_engine
 
@@ -30,6 +31,9 @@ def run_migrations_online() -> None:
             connection=connection, target_metadata=target_metadata, render_as_batch=True
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Workers and the API started together each migrate: one at a time.
+                connection.execute(text("SELECT pg_advisory_xact_lock(7220147)"))
             context.run_migrations()
     engine.dispose()
 
