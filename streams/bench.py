@@ -946,11 +946,13 @@ class Bench:
             producer.flush(timeout=60)
             wait_handled(metrics, warm, deadline, child)
             spy = self.spy(child, name)
+            cpu_start = cpu_seconds(child.proc.pid)
             with Scraper(metrics, SCRAPE_INTERVAL_S) as scraper:  # as Prometheus would
                 sent, offered = _offer(producer, topics.readings, slots, opts, tag, deadline)
             load_end = time.time()
             _, _, last, _ = wait_handled(metrics, warm + sent, deadline, child)
             drained = time.time()
+            cpu = cpu_seconds(child.proc.pid) - cpu_start
             time.sleep(1.0)  # the last alert records travel to the consumer
             self.unspy(spy)
             probe.proc.send_signal(signal.SIGTERM)
@@ -970,6 +972,7 @@ class Bench:
             "readings": sent,
             "load_seconds": opts.latency_seconds,
             "drained_after_load_s": round(drained - load_end, 3),
+            "worker_cpu_ms_per_reading": round(1000 * cpu / max(sent, 1), 3),
             "alert_records": result["records"],
             "timed": len(lat),
             "timed_by_change": dict(sorted(by_change.items())),
