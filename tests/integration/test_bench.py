@@ -62,7 +62,9 @@ def test_bench_measures_every_figure(tmp_path: Path) -> None:
     assert pipe["persisted"] == pipe["alert_records"] == pipe["alert_records_metric"]
     assert pipe["db_batches"] >= 1 and pipe["db_errors"] == 0
     assert pipe["worker_cpu_ms_per_reading"] > 0
-    assert run["ratio_c_b"] == pytest.approx(pipe["rate"] / bare["rate"], rel=0.01)
+    assert run["ratio_c_b"] == pytest.approx(
+        pipe["rate"] / bare["rate"], rel=0.01, abs=5e-4
+    )  # 3 decimals
 
     # (d): alert records timed from the reading that caused each one.
     lat = run["d_latency"]
