@@ -150,7 +150,7 @@ class ReadingHandler:
 
     async def _handle(self, raw: bytes, source: Source) -> None:
         try:
-            reading = decode_reading(raw, self.zones.ids())
+            reading = decode_reading(raw, self.zones)
         except RejectedRecord as rejected:
             log.info(
                 "rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset, rejected
@@ -271,7 +271,7 @@ class ReportHandler:
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         try:
-            report = decode_report(raw or b"", self.zones.ids())
+            report = decode_report(raw or b"", self.zones)
         except RejectedRecord as rejected:
             self.metrics.readings_rejected.labels(rejected.reason).inc()
             await self.send_dead_letter(
