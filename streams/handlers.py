@@ -7,6 +7,7 @@ dead-lettered as ``internal_error`` (Faust would otherwise ack the message and l
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -55,7 +56,8 @@ class Source:
 
 
 class Sender(Protocol):
-    """Sends raw bytes to a topic; awaiting the call means the producer has it buffered."""
+    """Sends raw bytes to a topic; awaiting the call means the producer has it buffered. The
+    call may return an awaitable that completes when the broker has acknowledged the record."""
 
     def __call__(
         self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
@@ -109,6 +111,35 @@ class ZoneStates:
         for value in list(self.table.values()):
             for alert in (value or {}).get("alerts", {}).values():
                 yield alert["risk"], alert["level"]
+
+
+async def publish_then_save(
+    states: ZoneStates,
+    state: ZoneState,
+    send_alert: Sender,
+    records: list[AlertRecord],
+    metrics: PipelineMetrics,
+    **ids: str | None,
+) -> None:
+    """Publish a zone's new alert records, wait until the broker has acknowledged them, and only
+    then write the zone's state to the table.
+
+    The order is what makes a crash lose nothing. The state remembers the records it has seen (a
+    replayed one is a duplicate), and the table's changelog survives a crash. Were the state
+    written first, a worker killed after its changelog reached the broker but before its alert
+    records did would replay the record as a duplicate and never publish them. In this order a
+    crash in between replays the record and publishes the same alert records again: the same ids
+    and revisions, which the database and the API take idempotently.
+    """
+    pending = []
+    for record in records:
+        sent = await send_alert(state.zone_id.encode(), record.to_bytes())
+        if inspect.isawaitable(sent):
+            pending.append(sent)
+        count_record(metrics, record, **ids)
+    for delivery in pending:
+        await delivery
+    states.save(state)
 
 
 @dataclass
@@ -170,12 +201,17 @@ class ReadingHandler:
         if step.duplicate:
             self.metrics.readings_duplicate.inc()
             return
-        self.states.save(state)
         self.last_activity[source.partition] = self.wall()
-        for record in step.records:
-            await self.send_alert(zone_key, record.to_bytes())
-            self._count(record, reading.reading_id)
-            if source.timestamp is not None:
+        await publish_then_save(
+            self.states,
+            state,
+            self.send_alert,
+            step.records,
+            self.metrics,
+            reading_id=reading.reading_id,
+        )
+        if source.timestamp is not None:
+            for _ in step.records:
                 self.metrics.alert_latency.observe(max(0.0, self.wall() - source.timestamp))
         await self._store_links(step)
         self.metrics.readings_processed.labels(reading.kind.value).inc()
@@ -209,19 +245,15 @@ class ReadingHandler:
             state = self.states.get(other)
             step = check_silence(state, zone, self.rules.for_zone(other), mark)
             if step.records or step.linked:
-                self.states.save(state)
-            for record in step.records:
-                await self.send_alert(other.encode(), record.to_bytes())
-                self._count(record, None)
+                await publish_then_save(
+                    self.states, state, self.send_alert, step.records, self.metrics
+                )
             await self._store_links(step)
 
     async def _store_links(self, step: Step) -> None:
         if self.store_report is not None:
             for report, alert_id in step.linked:
                 await self.store_report(report, alert_id)
-
-    def _count(self, record: AlertRecord, reading_id: str | None) -> None:
-        count_record(self.metrics, record, reading_id=reading_id)
 
 
 @dataclass
@@ -253,10 +285,7 @@ class ReportHandler:
         records, linked = release_reports(state, zone, self.rules.for_zone(zone_id), math.inf)
         if not records and not linked:
             return
-        self.states.save(state)
-        for record in records:
-            await self.send_alert(zone_id.encode(), record.to_bytes())
-            count_record(self.metrics, record)
+        await publish_then_save(self.states, state, self.send_alert, records, self.metrics)
         for report, alert_id in linked:
             await self.store_report(report, alert_id)
 
@@ -293,10 +322,14 @@ class ReportHandler:
             if step.duplicate:
                 self.metrics.readings_duplicate.inc()
                 return
-            self.states.save(state)
-            for record in step.records:
-                await self.send_alert(zone_key, record.to_bytes())
-                count_record(self.metrics, record, report_id=report.report_id)
+            await publish_then_save(
+                self.states,
+                state,
+                self.send_alert,
+                step.records,
+                self.metrics,
+                report_id=report.report_id,
+            )
             if step.pending:
                 self.waiting[report.zone_id] = (source.partition, self.wall())
                 await self.store_report(report, None)
@@ -382,10 +415,8 @@ class CommandHandler:
             self.metrics.commands.labels(command.action.value, outcome.outcome).inc()
             if outcome.outcome == "duplicate":
                 return
-            self.states.save(state)
-            if outcome.record is not None:
-                await self.send_alert(command.zone_id.encode(), outcome.record.to_bytes())
-                count_record(self.metrics, outcome.record)
+            records = [outcome.record] if outcome.record is not None else []
+            await publish_then_save(self.states, state, self.send_alert, records, self.metrics)
             log.info(
                 "command %s %s on alert %s by %s: %s",
                 command.command_id,

@@ -1,0 +1,176 @@
+"""The worker's handlers write a zone's state only once its alert records are on the broker.
+
+The state remembers which records it has processed and survives a crash through the table's
+changelog; the alert records are separate sends. If the state reached the changelog first, a
+crash before the alert records were acknowledged would make the replayed reading a duplicate and
+the alert would never be published. These tests hold the broker's acknowledgement back and look
+at the table meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from alerts.config import RuleBook, default_rules
+from models.contracts import AlertCommand, CommandAction, SensorReading
+from models.zones import load_bundled_zones
+from streams.handlers import CommandHandler, ReadingHandler, Source, ZoneStates
+from streams.metrics import PipelineMetrics
+
+ZONE = "tianzifang-taikang-248"
+
+
+class HeldBroker:
+    """A sender whose deliveries complete only when ``release()`` is called."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.deliveries: list[asyncio.Future[None]] = []
+
+    async def __call__(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> asyncio.Future[None]:
+        self.sent.append(value)
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.deliveries.append(delivery)
+        return delivery
+
+    def release(self) -> None:
+        for delivery in self.deliveries:
+            if not delivery.done():
+                delivery.set_result(None)
+
+    def fail(self, exc: Exception) -> None:
+        for delivery in self.deliveries:
+            if not delivery.done():
+                delivery.set_exception(exc)
+
+
+async def nothing(key: bytes | None, value: bytes, headers: Any = None) -> None:
+    return None
+
+
+def smoke(reading_id: str = "smoke-1:1") -> bytes:
+    return (
+        SensorReading.model_validate(
+            {
+                "reading_id": reading_id,
+                "sensor_id": "smoke-1",
+                "zone_id": ZONE,
+                "kind": "smoke",
+                "value": 1,
+                "observed_at": "2024-10-02T19:00:00+08:00",
+            }
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+def reading_handler(table: dict[str, Any], broker: HeldBroker) -> ReadingHandler:
+    return ReadingHandler(
+        zones=load_bundled_zones(),
+        rules=RuleBook(default_rules(), {}),
+        states=ZoneStates(table),
+        metrics=PipelineMetrics.create(CollectorRegistry()),
+        send_alert=broker,
+        send_dead_letter=nothing,
+        send_reading=nothing,
+    )
+
+
+SOURCE = Source("puhui.sensor-readings", 0, 7, ZONE.encode())
+
+
+async def test_reading_state_is_written_after_its_alert_is_acknowledged() -> None:
+    table: dict[str, Any] = {}
+    broker = HeldBroker()
+    handling = asyncio.create_task(reading_handler(table, broker)(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(broker.sent) == 1, "the smoke alarm raises one alert record"
+    assert not handling.done(), "the handler waits for the broker's acknowledgement"
+    assert ZONE not in table, "the state must not reach the changelog before the alert does"
+    broker.release()
+    await asyncio.wait_for(handling, 5)
+    assert ZONE in table
+    assert json.loads(broker.sent[0])["change"] == "raised"
+
+
+async def test_replay_after_a_crash_before_the_ack_publishes_the_alert_again() -> None:
+    """The crash: the process dies while the alert is unacknowledged. The restarted worker's
+    table is what reached the changelog (nothing), so the replayed reading raises it again."""
+    table: dict[str, Any] = {}
+    broker = HeldBroker()
+    handling = asyncio.create_task(reading_handler(table, broker)(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    handling.cancel()  # killed before the broker acknowledged
+
+    again = HeldBroker()
+    replay = asyncio.create_task(reading_handler(dict(table), again)(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    again.release()
+    await asyncio.wait_for(replay, 5)
+    assert [json.loads(v)["alert_id"] for v in again.sent] == [
+        json.loads(v)["alert_id"] for v in broker.sent
+    ]
+
+
+async def test_duplicate_reading_after_the_state_was_written_publishes_nothing() -> None:
+    table: dict[str, Any] = {}
+    first = HeldBroker()
+    handling = asyncio.create_task(reading_handler(table, first)(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    first.release()
+    await handling
+    second = HeldBroker()
+    await reading_handler(table, second)(smoke(), SOURCE)
+    assert second.sent == []
+
+
+async def test_command_state_is_written_after_its_record_is_acknowledged() -> None:
+    table: dict[str, Any] = {}
+    raised = HeldBroker()
+    handling = asyncio.create_task(reading_handler(table, raised)(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    raised.release()
+    await handling
+    alert = json.loads(raised.sent[0])
+    before = json.dumps(table[ZONE], sort_keys=True)
+
+    broker = HeldBroker()
+    command = AlertCommand.model_validate(
+        {
+            "command_id": "c-1",
+            "alert_id": alert["alert_id"],
+            "zone_id": ZONE,
+            "action": CommandAction.ACKNOWLEDGE.value,
+            "actor": "op-1",
+            "issued_at": "2024-10-02T19:01:00+08:00",
+        }
+    )
+    handler = CommandHandler(
+        zones=load_bundled_zones(),
+        states=ZoneStates(table),
+        metrics=PipelineMetrics.create(CollectorRegistry()),
+        send_alert=broker,
+        send_dead_letter=nothing,
+    )
+    source = Source("puhui.alert-commands", 0, 1, ZONE.encode())
+    handling = asyncio.create_task(handler(command.model_dump_json().encode(), source))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(broker.sent) == 1
+    assert json.dumps(table[ZONE], sort_keys=True) == before
+    broker.release()
+    await asyncio.wait_for(handling, 5)
+    assert json.dumps(table[ZONE], sort_keys=True) != before
+    assert json.loads(broker.sent[0])["change"] == "acknowledged"
