@@ -29,6 +29,8 @@ from infra.db import make_engine, upsert_reports, upsert_zone_status, write_aler
 from infra.settings import Settings
 from models.contracts import AlertRecord, VolunteerReport, decode_alert
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
+from streams import diagnostics
+from streams.faustfix import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
     CommandHandler,
     ReadingHandler,
@@ -114,7 +116,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     rules = load_rulebook(settings, zones)
     rules_path = settings.rules_file
 
-    app = faust.App(
+    app = PuhuiApp(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store="memory://",
@@ -132,6 +134,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_heartbeat_interval=settings.broker_heartbeat_seconds,
         autodiscover=False,
         table_cleanup_interval=3600.0,
+        TableManager=SeekFirstTableManager,  # see streams/faustfix.py
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
 
@@ -304,6 +307,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         handle_reading.rules = book
         handle_report.rules = book
         log.info("rules reloaded from %s", rules_path)
+
+    @app.task
+    async def _diagnostics() -> None:
+        diagnostics.install(app)
 
     @app.on_partitions_revoked.connect
     async def _forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:

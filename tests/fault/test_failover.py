@@ -1,9 +1,4 @@
-"""REPRO, NOT A TEST (not collected: the name does not start with test_). Two workers, one killed:
-the survivor sometimes commits past a reading of a partition it takes over without processing it
-(faust-streaming 0.15.3; 2 of 8 runs). Run it with pytest by name to reproduce; see the issue
-note. Kept so the next session can verify a fix by looping it ~20 times.
-
-Two workers share the partitions; one is killed with SIGKILL: the other takes its partitions
+"""Two workers share the partitions; one is killed with SIGKILL: the other takes its partitions
 over, with their zone state recovered from the changelog, and nothing is lost.
 
 Each zone's first smoke detector goes off before the kill (one detector: 橙). After the kill, each
