@@ -37,9 +37,7 @@ class Fetcher:
     ) -> dict[TP, list[str]]:
         self.asked.append(partitions)
         await asyncio.sleep(self.delay)  # waiting for records, as aiokafka does
-        return {
-            tp: recs for tp, recs in self.records.items() if not partitions or tp in partitions
-        }
+        return {tp: recs for tp, recs in self.records.items() if not partitions or tp in partitions}
 
 
 def thread() -> SnapshotConsumerThread:
