@@ -95,6 +95,7 @@ class Pipeline:
     registry: CollectorRegistry
     metrics: PipelineMetrics
     engine: Engine
+    states: ZoneStates
 
 
 async def _persist_batch(
@@ -103,6 +104,43 @@ async def _persist_batch(
     """Write a batch of alert records (idempotent), retrying until the database takes it."""
     await _retry(f"{len(batch)} alert records", lambda: write_alert_records(engine, batch), metrics)
     metrics.db_batches.inc()
+
+
+def table_writer(table: Any) -> Any:
+    """Write a table key with its changelog record on ``partition`` — what Faust's
+    ``Table.__setitem__`` does, but with the partition given instead of taken from the event
+    being processed (a staged state is flushed outside its reading's event)."""
+
+    def write(key: str, value: dict[str, Any], partition: int) -> None:
+        table.send_changelog(partition, key, value)
+        table._sensor_on_set(table, key, value)
+        table.data[key] = value
+
+    return write
+
+
+def flush_before_commit(app: faust.App, states: ZoneStates) -> None:
+    """Flush the staged zone states at the start of every offset commit of ``app``'s consumer.
+
+    Faust commits (every ``commit_interval``, on rebalance, on stop) through
+    ``Consumer.force_commit``: it takes the offsets of the acknowledged events, flushes the
+    producer, then commits them. Flushing the staged states before it takes the offsets means
+    each acknowledged reading's state is in the producer's buffer before that flush, so no
+    offset is committed past a reading whose state change is not in the changelog."""
+    new_consumer = app._new_consumer
+
+    def create() -> Any:
+        consumer = new_consumer()
+        force_commit = consumer.force_commit
+
+        async def flush_then_commit(*args: Any, **kwargs: Any) -> bool:
+            await states.flush_settled()
+            return bool(await force_commit(*args, **kwargs))
+
+        consumer.force_commit = flush_then_commit
+        return consumer
+
+    app._new_consumer = create  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Pipeline:
@@ -171,7 +209,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         partitions=partitions,
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
-    states = ZoneStates(table)
+    states = ZoneStates(table, writer=table_writer(table))
+    flush_before_commit(app, states)
     registry.register(OpenAlertsCollector(states.open_alerts))
     registry.register(worker_collector(app, zones, topics.readings))
 
@@ -314,6 +353,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.on_partitions_revoked.connect
     async def _forget_cache(app: Any, revoked: Any, **kwargs: Any) -> None:
+        # Normally nothing is staged here: Faust's wait for the streams to finish committed.
+        await states.flush_settled()
         states.forget()
         # Zones may move to another worker: stop exporting figures this one no longer updates
         # (they come back with the zones' next readings).
@@ -326,4 +367,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         ):
             gauge.clear()
 
-    return Pipeline(app=app, topics=topics, registry=registry, metrics=metrics, engine=engine)
+    return Pipeline(
+        app=app, topics=topics, registry=registry, metrics=metrics, engine=engine, states=states
+    )

@@ -1258,7 +1258,10 @@ PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("/metrics scrapes (bench polling, Prometheus)", ("metrics_handler (faust/sensors",)),
     ("decode + validate (pydantic)", ("decode_reading (",)),
     ("zone state → table: to_dict", ("ZoneState.to_dict",)),
-    ("zone state → table: Faust set + changelog JSON + send", ("ZoneStates.save",)),
+    (
+        "zone state → table: Faust set + changelog JSON + send",
+        ("ZoneStates.save", "ZoneStates.flush"),
+    ),
     ("zone state ← table: from_dict", ("ZoneState.from_dict",)),
     ("zone engine (process_reading, sweeps)", ("process_reading (", "check_silence (")),
     ("alert records: send", ("sender.<locals>.send (streams/app.py",)),

@@ -7,6 +7,7 @@ dead-lettered as ``internal_error`` (Faust would otherwise ack the message and l
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import math
@@ -75,14 +76,31 @@ def dead_letter_headers(source: Source, reason: str, detail: str) -> list[tuple[
     ]
 
 
+#: Writes a zone's state to the table with its changelog record on an explicit partition.
+TableWriter = Callable[[str, dict[str, Any], int], None]
+
+
 @dataclass
 class ZoneStates:
     """Zone states in front of the worker's Faust table: a local cache of live objects, written
-    through to the table (whose changelog makes them survive restarts)."""
+    to the table (whose changelog makes them survive restarts).
+
+    Without ``writer`` every save writes through. With it, a save that names the partition
+    its zone lives on is *staged*: the write happens at the next :meth:`flush`, once per zone
+    however many readings changed it. The worker calls :meth:`flush_settled` at the start of
+    every offset commit (``streams/app.py: flush_before_commit``), so the readings topic's
+    offset is never committed past a reading whose state is not in the changelog: every
+    acknowledged reading's state was staged or written, and the commit flushes the producer
+    before it commits.
+    """
 
     table: MutableMapping[str, Any]
+    writer: TableWriter | None = None
     cache: dict[str, ZoneState] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # zones changed since the last status write
+    staged: dict[str, int] = field(default_factory=dict)  # zone -> its partition, not written
+    # zones whose cached state holds changes whose alert records are not yet acknowledged
+    busy: dict[str, int] = field(default_factory=dict)
 
     def get(self, zone_id: str) -> ZoneState:
         state = self.cache.get(zone_id)
@@ -92,9 +110,38 @@ class ZoneStates:
             self.cache[zone_id] = state
         return state
 
-    def save(self, state: ZoneState) -> None:
-        self.table[state.zone_id] = state.to_dict()
-        self.dirty.add(state.zone_id)
+    def save(self, state: ZoneState, partition: int | None = None) -> None:
+        """Write ``state`` to the table now, or stage it (``partition`` given, and a writer)."""
+        zone_id = state.zone_id
+        self.dirty.add(zone_id)
+        if partition is not None and self.writer is not None:
+            self.staged[zone_id] = partition
+            return
+        self.staged.pop(zone_id, None)  # this write carries the staged changes too
+        self.table[zone_id] = state.to_dict()
+
+    def flush(self) -> int:
+        """Write every staged state to the table (its changelog record goes to the producer's
+        buffer). Synchronous: no other task runs in between. Returns how many were written.
+
+        A staged zone that is busy (see :meth:`flush_settled`) must not be flushed: use that."""
+        if not self.staged or self.writer is None:
+            return 0
+        staged, self.staged = self.staged, {}
+        for zone_id, partition in staged.items():
+            state = self.cache.get(zone_id)
+            if state is not None:
+                self.writer(zone_id, state.to_dict(), partition)
+        return len(staged)
+
+    async def flush_settled(self) -> int:
+        """Flush once no staged zone is busy. A busy zone's cached state already holds a record's
+        changes whose alert records the broker has not acknowledged yet; writing it now would
+        break the publish-then-save order. Its own save (right after the acknowledgement)
+        writes it through, so the wait is short."""
+        while any(self.busy.get(z) for z in self.staged):
+            await asyncio.sleep(0.001)
+        return self.flush()
 
     def take_dirty(self) -> list[ZoneState]:
         """The cached states changed since the last call (for the zone status table)."""
@@ -103,12 +150,20 @@ class ZoneStates:
         return changed
 
     def forget(self) -> None:
-        """Drop the cache (after a rebalance the table is the truth)."""
+        """Drop the cache (after a rebalance the table is the truth). Flush first."""
         self.cache.clear()
+        self.staged.clear()
 
     def open_alerts(self) -> Iterator[tuple[str, str]]:
         """(risk, level) of every open alert this worker holds."""
-        for value in list(self.table.values()):
+        for zone_id in list(self.staged):
+            state = self.cache.get(zone_id)
+            if state is not None:
+                for alert in state.alerts.values():
+                    yield alert.risk.value, alert.level.value
+        for key, value in list(self.table.items()):
+            if key in self.staged:
+                continue
             for alert in (value or {}).get("alerts", {}).values():
                 yield alert["risk"], alert["level"]
 
@@ -119,6 +174,7 @@ async def publish_then_save(
     send_alert: Sender,
     records: list[AlertRecord],
     metrics: PipelineMetrics,
+    partition: int | None = None,
     **ids: str | None,
 ) -> None:
     """Publish a zone's new alert records, wait until the broker has acknowledged them, and only
@@ -130,16 +186,31 @@ async def publish_then_save(
     records did would replay the record as a duplicate and never publish them. In this order a
     crash in between replays the record and publishes the same alert records again: the same ids
     and revisions, which the database and the API take idempotently.
+
+    With ``partition`` the save is staged (:meth:`ZoneStates.save`), written at the next flush.
     """
-    pending = []
-    for record in records:
-        sent = await send_alert(state.zone_id.encode(), record.to_bytes())
-        if inspect.isawaitable(sent):
-            pending.append(sent)
-        count_record(metrics, record, **ids)
-    for delivery in pending:
-        await delivery
-    states.save(state)
+    zone_id = state.zone_id
+    if records:
+        # From here until the save, the cached state holds changes the broker has not yet
+        # acknowledged the alert records of: a flush must not write it (see flush_settled).
+        states.busy[zone_id] = states.busy.get(zone_id, 0) + 1
+    try:
+        pending = []
+        for record in records:
+            sent = await send_alert(state.zone_id.encode(), record.to_bytes())
+            if inspect.isawaitable(sent):
+                pending.append(sent)
+            count_record(metrics, record, **ids)
+        for delivery in pending:
+            await delivery
+        states.save(state, partition)
+    finally:
+        if records:
+            left = states.busy[zone_id] - 1
+            if left:
+                states.busy[zone_id] = left
+            else:
+                del states.busy[zone_id]
 
 
 @dataclass
@@ -208,6 +279,7 @@ class ReadingHandler:
             self.send_alert,
             step.records,
             self.metrics,
+            partition=source.partition,
             reading_id=reading.reading_id,
         )
         if source.timestamp is not None:
@@ -246,7 +318,7 @@ class ReadingHandler:
             step = check_silence(state, zone, self.rules.for_zone(other), mark)
             if step.records or step.linked:
                 await publish_then_save(
-                    self.states, state, self.send_alert, step.records, self.metrics
+                    self.states, state, self.send_alert, step.records, self.metrics, partition
                 )
             await self._store_links(step)
 

@@ -174,3 +174,109 @@ async def test_command_state_is_written_after_its_record_is_acknowledged() -> No
     await asyncio.wait_for(handling, 5)
     assert json.dumps(table[ZONE], sort_keys=True) != before
     assert json.loads(broker.sent[0])["change"] == "acknowledged"
+
+
+# -- staged writes: once per zone per commit, never ahead of the alert records -----------------
+
+
+def people(reading_id: str, value: int, minute: int) -> bytes:
+    return (
+        SensorReading.model_validate(
+            {
+                "reading_id": reading_id,
+                "sensor_id": "cam-1",
+                "zone_id": ZONE,
+                "kind": "people_count",
+                "value": value,
+                "observed_at": f"2024-10-02T19:{minute:02d}:00+08:00",
+            }
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+class Writer:
+    """A table writer that records (zone, partition, state) and writes the table."""
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self.table = table
+        self.writes: list[tuple[str, int, dict[str, Any]]] = []
+
+    def __call__(self, key: str, value: dict[str, Any], partition: int) -> None:
+        self.writes.append((key, partition, json.loads(json.dumps(value))))
+        self.table[key] = value
+
+
+def staging_handler(table: dict[str, Any], broker: HeldBroker) -> tuple[ReadingHandler, Writer]:
+    handler = reading_handler(table, broker)
+    writer = Writer(table)
+    handler.states.writer = writer
+    return handler, writer
+
+
+async def test_readings_stage_their_state_and_a_flush_writes_each_zone_once() -> None:
+    table: dict[str, Any] = {}
+    handler, writer = staging_handler(table, HeldBroker())
+    source = Source("puhui.sensor-readings", 3, 7, ZONE.encode())
+    for i in range(5):
+        await handler(people(f"cam-1:{i}", 10 + i, i), source)
+    assert ZONE not in table and writer.writes == [], "staged, not yet written"
+    assert handler.states.flush() == 1
+    assert [(zone, partition) for zone, partition, _ in writer.writes] == [(ZONE, 3)]
+    assert writer.writes[0][2]["clock"] == handler.states.get(ZONE).clock
+    assert handler.states.flush() == 0, "nothing left staged"
+
+
+async def test_a_flush_waits_while_a_staged_zone_has_unacknowledged_alert_records() -> None:
+    """Reading 1 stages the zone; reading 2 of the same zone raises an alert whose record the
+    broker holds. The cached state already holds reading 2; a flush now would put it in the
+    changelog before its alert record. The flush waits for the acknowledgement."""
+    table: dict[str, Any] = {}
+    broker = HeldBroker()
+    handler, writer = staging_handler(table, broker)
+    await handler(people("cam-1:0", 10, 0), SOURCE)
+    assert ZONE in handler.states.staged
+    handling = asyncio.create_task(handler(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert len(broker.sent) == 1 and not handling.done()
+    flushing = asyncio.create_task(handler.states.flush_settled())
+    for _ in range(20):
+        await asyncio.sleep(0.002)
+    assert not flushing.done(), "the flush must wait for the alert's acknowledgement"
+    assert writer.writes == []
+    broker.release()
+    await asyncio.wait_for(handling, 5)
+    assert await asyncio.wait_for(flushing, 5) == 1
+    ((zone, partition, state),) = writer.writes
+    assert (zone, partition) == (ZONE, SOURCE.partition)
+    assert state["alerts"], "written after the ack, with the alert it raised"
+    assert not handler.states.busy
+
+
+async def test_a_failed_alert_send_leaves_the_zone_not_busy() -> None:
+    table: dict[str, Any] = {}
+    broker = HeldBroker()
+    handler, _ = staging_handler(table, broker)
+    handling = asyncio.create_task(handler(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    broker.fail(RuntimeError("broker gone"))
+    await asyncio.wait_for(handling, 5)  # dead-lettered as internal_error
+    assert not handler.states.busy
+    assert ZONE not in handler.states.staged, "a reading whose alert failed is not staged"
+
+
+async def test_open_alerts_counts_staged_states() -> None:
+    table: dict[str, Any] = {}
+    broker = HeldBroker()
+    handler, _ = staging_handler(table, broker)
+    handling = asyncio.create_task(handler(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    broker.release()
+    await asyncio.wait_for(handling, 5)
+    assert ZONE not in table, "staged, not written"
+    record = json.loads(broker.sent[0])
+    assert list(handler.states.open_alerts()) == [(record["risk"], record["level"])]
