@@ -366,6 +366,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             metrics.zone_outflow,
         ):
             gauge.clear()
+        handle_reading.forget_zone_gauges()
 
     return Pipeline(
         app=app, topics=topics, registry=registry, metrics=metrics, engine=engine, states=states

@@ -213,6 +213,41 @@ async def publish_then_save(
                 del states.busy[zone_id]
 
 
+@dataclass(slots=True)
+class ZoneGauges:
+    """One zone's children of the per-zone gauges, each made on first use (a child exists, and
+    is exported, from its ``labels()`` call on)."""
+
+    metrics: PipelineMetrics
+    zone_id: str
+    people: Any = None
+    density: Any = None
+    flows: tuple[Any, Any] | None = None  # inflow, outflow
+    peaks: dict[str, Any] = field(default_factory=dict)
+
+    def set_people(self, people: float, density: float) -> None:
+        if self.people is None:
+            self.people = self.metrics.zone_people.labels(self.zone_id)
+            self.density = self.metrics.zone_density.labels(self.zone_id)
+        self.people.set(people)
+        self.density.set(density)
+
+    def set_peak(self, window: str, peak: float) -> None:
+        child = self.peaks.get(window)
+        if child is None:
+            child = self.peaks[window] = self.metrics.zone_people_peak.labels(self.zone_id, window)
+        child.set(peak)
+
+    def set_flows(self, inflow: float, outflow: float) -> None:
+        if self.flows is None:
+            self.flows = (
+                self.metrics.zone_inflow.labels(self.zone_id),
+                self.metrics.zone_outflow.labels(self.zone_id),
+            )
+        self.flows[0].set(inflow)
+        self.flows[1].set(outflow)
+
+
 @dataclass
 class ReadingHandler:
     """Handles one record of ``puhui.sensor-readings``."""
@@ -233,6 +268,13 @@ class ReadingHandler:
     last_activity: dict[int, float] = field(default_factory=dict)  # partition -> wall time
     swept: dict[int, float] = field(default_factory=dict)
     partition_zones: dict[int, set[str]] = field(default_factory=dict)
+    # the metrics' label children, looked up once (prometheus_client's labels() is not free)
+    _processed: dict[str, Any] = field(default_factory=dict)
+    _zone_gauges: dict[str, ZoneGauges] = field(default_factory=dict)
+
+    def forget_zone_gauges(self) -> None:
+        """Call after the zone gauges were cleared: their cached children are detached."""
+        self._zone_gauges.clear()
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         started = self.now()
@@ -286,18 +328,26 @@ class ReadingHandler:
             for _ in step.records:
                 self.metrics.alert_latency.observe(max(0.0, self.wall() - source.timestamp))
         await self._store_links(step)
-        self.metrics.readings_processed.labels(reading.kind.value).inc()
+        processed = self._processed.get(reading.kind.value)
+        if processed is None:
+            processed = self._processed[reading.kind.value] = (
+                self.metrics.readings_processed.labels(reading.kind.value)
+            )
+        processed.inc()
         if self.on_zone_reading is not None:
             self.on_zone_reading(reading.zone_id)
-        if step.view is not None and step.view.people is not None:
-            z = reading.zone_id
-            self.metrics.zone_people.labels(z).set(step.view.people)
-            self.metrics.zone_density.labels(z).set(step.view.density or 0.0)
-            for window, peak in step.view.peaks.items():
-                self.metrics.zone_people_peak.labels(z, window).set(peak)
-            if step.view.inflow_per_min is not None:
-                self.metrics.zone_inflow.labels(z).set(step.view.inflow_per_min)
-                self.metrics.zone_outflow.labels(z).set(step.view.outflow_per_min or 0.0)
+        view = step.view
+        if view is not None and view.people is not None:
+            gauges = self._zone_gauges.get(reading.zone_id)
+            if gauges is None:
+                gauges = self._zone_gauges[reading.zone_id] = ZoneGauges(
+                    self.metrics, reading.zone_id
+                )
+            gauges.set_people(view.people, view.density or 0.0)
+            for window, peak in view.peaks.items():
+                gauges.set_peak(window, peak)
+            if view.inflow_per_min is not None:
+                gauges.set_flows(view.inflow_per_min, view.outflow_per_min or 0.0)
         await self._sweep(source.partition, reading.zone_id, reading.observed_at.timestamp())
 
     async def _sweep(self, partition: int, zone_id: str, at: float) -> None:

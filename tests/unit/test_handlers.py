@@ -280,3 +280,24 @@ async def test_open_alerts_counts_staged_states() -> None:
     assert ZONE not in table, "staged, not written"
     record = json.loads(broker.sent[0])
     assert list(handler.states.open_alerts()) == [(record["risk"], record["level"])]
+
+
+async def test_zone_gauges_are_exported_again_after_a_rebalance_cleared_them() -> None:
+    """The handler keeps the gauges' label children; a rebalance clears the gauges (the zones
+    may have moved), which detaches those children. The next reading must export again."""
+    registry = CollectorRegistry()
+    handler = reading_handler({}, HeldBroker())
+    handler.metrics = PipelineMetrics.create(registry)
+
+    def people_now() -> float | None:
+        return registry.get_sample_value("puhui_zone_people", {"zone": ZONE})
+
+    await handler(people("cam-1:0", 10, 0), SOURCE)
+    assert people_now() == 10
+    assert registry.get_sample_value("puhui_zone_inflow_per_minute", {"zone": ZONE}) is None
+    handler.metrics.zone_people.clear()
+    handler.metrics.zone_density.clear()
+    handler.forget_zone_gauges()  # what the app's partitions-revoked handler does
+    assert people_now() is None
+    await handler(people("cam-1:1", 12, 1), SOURCE)
+    assert people_now() == 12
