@@ -29,7 +29,7 @@ from infra.db import make_engine, upsert_reports, upsert_zone_status, write_aler
 from infra.settings import Settings
 from models.contracts import AlertRecord, VolunteerReport, decode_alert
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
-from streams import diagnostics
+from streams import diagnostics, sensors
 from streams.faustfix import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
     CommandHandler,
@@ -175,6 +175,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         TableManager=SeekFirstTableManager,  # see streams/faustfix.py
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    sensors.install(app)  # the same metrics, label children looked up once
 
     def raw_topic(name: str) -> Any:
         return app.topic(
