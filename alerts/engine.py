@@ -651,11 +651,15 @@ def zone_view(state: ZoneState, zone: Zone) -> ZoneView:
     )
 
 
+#: Each risk's position in ``Risk`` (the order risks are assessed in).
+_RISK_ORDER: dict[Risk, int] = {risk: i for i, risk in enumerate(Risk)}
+
+
 def _risks_to_assess(state: ZoneState, touched: Risk | None) -> list[Risk]:
     risks = {a.risk for key, a in state.alerts.items() if not key.startswith("report:")}
     if touched is not None:
         risks.add(touched)
-    return sorted(risks, key=lambda r: list(Risk).index(r))
+    return sorted(risks, key=_RISK_ORDER.__getitem__)
 
 
 def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> Step:
