@@ -655,10 +655,18 @@ def zone_view(state: ZoneState, zone: Zone) -> ZoneView:
 _RISK_ORDER: dict[Risk, int] = {risk: i for i, risk in enumerate(Risk)}
 
 
-def _risks_to_assess(state: ZoneState, touched: Risk | None) -> list[Risk]:
+def _risks_to_assess(state: ZoneState, touched: Risk | None, rules: ZoneRules) -> list[Risk]:
+    """The risks to re-assess: those with an open alert, the one the record touched, and those
+    whose duration condition is running (a fire lane reported blocked and not since cleared must
+    raise once its time is up, however silent the camera and whatever else reports)."""
     risks = {a.risk for key, a in state.alerts.items() if not key.startswith("report:")}
     if touched is not None:
         risks.add(touched)
+    for sensor in state.sensors.values():
+        if sensor.since is not None:
+            rule = rules.durations.get(sensor.kind)
+            if rule is not None:
+                risks.add(rule.risk)
     return sorted(risks, key=_RISK_ORDER.__getitem__)
 
 
@@ -675,7 +683,7 @@ def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules:
     assert state.clock is not None
     now = state.clock
     records: list[AlertRecord] = []
-    for risk in _risks_to_assess(state, _KIND_RISK.get(reading.kind)):
+    for risk in _risks_to_assess(state, _KIND_RISK.get(reading.kind), rules):
         records.extend(_step_risk(state, zone, rules, risk, now, reading.reading_id))
     if Risk.SENSOR_OFFLINE.value not in state.alerts and rules.no_signal.enabled:
         records.extend(_step_risk(state, zone, rules, Risk.SENSOR_OFFLINE, now, reading.reading_id))
@@ -698,7 +706,9 @@ def check_silence(state: ZoneState, zone: Zone, rules: ZoneRules, now: float) ->
         return Step(duplicate=False, records=[])
     cause = f"watermark@{now:.0f}"
     records: list[AlertRecord] = []
-    for risk in _risks_to_assess(state, Risk.SENSOR_OFFLINE if rules.no_signal.enabled else None):
+    for risk in _risks_to_assess(
+        state, Risk.SENSOR_OFFLINE if rules.no_signal.enabled else None, rules
+    ):
         if risk == Risk.CROWDING:
             continue  # crowd figures only change with counts; their forecasts need fresh data
         records.extend(_step_risk(state, zone, rules, risk, now, cause))

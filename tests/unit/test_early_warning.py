@@ -124,6 +124,52 @@ def test_fire_lane_needs_five_continuous_minutes() -> None:
     ]
 
 
+def lane(records: list) -> list:  # type: ignore[type-arg]
+    """Only the fire-lane records (a silent camera also raises sensor_offline)."""
+    return [x for x in records if x.risk == Risk.FIRE_LANE]
+
+
+def test_fire_lane_reported_blocked_once_raises_when_other_sensors_report() -> None:
+    """A camera that reports only changes: "blocked" once, then silence. The zone's other
+    sensors keep its clock moving; the lane must be re-assessed without a new camera reading."""
+    state = ZoneState("lane")
+    assert feed(state, [r(SensorKind.FIRE_LANE_BLOCKED, 1, 0, "cam")]) == []
+    quiet = [r(SensorKind.GAS_LEL, 2, m, "gas") for m in (1, 2, 3, 4)]
+    assert lane(feed(state, quiet)) == []  # 4 minutes: not yet
+    recs = lane(feed(state, [r(SensorKind.GAS_LEL, 2, 5.5, "gas")]))
+    assert [(x.risk, x.level, x.change) for x in recs] == [
+        (Risk.FIRE_LANE, Level.ORANGE, Change.RAISED)
+    ]
+    assert recs[0].evidence["blocked"] == ["cam"]
+
+
+def test_fire_lane_reported_blocked_once_raises_on_the_watermark_sweep() -> None:
+    """The same with the whole zone silent: the partition's watermark sweep re-assesses it."""
+    state = ZoneState("lane")
+    rules = RULES.model_copy(
+        update={"no_signal": RULES.no_signal.model_copy(update={"enabled": False})}
+    )
+    assert feed(state, [r(SensorKind.FIRE_LANE_BLOCKED, 1, 0, "cam")], rules) == []
+    early = check_silence(state, LANE, rules, (T0 + timedelta(minutes=4)).timestamp())
+    assert early.records == []
+    step = check_silence(state, LANE, rules, (T0 + timedelta(minutes=6)).timestamp())
+    assert [(x.risk, x.level, x.change) for x in step.records] == [
+        (Risk.FIRE_LANE, Level.ORANGE, Change.RAISED)
+    ]
+
+
+def test_fire_lane_cleared_before_its_time_raises_nothing_later() -> None:
+    state = ZoneState("lane")
+    feed(
+        state,
+        [
+            r(SensorKind.FIRE_LANE_BLOCKED, 1, 0, "cam"),
+            r(SensorKind.FIRE_LANE_BLOCKED, 0, 2, "cam"),
+        ],
+    )
+    assert lane(feed(state, [r(SensorKind.GAS_LEL, 2, m, "gas") for m in (3, 6, 9)])) == []
+
+
 def test_no_signal_raises_and_the_next_reading_resolves_at_once() -> None:
     state = ZoneState("lane")
     for m in range(5):
