@@ -119,30 +119,6 @@ def table_writer(table: Any) -> Any:
     return write
 
 
-def flush_before_commit(app: faust.App, states: ZoneStates) -> None:
-    """Flush the staged zone states at the start of every offset commit of ``app``'s consumer.
-
-    Faust commits (every ``commit_interval``, on rebalance, on stop) through
-    ``Consumer.force_commit``: it takes the offsets of the acknowledged events, flushes the
-    producer, then commits them. Flushing the staged states before it takes the offsets means
-    each acknowledged reading's state is in the producer's buffer before that flush, so no
-    offset is committed past a reading whose state change is not in the changelog."""
-    new_consumer = app._new_consumer
-
-    def create() -> Any:
-        consumer = new_consumer()
-        force_commit = consumer.force_commit
-
-        async def flush_then_commit(*args: Any, **kwargs: Any) -> bool:
-            await states.flush_settled()
-            return bool(await force_commit(*args, **kwargs))
-
-        consumer.force_commit = flush_then_commit
-        return consumer
-
-    app._new_consumer = create  # type: ignore[method-assign]
-
-
 def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Pipeline:
     """Build the worker's Faust app from ``settings``."""
     zones = load_registry(settings)
@@ -211,7 +187,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         schema=faust.Schema(key_serializer="json", value_serializer="json"),
     )
     states = ZoneStates(table, writer=table_writer(table))
-    flush_before_commit(app, states)
+    # Every acknowledged record's state is staged or written by now; flushing the staged ones
+    # before Faust takes the offsets (and flushes the producer) means no offset is committed
+    # past a record whose state is not in the changelog.
+    app.before_commit.append(states.flush_settled)
     registry.register(OpenAlertsCollector(states.open_alerts))
     registry.register(worker_collector(app, zones, topics.readings))
 

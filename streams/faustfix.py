@@ -21,12 +21,16 @@ or alert records; the takeover in tests/fault/test_failover.py lost one in 2 of 
    seek. Fixed upstream for table-less apps only (faust-streaming#216/#217).
    :class:`SeekFirstRecovery` seeks first.
 
-Installed by :class:`PuhuiApp` (``faust.App`` with its transport and table manager swapped).
+Installed by :class:`PuhuiApp` (``faust.App`` with its transport and table manager swapped),
+which also gives the worker the hook Faust lacks: ``PuhuiApp.before_commit``, coroutines awaited
+at the start of every offset commit, before Faust takes the offsets (``streams/app.py`` flushes
+the staged zone states there).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import faust
@@ -109,10 +113,19 @@ class SnapshotConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class SnapshotConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with :class:`SnapshotConsumerThread`."""
+    """Faust's aiokafka consumer with :class:`SnapshotConsumerThread`, running the app's
+    ``before_commit`` hooks first in every commit.
+
+    Faust commits (every ``commit_interval``, on rebalance, on stop) through ``force_commit``: it
+    takes the offsets of the acknowledged events, flushes the producer, then commits them."""
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return SnapshotConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
+        for hook in getattr(self.app, "before_commit", ()):
+            await hook()
+        return bool(await super().force_commit(*args, **kwargs))
 
 
 class SnapshotTransport(faust_aiokafka.Transport):
@@ -122,7 +135,13 @@ class SnapshotTransport(faust_aiokafka.Transport):
 
 
 class PuhuiApp(faust.App):
-    """``faust.App`` with both fixes (the transport is always Kafka here)."""
+    """``faust.App`` with both fixes (the transport is always Kafka here) and a pre-commit
+    hook."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: awaited, in order, at the start of every offset commit
+        self.before_commit: list[Callable[[], Awaitable[Any]]] = []
 
     def _new_transport(self) -> Any:
         return SnapshotTransport(self.conf.broker_consumer, self)
