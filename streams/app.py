@@ -258,7 +258,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def release(stream: Any) -> None:
         async for event in stream.events():
             try:
-                await handle_report.release(event.value.decode())
+                await handle_report.release(event.value.decode(), event.message.partition)
             except Exception:  # never let one escape: it would be acked and forgotten
                 log.exception("releasing waiting reports failed")
 

@@ -86,12 +86,12 @@ class ZoneStates:
     to the table (whose changelog makes them survive restarts).
 
     Without ``writer`` every save writes through. With it, a save that names the partition
-    its zone lives on is *staged*: the write happens at the next :meth:`flush`, once per zone
-    however many readings changed it. The worker calls :meth:`flush_settled` at the start of
-    every offset commit (``streams/app.py: flush_before_commit``), so the readings topic's
-    offset is never committed past a reading whose state is not in the changelog: every
-    acknowledged reading's state was staged or written, and the commit flushes the producer
-    before it commits.
+    its zone lives on (every handler's does: the record's own) is *staged*: the write happens
+    at the next :meth:`flush`, once per zone however many records changed it. The worker calls
+    :meth:`flush_settled` at the start of every offset commit (``PuhuiApp.before_commit``), so
+    no input offset is committed past a record whose state is not in the changelog: every
+    acknowledged record's state was staged, and the commit flushes the producer before it
+    commits.
     """
 
     table: MutableMapping[str, Any]
@@ -396,9 +396,10 @@ class ReportHandler:
     # zones with reports waiting for their sensors: zone -> (partition, since when, wall time)
     waiting: dict[str, tuple[int, float]] = field(default_factory=dict)
 
-    async def release(self, zone_id: str) -> None:
+    async def release(self, zone_id: str, partition: int | None = None) -> None:
         """Handle a zone's waiting reports now (its partition has gone quiet: no reading will
-        bring its clock forward soon). Called from the tick agent, in stream context."""
+        bring its clock forward soon). Called from the tick agent, in stream context, with the
+        tick's partition (the zone's)."""
         self.waiting.pop(zone_id, None)
         zone = self.zones.get(zone_id)
         if zone is None:
@@ -407,7 +408,9 @@ class ReportHandler:
         records, linked = release_reports(state, zone, self.rules.for_zone(zone_id), math.inf)
         if not records and not linked:
             return
-        await publish_then_save(self.states, state, self.send_alert, records, self.metrics)
+        await publish_then_save(
+            self.states, state, self.send_alert, records, self.metrics, partition
+        )
         for report, alert_id in linked:
             await self.store_report(report, alert_id)
 
@@ -450,6 +453,7 @@ class ReportHandler:
                 self.send_alert,
                 step.records,
                 self.metrics,
+                partition=source.partition,
                 report_id=report.report_id,
             )
             if step.pending:
@@ -538,7 +542,9 @@ class CommandHandler:
             if outcome.outcome == "duplicate":
                 return
             records = [outcome.record] if outcome.record is not None else []
-            await publish_then_save(self.states, state, self.send_alert, records, self.metrics)
+            await publish_then_save(
+                self.states, state, self.send_alert, records, self.metrics, source.partition
+            )
             log.info(
                 "command %s %s on alert %s by %s: %s",
                 command.command_id,

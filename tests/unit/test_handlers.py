@@ -54,12 +54,12 @@ async def nothing(key: bytes | None, value: bytes, headers: Any = None) -> None:
     return None
 
 
-def smoke(reading_id: str = "smoke-1:1") -> bytes:
+def smoke(reading_id: str = "smoke-1:1", sensor: str = "smoke-1") -> bytes:
     return (
         SensorReading.model_validate(
             {
                 "reading_id": reading_id,
-                "sensor_id": "smoke-1",
+                "sensor_id": sensor,
                 "zone_id": ZONE,
                 "kind": "smoke",
                 "value": 1,
@@ -301,3 +301,58 @@ async def test_zone_gauges_are_exported_again_after_a_rebalance_cleared_them() -
     assert people_now() is None
     await handler(people("cam-1:1", 12, 1), SOURCE)
     assert people_now() == 12
+
+
+async def test_a_command_during_a_readings_unacknowledged_alert_does_not_write_it_through() -> None:
+    """An operator's command on a zone whose reading's alert record the broker still holds: the
+    command's save must not put the reading's changes in the changelog ahead of that record. It
+    is staged on the command's partition (the zone's) and flushed once the reading's is acked."""
+    table: dict[str, Any] = {}
+    raised = HeldBroker()
+    handler, writer = staging_handler(table, raised)
+    first = asyncio.create_task(handler(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    raised.release()
+    await first
+    alert = json.loads(raised.sent[0])
+    handler.states.flush()
+    writes_before = len(writer.writes)
+
+    held = HeldBroker()
+    handler.send_alert = held
+    escalating = asyncio.create_task(handler(smoke("smoke-2:1", "smoke-2"), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert held.sent and not escalating.done(), "the reading waits for its record's ack"
+
+    acked = HeldBroker()
+    commands = CommandHandler(
+        zones=load_bundled_zones(),
+        states=handler.states,
+        metrics=PipelineMetrics.create(CollectorRegistry()),
+        send_alert=acked,
+        send_dead_letter=nothing,
+    )
+    command = AlertCommand.model_validate(
+        {
+            "command_id": "c-2",
+            "alert_id": alert["alert_id"],
+            "zone_id": ZONE,
+            "action": CommandAction.ACKNOWLEDGE.value,
+            "actor": "op-1",
+            "issued_at": "2024-10-02T19:01:00+08:00",
+        }
+    )
+    source = Source("puhui.alert-commands", SOURCE.partition, 1, ZONE.encode())
+    commanding = asyncio.create_task(commands(command.model_dump_json().encode(), source))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    acked.release()
+    await asyncio.wait_for(commanding, 5)
+    assert len(writer.writes) == writes_before, "nothing written while the reading's record waits"
+    assert handler.states.staged == {ZONE: SOURCE.partition}
+    assert handler.states.busy, "the reading's alert record is still unacknowledged"
+    held.release()
+    await asyncio.wait_for(escalating, 5)
+    assert await asyncio.wait_for(handler.states.flush_settled(), 5) == 1
