@@ -54,6 +54,27 @@ class Settings(BaseSettings):
     )
     db_batch_size: int = Field(500, ge=1, description="alert records written per transaction")
     db_batch_seconds: float = Field(0.5, gt=0, description="longest wait to fill a write batch")
+    stop_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="longest a worker takes to stop (SIGTERM/SIGINT); past it, it exits without "
+        "committing what was not persisted (replayed on the next start)",
+    )
+    max_sensors_per_zone: int = Field(
+        256,
+        ge=1,
+        description="distinct sensor ids a zone tracks; a reading from one more is dead-lettered "
+        "as too_many_sensors",
+    )
+    report_retention_days: float = Field(
+        180,
+        gt=0,
+        description="days a volunteer's name, words, location and photo link are kept; then "
+        "erased (category, zone and times stay for statistics)",
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="how often the API's retention job runs"
+    )
     log_level: str = Field("INFO", description="log level")
     log_format: Literal["text", "json"] = Field(
         "text",

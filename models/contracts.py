@@ -173,8 +173,39 @@ def _rfc3339(value: object) -> object:
     return value
 
 
+# Text no database or screen should be handed: C0/C1 control characters (NUL among them; newline
+# and tab are allowed in free text only) and the bidirectional overrides and isolates that make a
+# text read other than it is stored (U+202A–U+202E, U+2066–U+2069).
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_BAD_IN_TEXT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+_BAD_IN_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+
+
+def _clean(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: object) -> object:
+        if isinstance(value, str):
+            bad = pattern.search(value)
+            if bad is not None:
+                raise PydanticCustomError(
+                    "string_characters",
+                    "{what} must not contain U+{code} (a control or bidirectional-override "
+                    "character) at position {at}",
+                    {"what": what, "code": f"{ord(bad.group()):04X}", "at": bad.start()},
+                )
+        return value
+
+    return BeforeValidator(check)
+
+
+#: One line of text (ids, names): no control character at all.
+_LINE = _clean(_BAD_IN_LINE, "a single-line text")
+#: Free text (descriptions, notes): newline and tab allowed, other control characters not.
+_TEXT = _clean(_BAD_IN_TEXT, "text")
+
 _Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
-_Id = Annotated[str, Field(min_length=1, max_length=128, strict=True, pattern=r"\S")]
+_Id = Annotated[str, Field(min_length=1, max_length=128, strict=True, pattern=r"\S"), _LINE]
+#: An alert id: the ``alerts.alert_id`` column holds 64 characters (ours are uuid5, 36).
+_AlertId = Annotated[str, Field(min_length=1, max_length=64, strict=True, pattern=r"\S"), _LINE]
 _Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
@@ -200,26 +231,33 @@ class VolunteerReport(_Wire):
     reporter_id: _Id
     zone_id: _Id
     category: ReportCategory
-    description: Annotated[str, Field(min_length=1, max_length=2000, strict=True, pattern=r"\S")]
+    description: Annotated[
+        str, Field(min_length=1, max_length=2000, strict=True, pattern=r"\S"), _TEXT
+    ]
     submitted_at: _Time
     lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True)] | None = None
-    photo_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$")] | None = None
+    photo_url: Annotated[str, Field(max_length=2048, pattern=r"^https?://\S+$"), _LINE] | None = (
+        None
+    )
+
+
+_Summary = Annotated[str, Field(max_length=2000), _TEXT]
 
 
 class Summary(_Wire):
     """A human summary in Chinese first, and English."""
 
-    zh: str
-    en: str
+    zh: _Summary
+    en: _Summary
 
 
 class AlertRecord(_Wire):
     """One change of one alert: a record of ``puhui.alerts`` (key: the zone id)."""
 
-    alert_id: str
+    alert_id: _AlertId
     revision: Annotated[int, Field(ge=1)]
-    zone_id: str
+    zone_id: _Id
     risk: Risk
     level: Level
     status: AlertStatus
@@ -230,9 +268,9 @@ class AlertRecord(_Wire):
     opened_at: AwareDatetime
     evidence: dict[str, JsonValue] = Field(default_factory=dict)
     summary: Summary
-    actor: str | None = None
-    note: str | None = None
-    assignee: str | None = None
+    actor: _Id | None = None
+    note: Annotated[str, Field(max_length=2000), _TEXT] | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=128), _LINE] | None = None
 
     def to_bytes(self) -> bytes:
         """The record as UTF-8 JSON, as published."""
@@ -255,13 +293,13 @@ class AlertCommand(_Wire):
     """
 
     command_id: _Id
-    alert_id: _Id
+    alert_id: _AlertId
     zone_id: _Id
     action: CommandAction
     actor: _Id
     issued_at: _Time
-    note: Annotated[str, Field(max_length=2000)] | None = None
-    assignee: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    note: Annotated[str, Field(max_length=2000), _TEXT] | None = None
+    assignee: Annotated[str, Field(min_length=1, max_length=128), _LINE] | None = None
 
     def to_bytes(self) -> bytes:
         """The command as UTF-8 JSON, as published."""
@@ -289,6 +327,10 @@ UNKNOWN_CATEGORY: Final = "unknown_category"
 UNKNOWN_ZONE: Final = "unknown_zone"
 NAIVE_TIME: Final = "naive_time"
 IMPOSSIBLE_VALUE: Final = "impossible_value"
+#: Valid by the contract, refused by the database (its message is the detail); set by the worker.
+UNSTORABLE: Final = "unstorable"
+#: A zone already tracks its configured maximum of distinct sensors; set by the worker.
+TOO_MANY_SENSORS: Final = "too_many_sensors"
 
 REASONS: Final = (
     TOO_LARGE,
@@ -302,6 +344,8 @@ REASONS: Final = (
     UNKNOWN_ZONE,
     NAIVE_TIME,
     IMPOSSIBLE_VALUE,
+    UNSTORABLE,
+    TOO_MANY_SENSORS,
 )
 
 
@@ -398,6 +442,16 @@ def decode_command(raw: bytes) -> AlertCommand:
 def decode_alert(raw: bytes) -> AlertRecord:
     """Parse one ``puhui.alerts`` record (raises pydantic's ``ValidationError``)."""
     return AlertRecord.model_validate_json(raw)
+
+
+def decode_alert_record(raw: bytes) -> AlertRecord:
+    """Parse one ``puhui.alerts`` record; raises :class:`RejectedRecord` like the other decoders
+    (for the persist agent, which dead-letters what it cannot store)."""
+    _check_size(raw)
+    try:
+        return AlertRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _rejection(exc) from None
 
 
 def utc_iso(moment: datetime) -> str:

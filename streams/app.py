@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,13 @@ from alerts.config import RuleBook, load_rules
 from alerts.engine import zone_view
 from infra.db import make_engine, upsert_reports, upsert_zone_status, write_alert_records
 from infra.settings import Settings
-from models.contracts import AlertRecord, VolunteerReport, decode_alert
+from models.contracts import (
+    UNSTORABLE,
+    AlertRecord,
+    RejectedRecord,
+    VolunteerReport,
+    decode_alert_record,
+)
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
 from streams import diagnostics, sensors
 from streams.faustfix import PuhuiApp, SeekFirstTableManager
@@ -37,9 +44,11 @@ from streams.handlers import (
     ReportHandler,
     Source,
     ZoneStates,
+    dead_letter_headers,
 )
 from streams.lag import worker_collector
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
+from streams.persist import Unstorable, write, write_alert_batch
 from streams.topics import TopicNames
 
 log = logging.getLogger("puhui.worker")
@@ -71,21 +80,6 @@ def load_rulebook(settings: Settings, zones: ZoneRegistry) -> RuleBook:
     )
 
 
-async def _retry(what: str, call: Any, metrics: PipelineMetrics) -> None:
-    """Run a blocking database call off the event loop; retry until it succeeds, so the stream
-    is never acknowledged past what was persisted."""
-    delay = 0.5
-    while True:
-        try:
-            await asyncio.to_thread(call)
-            return
-        except Exception:
-            metrics.db_errors.inc()
-            log.exception("database write (%s) failed; retrying in %.1fs", what, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-
 @dataclass
 class Pipeline:
     """The built worker: the Faust app and the parts tests and the CLI may want to reach."""
@@ -96,14 +90,6 @@ class Pipeline:
     metrics: PipelineMetrics
     engine: Engine
     states: ZoneStates
-
-
-async def _persist_batch(
-    engine: Engine, batch: list[AlertRecord], metrics: PipelineMetrics
-) -> None:
-    """Write a batch of alert records (idempotent), retrying until the database takes it."""
-    await _retry(f"{len(batch)} alert records", lambda: write_alert_records(engine, batch), metrics)
-    metrics.db_batches.inc()
 
 
 def table_writer(table: Any) -> Any:
@@ -202,8 +188,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
         return send
 
+    send_dead_letter = sender(dead_topic)
+
+    async def dead_letter(source: Source, raw: bytes, reason: str, detail: str) -> None:
+        metrics.readings_rejected.labels(reason).inc()
+        await send_dead_letter(source.key, raw, dead_letter_headers(source, reason, detail))
+
     async def store_report(report: VolunteerReport, alert_id: str | None) -> None:
-        await _retry("report", lambda: upsert_reports(engine, [(report, alert_id)]), metrics)
+        try:
+            await write("report", lambda: upsert_reports(engine, [(report, alert_id)]), metrics)
+        except Unstorable as exc:
+            # Valid by the contract, refused by the database: out of the way, with its reason.
+            # (The record as the worker read it; a report released from waiting has no offset.)
+            where = Source(topics.reports, -1, -1, report.zone_id.encode(), None)
+            await dead_letter(where, report.model_dump_json().encode(), UNSTORABLE, exc.detail)
 
     handle_reading = ReadingHandler(
         zones=zones,
@@ -211,7 +209,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         states=states,
         metrics=metrics,
         send_alert=sender(alerts_topic),
-        send_dead_letter=sender(dead_topic),
+        send_dead_letter=send_dead_letter,
         send_reading=sender(readings_topic),
         store_report=store_report,
     )
@@ -222,7 +220,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         states=states,
         metrics=metrics,
         send_alert=sender(alerts_topic),
-        send_dead_letter=sender(dead_topic),
+        send_dead_letter=send_dead_letter,
         send_report=sender(reports_topic),
         store_report=store_report,
     )
@@ -232,7 +230,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         states=states,
         metrics=metrics,
         send_alert=sender(alerts_topic),
-        send_dead_letter=sender(dead_topic),
+        send_dead_letter=send_dead_letter,
     )
 
     def source_of(event: Any) -> Source:
@@ -272,15 +270,27 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.agent(alerts_topic, concurrency=1, name="persist")
     async def persist(stream: Any) -> None:
-        async for values in stream.take(settings.db_batch_size, within=settings.db_batch_seconds):
+        async for events in stream.take_events(
+            settings.db_batch_size, within=settings.db_batch_seconds
+        ):
             batch: list[AlertRecord] = []
-            for raw in values:
+            sources: list[tuple[Source, bytes]] = []
+            for event in events:
+                raw, source = event.value or b"", source_of(event)
                 try:
-                    batch.append(decode_alert(raw))
-                except Exception:  # not ours to judge: someone else's bad record on the topic
-                    log.warning("ignoring an undecodable record on %s", topics.alerts)
+                    batch.append(decode_alert_record(raw))
+                    sources.append((source, raw))
+                except RejectedRecord as rejected:  # someone else's bad record on the topic
+                    log.warning("dead-lettering a bad record on %s: %s", topics.alerts, rejected)
+                    await dead_letter(source, raw, rejected.reason, rejected.detail)
             if batch:
-                await _persist_batch(engine, batch, metrics)
+                await write_alert_batch(
+                    lambda records: write_alert_records(engine, records),
+                    batch,
+                    metrics,
+                    lambda i, reason, detail, at=sources: dead_letter(*at[i], reason, detail),
+                )
+                metrics.db_batches.inc()
 
     @app.timer(settings.status_interval_seconds)
     async def write_zone_status() -> None:
@@ -307,7 +317,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                 }
             )
         if rows:
-            await _retry("zone status", lambda: upsert_zone_status(engine, rows), metrics)
+            # Derived figures, written again within seconds: a refusal is logged by write().
+            with contextlib.suppress(Unstorable):
+                await write("zone status", lambda: upsert_zone_status(engine, rows), metrics)
 
     rules_mtime = [_mtime(rules_path)]
 

@@ -1276,7 +1276,7 @@ PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Faust sensors (per-event metrics)", ("faust/sensors/", "streams/lag.py")),
     ("puhui metrics in the handler (prometheus_client)", ("prometheus_client/",)),
     ("handler, rest (streams/handlers.py)", ("streams/handlers.py",)),
-    ("persist agent + database", ("persist (streams/app.py", "_persist_batch", "sqlalchemy/")),
+    ("persist agent + database", ("persist (streams/app.py", "write_alert_batch", "sqlalchemy/")),
     ("zone status timer", ("write_zone_status",)),
     ("aiokafka producer (requests, socket writes)", ("aiokafka/producer/",)),
     ("Faust topics + producer buffer", ("faust/transport/producer.py", "faust/topics.py")),

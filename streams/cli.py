@@ -71,14 +71,16 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    import faust
-
     from streams.app import create_app
+    from streams.stopping import Worker
 
     prepare(settings)
     pipeline = create_app(settings)
-    worker = faust.Worker(
-        pipeline.app, loglevel=settings.log_level, logging_config=logging_config(settings)
+    worker = Worker(
+        pipeline.app,
+        stop_timeout=settings.stop_timeout_seconds,
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings),
     )
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
