@@ -23,7 +23,15 @@ from alerts.config import ZoneRules
 from alerts.forecast import forecast_crossing
 from alerts.peaks import WindowMax
 from alerts.rules import crowding_level, fire_level, level_for, worst
-from alerts.state import AlertState, Assessment, corroborate, operator_action, transition
+from alerts.state import (
+    AlertState,
+    Assessment,
+    amend,
+    corroborate,
+    join_report,
+    operator_action,
+    transition,
+)
 from models.contracts import (
     AlertCommand,
     AlertRecord,
@@ -335,6 +343,12 @@ def _note_people(state: ZoneState, zone: Zone, rules: ZoneRules, at: float) -> N
     cut = (state.clock or at) - span
     if samples[0][0] <= cut:
         state.density_samples = [s for s in samples if s[0] > cut]
+
+
+def admits_sensor(state: ZoneState, sensor_id: str, limit: int) -> bool:
+    """Whether the zone may take a reading of ``sensor_id``: a sensor it tracks, or room for one
+    more below ``limit`` (made-up sensor ids must not grow a zone's state without bound)."""
+    return sensor_id in state.sensors or len(state.sensors) < limit
 
 
 def _apply_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> bool:
@@ -776,7 +790,8 @@ def _apply_report(
             sensor_alert = state.alerts[Risk.FIRE.value]
         new, record = corroborate(sensor_alert, _dt(at), report.report_id, report.reporter_id)
         state.alerts[risk.value] = new
-        records.append(record)
+        if record is not None:
+            records.append(record)
         return records, new.alert_id
 
     key = f"report:{report.category.value}"
@@ -784,24 +799,24 @@ def _apply_report(
     log = [e for e in state.report_log.get(key, []) if e[0] > at - window]
     log.append((at, report.reporter_id, report.report_id))
     state.report_log[key] = log
-    reporters = sorted({e[1] for e in log})
+    in_window = len({e[1] for e in log})
     base = Level(rules.reports.levels[report.category])
     level = base
-    if len(reporters) >= rules.reports.escalate_reporters:
+    if in_window >= rules.reports.escalate_reporters:
         level = _one_up(base)
     current = state.alerts.get(key)
-    reports = [e[2] for e in log]
-    evidence: dict[str, Any] = {
-        "category": report.category.value,
-        "reports": reports if current is None else _merged(current, reports),
-        "reporters": reporters,
-        "description": report.description[:200],
-    }
+    # Counts and the latest ids only; the volunteer's words stay with the report (PIPL: they go
+    # where they are needed — the operators' view of the report — not into every alert record).
+    evidence, new_reporter = join_report(
+        {"category": report.category.value} if current is None else current.evidence,
+        report.report_id,
+        report.reporter_id,
+    )
     summary = Summary(
         zh=f"{zone.name.zh} 志愿者报告：{_CATEGORY_ZH[report.category]}"
-        f"（{len(reporters)} 人报告，{level.zh}色）",
+        f"（{in_window} 人报告，{level.zh}色）",
         en=f"Volunteer report at {zone.name.en}: {report.category.value} "
-        f"({len(reporters)} reporter(s), {level.value})",
+        f"({in_window} reporter(s), {level.value})",
     )
     if current is None:
         blocker = _inhibitor(state, rules, Risk.REPORT) if level != Level.RED else None
@@ -829,15 +844,15 @@ def _apply_report(
         state.alerts[key] = new_state
         records.extend(out)
         return records, new_state.alert_id
-    # Merged without a change of level: evidence grows, nobody is paged again.
-    state.alerts[key] = replace(current, evidence={**current.evidence, **evidence})
+    if new_reporter:
+        # Another volunteer saw it too: one revision, nobody paged again (same level).
+        amended, record = amend(current, Change.CORROBORATED, _dt(at), evidence, summary)
+        state.alerts[key] = amended
+        records.append(record)
+        return records, current.alert_id
+    # The same volunteer again: the counts grow (carried by the next revision), no revision.
+    state.alerts[key] = replace(current, evidence=evidence)
     return records, current.alert_id
-
-
-def _merged(current: AlertState, recent: list[str]) -> list[str]:
-    earlier = current.evidence.get("reports")
-    seen = [str(r) for r in earlier] if isinstance(earlier, list) else []
-    return seen + [r for r in recent if r not in seen]
 
 
 def _one_up(level: Level) -> Level:

@@ -101,7 +101,19 @@ def _record(state: AlertState, change: Change, at: datetime) -> AlertRecord:
 
 
 #: Evidence an alert keeps for its whole life, whatever later readings say.
-_STICKY = ("reports", "reporters", "corroborated", "inhibited_by")
+_STICKY = (
+    "reports",
+    "reporters",
+    "report_count",
+    "reporter_count",
+    "corroborated",
+    "inhibited_by",
+)
+
+#: How many report and reporter ids an alert's evidence keeps (the latest): an alert may gather
+#: thousands of reports in its life, its records stay the same size. ``report_count`` and
+#: ``reporter_count`` count them all.
+KEPT_IDS = 10
 
 
 def _carry(old: dict[str, JsonValue], new: dict[str, JsonValue]) -> dict[str, JsonValue]:
@@ -114,10 +126,40 @@ def _carry(old: dict[str, JsonValue], new: dict[str, JsonValue]) -> dict[str, Js
         if isinstance(before, list):
             merged = list(before)
             merged += [x for x in (after if isinstance(after, list) else []) if x not in merged]
-            out[key] = merged
+            out[key] = merged[-KEPT_IDS:]
         else:
             out[key] = before if after is None else after
     return out
+
+
+def join_report(
+    evidence: dict[str, JsonValue], report_id: str, reporter_id: str
+) -> tuple[dict[str, JsonValue], bool]:
+    """Evidence with one more volunteer report: the latest ``KEPT_IDS`` report and reporter ids,
+    and counts of all. Also says whether the reporter is new to the alert (one of the kept ids
+    is not: a reporter beyond the latest ``KEPT_IDS`` counts again — a bounded memory)."""
+    reports = _as_list(evidence.get("reports"))
+    reporters = _as_list(evidence.get("reporters"))
+    report_count = _count(evidence.get("report_count"), len(reports))
+    reporter_count = _count(evidence.get("reporter_count"), len(reporters))
+    new_reporter = reporter_id not in reporters
+    if new_reporter:
+        reporters = [*reporters, reporter_id][-KEPT_IDS:]
+        reporter_count += 1
+    if report_id not in reports:
+        reports = [*reports, report_id][-KEPT_IDS:]
+        report_count += 1
+    return {
+        **evidence,
+        "reports": reports,
+        "report_count": report_count,
+        "reporters": reporters,
+        "reporter_count": reporter_count,
+    }, new_reporter
+
+
+def _count(value: JsonValue, floor: int) -> int:
+    return int(value) if isinstance(value, int | float) and value >= floor else floor
 
 
 def _rank(level: Level | None) -> int:
@@ -226,22 +268,35 @@ def transition(
 
 def corroborate(
     state: AlertState, at: datetime, report_id: str, reporter_id: str
+) -> tuple[AlertState, AlertRecord | None]:
+    """A volunteer's report joins an open alert as evidence and marks it corroborated.
+
+    A new revision only when that changes the alert — its first corroboration, or a reporter new
+    to it; a volunteer repeating themselves only adds to the counts (carried by the next
+    revision), so one reporter cannot grow an alert's history."""
+    evidence, new_reporter = join_report(state.evidence, report_id, reporter_id)
+    first = state.evidence.get("corroborated") is not True
+    evidence["corroborated"] = True
+    if not (first or new_reporter):
+        return replace(state, evidence=evidence), None
+    return amend(state, Change.CORROBORATED, at, evidence)
+
+
+def amend(
+    state: AlertState,
+    change: Change,
+    at: datetime,
+    evidence: dict[str, JsonValue],
+    summary: Summary | None = None,
 ) -> tuple[AlertState, AlertRecord]:
-    """A volunteer's report joins an open sensor alert as evidence and marks it corroborated."""
-    reports = [*_as_list(state.evidence.get("reports")), report_id]
-    names = sorted({*map(str, _as_list(state.evidence.get("reporters"))), reporter_id})
-    reporters: list[JsonValue] = list(names)
+    """The next revision of an open alert with new evidence (and summary), level unchanged."""
     new = replace(
         state,
         revision=state.revision + 1,
-        evidence={
-            **state.evidence,
-            "corroborated": True,
-            "reports": reports,
-            "reporters": reporters,
-        },
+        evidence=evidence,
+        summary=summary if summary is not None else state.summary,
     )
-    return new, _record(new, Change.CORROBORATED, at)
+    return new, _record(new, change, at)
 
 
 def _as_list(value: JsonValue) -> list[JsonValue]:

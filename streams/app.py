@@ -212,6 +212,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         send_dead_letter=send_dead_letter,
         send_reading=sender(readings_topic),
         store_report=store_report,
+        max_sensors=settings.max_sensors_per_zone,
     )
 
     handle_report = ReportHandler(

@@ -20,6 +20,7 @@ from alerts.config import RuleBook
 from alerts.engine import (
     Step,
     ZoneState,
+    admits_sensor,
     apply_command,
     check_silence,
     process_reading,
@@ -27,6 +28,7 @@ from alerts.engine import (
     release_reports,
 )
 from models.contracts import (
+    TOO_MANY_SENSORS,
     AlertRecord,
     Change,
     RejectedRecord,
@@ -263,6 +265,7 @@ class ReadingHandler:
     wall: Callable[[], float] = time.time
     store_report: Callable[[VolunteerReport, str | None], Awaitable[None]] | None = None
     on_zone_reading: Callable[[str], None] | None = None  # freshness hook for ops metrics
+    max_sensors: int = 256  # distinct sensor ids a zone tracks (PUHUI_MAX_SENSORS_PER_ZONE)
     # per partition: event-time watermark, the last sweep's watermark, the zones seen there
     watermarks: dict[int, float] = field(default_factory=dict)
     last_activity: dict[int, float] = field(default_factory=dict)  # partition -> wall time
@@ -310,6 +313,13 @@ class ReadingHandler:
         zone = self.zones.get(reading.zone_id)
         assert zone is not None  # decode_reading checked it
         state = self.states.get(reading.zone_id)
+        if not admits_sensor(state, reading.sensor_id, self.max_sensors):
+            detail = (
+                f"sensor_id: zone {zone.id!r} already tracks {len(state.sensors)} sensors "
+                f"(PUHUI_MAX_SENSORS_PER_ZONE={self.max_sensors})"
+            )
+            await self._dead_letter(raw, source, TOO_MANY_SENSORS, detail)
+            return
         step = process_reading(state, reading, zone, self.rules.for_zone(zone.id))
         if step.duplicate:
             self.metrics.readings_duplicate.inc()

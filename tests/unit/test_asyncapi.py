@@ -478,7 +478,7 @@ STORY: list[tuple[str, int] | str] = [
 #: The keys any alert's evidence may have, beside those of its risk; and those a report joining
 #: a sensor alert adds (``reports`` and ``reporters`` are also a report alert's own).
 COMMON_EVIDENCE = {"inhibited_by", "clear_seconds"}
-CORROBORATION = {"corroborated", "reports", "reporters"}
+CORROBORATION = {"corroborated", "reports", "reporters", "report_count", "reporter_count"}
 FORECAST_EVIDENCE = {
     "target_level",
     "target_density",

@@ -318,9 +318,14 @@ def test_reports_merge_and_three_reporters_escalate_one_level() -> None:
     )
     assert [(x.change, x.level) for x in recs] == [(Change.RAISED, Level.BLUE)]  # one reporter
     recs = feed(state, [rep("littering", 4, "v2"), rep("littering", 5, "v3")])
-    assert [(x.change, x.level) for x in recs] == [(Change.ESCALATED, Level.YELLOW)]
-    assert recs[0].evidence["reporters"] == ["v1", "v2", "v3"]
-    assert len(recs[0].evidence["reports"]) == 6
+    # a second reporter: one revision at the same level; the third: one level up
+    assert [(x.change, x.level) for x in recs] == [
+        (Change.CORROBORATED, Level.BLUE),
+        (Change.ESCALATED, Level.YELLOW),
+    ]
+    assert recs[1].evidence["reporters"] == ["v1", "v2", "v3"]
+    assert recs[1].evidence["reporter_count"] == 3
+    assert len(recs[1].evidence["reports"]) == 6 and recs[1].evidence["report_count"] == 6
     injury = feed(state, [rep("injury", 6, "v9")])
     assert injury[0].level == Level.ORANGE and injury[0].alert_id != recs[0].alert_id
 
