@@ -56,6 +56,7 @@ from typing import Annotated, Any, Final
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from alerts.privacy import public_evidence
 from models.contracts import AlertRecord, AlertStatus, Level, Risk
 from models.zones import SLUG_PATTERN, _UniqueKeySafeLoader, _yaml_error_message
 
@@ -628,6 +629,8 @@ def webhook_body(note: Notification, attempt: int, sent_at: datetime) -> bytes:
     ``kind``, ``key``, ``step``, ``target``, ``attempt`` and ``sent_at`` (signed with the rest,
     so a receiver can refuse stale replays by the body alone)."""
     payload: dict[str, Any] = note.record.model_dump(mode="json")
+    # Outside targets get counts and categories, never a volunteer's identity or words.
+    payload["evidence"] = public_evidence(note.record.evidence)
     payload.update(
         notification_id=note.notification_id,
         kind=note.kind.value,

@@ -27,6 +27,7 @@ from api.limits import BodyLimitMiddleware, TokenBucketLimiter
 from api.metrics import HttpMetrics, MetricsMiddleware, metrics_router
 from api.notifier import Notifier
 from api.pages import router as pages_router
+from api.retention import RetentionJob
 from api.routes.alerts import alerts_router
 from api.routes.reports import reports_router
 from api.routes.silences import silences_router
@@ -107,15 +108,21 @@ def create_api(
         else None
     )
 
+    retention = RetentionJob(
+        db, now, settings.report_retention_days, settings.retention_interval_seconds
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if bus is not None:
             await bus.start()
         if notifier is not None:
             await notifier.start()
+        retention.start()
         try:
             yield
         finally:
+            await retention.stop()
             if notifier is not None:
                 await notifier.stop()
             if bus is not None:
@@ -137,6 +144,7 @@ def create_api(
     app.state.alert_hub = hub
     app.state.bus = bus
     app.state.notifier = notifier
+    app.state.retention = retention
     app.state.ctx = ctx
 
     install_error_handlers(app)

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Final
 
+from alerts.privacy import public_evidence
 from models.contracts import AlertRecord, AlertStatus, Level, Risk
 from models.zones import Zone
 
@@ -199,8 +200,9 @@ def circle(zone: Zone) -> str | None:
 
 def _evidence_lines(record: AlertRecord) -> list[str]:
     lines = []
-    for key in sorted(record.evidence):
-        value = record.evidence[key]
+    evidence = public_evidence(record.evidence)  # scope Public: counts, not volunteers
+    for key in sorted(evidence):
+        value = evidence[key]
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         lines.append(f"{key}: {shown}")
     return lines

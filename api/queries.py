@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from infra.db import AlertHistoryRow, AlertRow, ReportRow, ZoneStatusRow
@@ -128,15 +128,42 @@ def load_history(engine: Engine, alert_id: str) -> list[AlertHistoryRow]:
         return list(session.scalars(query))
 
 
-def reports_for_alert(engine: Engine, alert_id: str) -> list[ReportRow]:
-    """The reports linked to an alert, oldest first."""
+def history_page(
+    engine: Engine, alert_id: str, *, limit: int, offset: int | None = None
+) -> tuple[list[AlertHistoryRow], int]:
+    """A page of an alert's history, oldest revision first, and the number of revisions.
+    ``offset=None``: the last ``limit`` revisions."""
+    where = AlertHistoryRow.alert_id == alert_id
     with Session(engine, expire_on_commit=False) as session:
+        total = int(session.scalar(select(func.count()).where(where)) or 0)
+        start = max(0, total - limit) if offset is None else offset
+        query = (
+            select(AlertHistoryRow)
+            .where(where)
+            .order_by(AlertHistoryRow.revision)
+            .limit(limit)
+            .offset(start)
+        )
+        return list(session.scalars(query)), total
+
+
+def reports_for_alert(
+    engine: Engine, alert_id: str, *, limit: int, offset: int | None = None
+) -> tuple[list[ReportRow], int]:
+    """A page of the reports linked to an alert, oldest first, and how many there are.
+    ``offset=None``: the latest ``limit``."""
+    where = ReportRow.alert_id == alert_id
+    with Session(engine, expire_on_commit=False) as session:
+        total = int(session.scalar(select(func.count()).select_from(ReportRow).where(where)) or 0)
+        start = max(0, total - limit) if offset is None else offset
         query = (
             select(ReportRow)
-            .where(ReportRow.alert_id == alert_id)
+            .where(where)
             .order_by(ReportRow.submitted_at, ReportRow.report_id)
+            .limit(limit)
+            .offset(start)
         )
-        return list(session.scalars(query))
+        return list(session.scalars(query)), total
 
 
 def get_report(engine: Engine, report_id: str) -> ReportRow | None:
@@ -213,19 +240,25 @@ def cap_ranks(engine: Engine, history: Sequence[AlertHistoryRow]) -> dict[int, i
     """For each history row (by revision): how many stored alert changes, of any alert, fall in
     the same second and were stored before it. This orders the CAP messages of one second for
     the GB/T 35965.1 identifier's sequence number; rows are stored once and never renumbered, so
-    a message keeps its identifier."""
-    ranks: dict[int, int] = {}
-    with Session(engine) as session:
-        for row in history:
-            start = row.at.replace(microsecond=0)
-            query = (
-                select(func.count())
-                .select_from(AlertHistoryRow)
-                .where(
-                    AlertHistoryRow.at >= start,
-                    AlertHistoryRow.at < start + timedelta(seconds=1),
-                    AlertHistoryRow.id < row.id,
-                )
+    a message keeps its identifier. One query, whatever the number of revisions."""
+    if not history:
+        return {}
+    seconds = sorted({row.at.replace(microsecond=0) for row in history})
+    query = select(AlertHistoryRow.id, AlertHistoryRow.at).where(
+        or_(
+            *(
+                and_(AlertHistoryRow.at >= start, AlertHistoryRow.at < start + timedelta(seconds=1))
+                for start in seconds
             )
-            ranks[row.revision] = int(session.scalar(query) or 0)
-    return ranks
+        )
+    )
+    with Session(engine) as session:
+        stored = [(row_id, at.replace(microsecond=0)) for row_id, at in session.execute(query)]
+    return {
+        row.revision: sum(
+            1
+            for row_id, second in stored
+            if second == row.at.replace(microsecond=0) and row_id < row.id
+        )
+        for row in history
+    }

@@ -350,11 +350,26 @@ class LinkedReport(_Out):
 
 
 class AlertDetail(AlertItem):
-    """An alert with its evidence, its whole history and the reports linked to it."""
+    """An alert with its evidence, its latest history (audit trail) and the latest reports
+    linked to it; the rest page through ``/history`` and ``/reports``."""
 
     evidence: dict[str, Any]
-    history: list[HistoryEntry]
-    reports: list[LinkedReport]
+    history: list[HistoryEntry] = Field(description="The latest 100 changes, oldest first")
+    history_total: int = Field(description="Changes in all (`GET /api/alerts/{id}/history`)")
+    reports: list[LinkedReport] = Field(description="The latest 50 linked reports, oldest first")
+    reports_total: int = Field(description="Linked reports in all (`GET /api/alerts/{id}/reports`)")
+
+
+class HistoryPage(Page):
+    """A page of an alert's changes, oldest first."""
+
+    items: list[HistoryEntry]
+
+
+class LinkedReportPage(Page):
+    """A page of the reports linked to an alert, oldest first."""
+
+    items: list[LinkedReport]
 
 
 class IncidentItem(AlertItem):

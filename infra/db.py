@@ -124,6 +124,8 @@ class ReportRow(Base):
     lon: Mapped[float | None]
     photo_url: Mapped[str | None] = mapped_column(String(2048))
     alert_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # When the personal fields were erased (retention or a volunteer's request); None: kept.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ZoneStatusRow(Base):

@@ -17,13 +17,16 @@ from typing import Any
 
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
 
 __all__ = [
     "admin_client",
     "ensure_topics",
     "existing_topics",
     "port_open",
+    "set_topic_configs",
     "split_bootstrap",
+    "topic_configs",
     "wait_for_metadata",
 ]
 
@@ -203,3 +206,30 @@ def _warn_on_partition_mismatch(
                 have,
                 wanted[name],
             )
+
+
+def set_topic_configs(
+    bootstrap: str, configs: Mapping[str, Mapping[str, str]], timeout: float = 30
+) -> None:
+    """Set configs (e.g. ``retention.ms``) on existing topics, incrementally: other configs of
+    a topic are left as they are. Raises ``RuntimeError`` naming the topic if the broker refuses
+    one."""
+    if not configs:
+        return
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(values))
+        for name, values in configs.items()
+    ]
+    with admin_client(bootstrap, timeout=timeout) as admin:
+        result = admin.alter_configs(resources)
+    for name, outcome in (result.get("topic") or {}).items():
+        if str(outcome) != "OK":
+            raise RuntimeError(f"config of topic {name!r} refused: {outcome}")
+
+
+def topic_configs(bootstrap: str, name: str, timeout: float = 30) -> dict[str, str]:
+    """The configs of one topic (name -> value), as the broker describes them."""
+    with admin_client(bootstrap, timeout=timeout) as admin:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    entries = (described.get("topic") or {}).get(name) or {}
+    return {key: str(info.get("value")) for key, info in entries.items()}

@@ -6,6 +6,8 @@ Settings are read from the environment here, once, and passed down.
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import logging
 import os
 import signal
@@ -53,12 +55,21 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
 def prepare(settings: Settings) -> None:
     """Create the public topics and migrate the database (both harmless when done already)."""
     from infra.db import migrate
-    from infra.kafka_admin import ensure_topics, wait_for_metadata
+    from infra.kafka_admin import ensure_topics, set_topic_configs, wait_for_metadata
     from streams.topics import TopicNames
 
     wait_for_metadata(settings.kafka_bootstrap, timeout=60)
     topics = TopicNames.with_prefix(settings.topic_prefix)
     ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
+    # The topics that carry volunteers' data keep it no longer than the database does.
+    retention_ms = str(int(settings.report_retention_days * 86_400_000))
+    set_topic_configs(
+        settings.kafka_bootstrap,
+        {
+            name: {"retention.ms": retention_ms}
+            for name in (topics.reports, topics.alerts, topics.dead_letters)
+        },
+    )
     migrate(settings.resolved_database_url())
 
 
@@ -162,6 +173,29 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
             print(f"no active token {args.id}", file=sys.stderr)
             return 1
         print(f"token {args.id} revoked")
+    return 0
+
+
+def cmd_volunteer(settings: Settings, args: argparse.Namespace) -> int:
+    """A volunteer's personal data: export it (JSON on stdout) or erase it (PIPL requests)."""
+    from infra.db import make_engine, migrate
+    from infra.privacy import erase_volunteer, export_volunteer
+
+    url = settings.resolved_database_url()
+    migrate(url)
+    engine = make_engine(url)
+    now = datetime.now(UTC)
+    actor = f"admin:{getpass.getuser()}"
+    if args.action == "export":
+        data = export_volunteer(engine, args.id, actor, now)
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    erased = erase_volunteer(engine, args.id, actor, now)
+    print(
+        f"erased: {erased.reports} report(s), the volunteer's id in {erased.alerts} alert(s) and "
+        f"{erased.history} history row(s), {erased.tokens} token(s) revoked; topics keep their "
+        f"records until their retention ({settings.report_retention_days:g} days) ends"
+    )
     return 0
 
 
@@ -285,6 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = tsub.add_parser("revoke")
     revoke.add_argument("id", type=int)
     token.set_defaults(func=cmd_token)
+
+    volunteer = sub.add_parser(
+        "volunteer", help="a volunteer's personal data: export or erase it (admin)"
+    )
+    vsub = volunteer.add_subparsers(dest="action", required=True)
+    for action, what in (("export", "print as JSON"), ("erase", "erase everywhere stored")):
+        p = vsub.add_parser(action, help=f"{what} everything about a volunteer")
+        p.add_argument("id", help="the volunteer's id (their reports' reporter_id)")
+    volunteer.set_defaults(func=cmd_volunteer)
 
     from streams.bench import add_arguments as bench_arguments
 

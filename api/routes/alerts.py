@@ -28,6 +28,7 @@ from api.queries import (
     OPEN_STATUSES,
     cap_ranks,
     get_alert,
+    history_page,
     list_alerts,
     load_history,
     reports_for_alert,
@@ -41,9 +42,13 @@ from api.schemas import (
     AlertPage,
     AssignIn,
     CommandAccepted,
+    HistoryPage,
     IncidentPage,
+    LinkedReportPage,
     error_responses,
 )
+from infra.db import AlertHistoryRow, ReportRow
+from infra.privacy import record_access, report_ids
 from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction
 
 __all__ = ["alerts_router", "sse_event"]
@@ -58,6 +63,39 @@ _FILTER_DOC = (
     "Filters (each repeatable or comma-separated): `status` (firing, acknowledged, resolved, "
     "or `all`), `zone` (zone id), `site`, `risk`, `level` (blue, yellow, orange, red)."
 )
+
+
+#: What an alert's detail shows of its history and linked reports (the rest page).
+HISTORY_SHOWN = 100
+REPORTS_SHOWN = 50
+
+
+def history_entry(h: AlertHistoryRow) -> dict[str, Any]:
+    """One change of an alert, for the audit trail."""
+    return {
+        "revision": h.revision,
+        "change": h.change,
+        "level": h.level,
+        "status": h.status,
+        "at": h.at,
+        "actor": h.actor,
+        "note": h.note,
+        "assignee": (h.record or {}).get("assignee"),
+    }
+
+
+def linked_report(r: ReportRow) -> dict[str, Any]:
+    """A report linked to an alert, as operators see it (personal fields included)."""
+    return {
+        "report_id": r.report_id,
+        "reporter_id": r.reporter_id,
+        "category": r.category,
+        "description": r.description,
+        "submitted_at": r.submitted_at,
+        "lat": r.lat,
+        "lon": r.lon,
+        "photo_url": r.photo_url,
+    }
 
 
 def sse_event(record: AlertRecord) -> str:
@@ -198,42 +236,58 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         response_model=AlertDetail,
         responses=error_responses(401, 403, 404, 422),
     )
-    def detail(alert_id: AlertId, _caller: OperatorCaller) -> dict[str, Any]:
+    def detail(alert_id: AlertId, caller: OperatorCaller) -> dict[str, Any]:
         alert = get_alert(ctx.engine, alert_id)
         if alert is None:
             raise NotFound(f"no alert {alert_id}")
-        history = load_history(ctx.engine, alert_id)
+        history, history_total = history_page(ctx.engine, alert_id, limit=HISTORY_SHOWN)
+        reports, reports_total = reports_for_alert(ctx.engine, alert_id, limit=REPORTS_SHOWN)
         latest = history[-1].record if history else None
+        read_reports(caller, reports, f"GET /api/alerts/{alert_id}")
         return {
             **alert_item(ctx, alert, latest),
             "evidence": alert.evidence,
-            "history": [
-                {
-                    "revision": h.revision,
-                    "change": h.change,
-                    "level": h.level,
-                    "status": h.status,
-                    "at": h.at,
-                    "actor": h.actor,
-                    "note": h.note,
-                    "assignee": (h.record or {}).get("assignee"),
-                }
-                for h in history
-            ],
-            "reports": [
-                {
-                    "report_id": r.report_id,
-                    "reporter_id": r.reporter_id,
-                    "category": r.category,
-                    "description": r.description,
-                    "submitted_at": r.submitted_at,
-                    "lat": r.lat,
-                    "lon": r.lon,
-                    "photo_url": r.photo_url,
-                }
-                for r in reports_for_alert(ctx.engine, alert_id)
-            ],
+            "history": [history_entry(h) for h in history],
+            "history_total": history_total,
+            "reports": [linked_report(r) for r in reports],
+            "reports_total": reports_total,
         }
+
+    @router.get(
+        "/api/alerts/{alert_id}/history",
+        summary="A page of an alert's history (audit: who, when, note), oldest first",
+        response_model=HistoryPage,
+        responses=error_responses(401, 403, 404, 422),
+    )
+    def history(
+        alert_id: AlertId, _caller: OperatorCaller, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        if get_alert(ctx.engine, alert_id) is None:
+            raise NotFound(f"no alert {alert_id}")
+        rows, total = history_page(ctx.engine, alert_id, limit=limit, offset=offset)
+        items = [history_entry(h) for h in rows]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @router.get(
+        "/api/alerts/{alert_id}/reports",
+        summary="A page of the volunteer reports linked to an alert, oldest first",
+        description="Volunteers' personal data: each read is recorded (who, when, which reports).",
+        response_model=LinkedReportPage,
+        responses=error_responses(401, 403, 404, 422),
+    )
+    def linked_reports(
+        alert_id: AlertId, caller: OperatorCaller, limit: Limit = 50, offset: Offset = 0
+    ) -> dict[str, Any]:
+        if get_alert(ctx.engine, alert_id) is None:
+            raise NotFound(f"no alert {alert_id}")
+        rows, total = reports_for_alert(ctx.engine, alert_id, limit=limit, offset=offset)
+        read_reports(caller, rows, f"GET /api/alerts/{alert_id}/reports")
+        items = [linked_report(r) for r in rows]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    def read_reports(caller: Caller, rows: list[Any], what: str) -> None:
+        """An operator is shown volunteers' personal fields: recorded (PIPL accountability)."""
+        record_access(ctx.engine, caller.name, "read", what, report_ids(rows), ctx.now())
 
     # -- CAP export -----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from api.schemas import (
     error_responses,
 )
 from infra.db import AlertHistoryRow, AlertRow, ReportRow, delete_report, insert_report
+from infra.privacy import record_access
 from models.contracts import ReportCategory, VolunteerReport
 
 __all__ = ["CATEGORY_NAMES", "reports_router"]
@@ -197,6 +198,15 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         row = get_report(ctx.engine, report_id)
         if row is None or (not caller.is_operator and row.reporter_id != caller.name):
             raise NotFound(f"no report {report_id}")
+        if row.reporter_id != caller.name:  # an operator reads a volunteer's personal data
+            record_access(
+                ctx.engine,
+                caller.name,
+                "read",
+                f"GET /api/reports/{report_id}",
+                [report_id],
+                ctx.now(),
+            )
         alert = get_alert(ctx.engine, row.alert_id) if row.alert_id else None
         history = load_history(ctx.engine, alert.alert_id) if alert is not None else []
         return report_view(ctx, row, alert, history, caller)
