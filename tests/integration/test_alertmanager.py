@@ -71,7 +71,7 @@ def receiver() -> Iterator[Receiver]:
     holder: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length))
             self.send_response(200)
@@ -81,7 +81,7 @@ def receiver() -> Iterator[Receiver]:
                 got.deliveries.append((self.path, body))
                 got.changed.notify_all()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
@@ -279,9 +279,7 @@ def test_prometheus_fires_a_rule_and_alertmanager_pages_the_ops_critical_receive
         ],
     )
     path, body = receiver.wait_for(
-        lambda p, b: any(
-            a["labels"]["alertname"] == "PuhuiDeadLettersHigh" for a in b["alerts"]
-        ),
+        lambda p, b: any(a["labels"]["alertname"] == "PuhuiDeadLettersHigh" for a in b["alerts"]),
         timeout=30,
     )
     assert (path, body["receiver"]) == ("/ops-warning", "ops-warning")
@@ -295,7 +293,5 @@ def test_prometheus_fires_a_rule_and_alertmanager_pages_the_ops_critical_receive
     [by] = silent["status"]["inhibitedBy"]
     [down] = alertmanager.get('/api/v2/alerts?filter=alertname="PuhuiWorkerDown"')
     assert by == down["fingerprint"]
-    delivered = {
-        a["labels"]["alertname"] for _, b in receiver.deliveries for a in b["alerts"]
-    }
+    delivered = {a["labels"]["alertname"] for _, b in receiver.deliveries for a in b["alerts"]}
     assert "PuhuiZoneSilent" not in delivered
