@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
+from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import CollectorRegistry
 
 from alerts.notify import NotificationKind, load_bundled_escalation
@@ -27,6 +28,7 @@ from models.contracts import REASONS, Change, CommandAction, Level, ReportCatego
 from models.zones import load_bundled_zones
 from streams import handlers
 from streams.metrics import LATENCY_BUCKETS, REJECT_REASONS, PipelineMetrics
+from streams.sensors import CachedPrometheusMonitor
 
 pytestmark = pytest.mark.unit
 
@@ -52,6 +54,20 @@ def test_every_worker_counter_starts_at_zero_for_every_known_label() -> None:
         for outcome in ("applied", "duplicate", "not_open"):
             labels = {"action": action.value, "outcome": outcome}
             assert value("puhui_commands_total", labels) == 0, labels
+
+
+def test_input_topics_read_zero_before_their_first_record_and_after_each_rebalance() -> None:
+    registry = CollectorRegistry()
+    topics = ("t1.puhui.sensor-readings", "t1.puhui.volunteer-reports")
+    monitor = CachedPrometheusMonitor(
+        metrics=FaustMetrics.create(registry, "faust"), known_topics=topics
+    )
+    received = "faust_messages_received_per_topic_total"
+    for topic in topics:
+        assert registry.get_sample_value(received, {"topic": topic}) == 0, topic
+    monitor._clear_partition_related_metrics()  # what Faust does at every rebalance
+    for topic in topics:
+        assert registry.get_sample_value(received, {"topic": topic}) == 0, topic
 
 
 def test_latency_buckets_reach_a_minute() -> None:
