@@ -22,7 +22,7 @@ if ((${#need[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # Debian's packages may start services on :9090 / :9093; the tests start their own.
+  # Debian's prometheus package may start a service on :9090; the tests start their own.
+  # (An Alertmanager the package starts on :9093 is left alone: the tests use free ports.)
   pkill -x prometheus 2>/dev/null || true
-  pkill -x prometheus-alertmanager 2>/dev/null || true
 fi
