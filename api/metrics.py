@@ -3,6 +3,10 @@ fills it, and the ``/metrics`` router that exposes the registry.
 
 Requests are labelled by their route *template* (``/alerts/{alert_id}``), never by the raw path,
 so the number of label values stays bounded; requests no route matched share one label.
+
+Streams (a ``text/event-stream`` answer, such as ``/api/alerts/stream``) stay open for minutes by
+design: their time goes to ``puhui_http_stream_duration_seconds``, never into the request latency
+histogram, whose p99 would otherwise read as the stream's lifetime.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ __all__ = ["UNMATCHED_ROUTE", "HttpMetrics", "MetricsMiddleware", "metrics_route
 
 UNMATCHED_ROUTE = "<unmatched>"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: How long stream connections stay open: seconds to a working day.
+STREAM_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0)
+STREAM_CONTENT_TYPE = b"text/event-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,7 @@ class HttpMetrics:
 
     requests: Counter
     duration: Histogram
+    stream_duration: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> HttpMetrics:
@@ -46,12 +54,24 @@ class HttpMetrics:
                 buckets=DURATION_BUCKETS,
                 registry=registry,
             ),
+            stream_duration=Histogram(
+                "puhui_http_stream_duration_seconds",
+                "How long a streamed answer (server-sent events) stayed open, by route template",
+                ["route"],
+                buckets=STREAM_BUCKETS,
+                registry=registry,
+            ),
         )
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request."""
+    def observe(
+        self, method: str, route: str, status: int, seconds: float, *, stream: bool = False
+    ) -> None:
+        """Count one answered request; a stream's time goes to its own histogram."""
         self.requests.labels(method=method, route=route, status=str(status)).inc()
-        self.duration.labels(route=route).observe(seconds)
+        if stream:
+            self.stream_duration.labels(route=route).observe(seconds)
+        else:
+            self.duration.labels(route=route).observe(seconds)
 
 
 def route_template(scope: Scope) -> str:
@@ -79,12 +99,17 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        stream = False
         start = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, stream
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                stream = any(
+                    name.lower() == b"content-type" and value.startswith(STREAM_CONTENT_TYPE)
+                    for name, value in message.get("headers", ())
+                )
             await send(message)
 
         try:
@@ -94,7 +119,11 @@ class MetricsMiddleware:
             raise
         finally:
             self.metrics.observe(
-                scope["method"], route_template(scope), status, time.perf_counter() - start
+                scope["method"],
+                route_template(scope),
+                status,
+                time.perf_counter() - start,
+                stream=stream,
             )
 
 

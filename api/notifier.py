@@ -91,6 +91,8 @@ MAX_CONCURRENT_REQUESTS = 16
 #: Seconds in-flight deliveries get to finish when the notifier stops.
 STOP_GRACE_SECONDS = 5.0
 _ERROR_LIMIT = 500
+#: Outcomes of a webhook attempt: a 2xx; another HTTP answer; no answer (timeout, refused, ...).
+ATTEMPT_OUTCOMES = ("delivered", "failed", "error")
 
 
 def utc_now() -> datetime:
@@ -135,6 +137,17 @@ class NotifierMetrics:
                 registry=registry,
             ),
         )
+
+    def initialise(self, targets: Iterable[str]) -> None:
+        """Create every series at 0 for the policy's targets, every kind and outcome: a
+        notifier that has failed nothing reads 0 failures (not "No data"), and the first
+        failure is an increase the alert rule sees."""
+        for kind in NotificationKind:
+            self.notifications.labels(kind=kind.value)
+        for target in targets:
+            self.given_up.labels(target=target)
+            for outcome in ATTEMPT_OUTCOMES:
+                self.attempts.labels(target=target, outcome=outcome)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -219,6 +232,8 @@ class Notifier:
         self._offset_reset = offset_reset
         self._transport = transport
         self._metrics = metrics
+        if metrics is not None:
+            metrics.initialise(config.targets)
         self._tracks: dict[str, Track] = {}
         self._chains: dict[tuple[str, str], asyncio.Task[bool]] = {}
         self._deliveries: set[asyncio.Task[bool]] = set()

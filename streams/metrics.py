@@ -9,9 +9,27 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from models.contracts import Level, Risk
+from models.contracts import (
+    REASONS,
+    Change,
+    CommandAction,
+    Level,
+    ReportCategory,
+    Risk,
+    SensorKind,
+)
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: Up to a minute: a backlog after a broker or database outage delays alerts by tens of seconds,
+#: and a histogram whose last bucket is 2.5 s reads every such delay as "2.5 s" (then +Inf).
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+#: Dead-letter reason codes: the validation codes of models/contracts.py and the worker's own
+#: (streams/handlers.py: a record whose handling raised).
+REJECT_REASONS = (*REASONS, "internal_error")
+#: Outcomes of an operator command (alerts/engine.py: apply_command).
+COMMAND_OUTCOMES = ("applied", "duplicate", "not_open")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +56,33 @@ class PipelineMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PipelineMetrics:
-        """Register every metric on ``registry``."""
+        """Register every metric on ``registry``, every labelled counter with a series per
+        known label value (see :meth:`initialise`)."""
+        metrics = cls._register(registry)
+        metrics.initialise()
+        return metrics
+
+    def initialise(self) -> None:
+        """Create each labelled counter's series for every known label value, at 0: a healthy
+        worker then shows a rate of 0 dead letters (not "No data"), and the first reject is an
+        increase Prometheus can see (a series born at 1 has no rate)."""
+        for reason in REJECT_REASONS:
+            self.readings_rejected.labels(reason)
+        for kind in SensorKind:
+            self.readings_processed.labels(kind.value)
+        for category in ReportCategory:
+            self.reports_processed.labels(category.value)
+        for risk in Risk:
+            for level in Level:
+                self.alerts.labels(risk.value, level.value)
+        for change in Change:
+            self.alert_records.labels(change.value)
+        for action in CommandAction:
+            for outcome in COMMAND_OUTCOMES:
+                self.commands.labels(action.value, outcome)
+
+    @classmethod
+    def _register(cls, registry: CollectorRegistry) -> PipelineMetrics:
         return cls(
             readings_processed=Counter(
                 "puhui_readings_processed",

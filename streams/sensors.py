@@ -18,13 +18,23 @@ from faust.types import TP, AppT, CollectionT, EventT, Message, StreamT
 
 
 class CachedPrometheusMonitor(PrometheusMonitor):
-    def __init__(self, metrics: FaustMetrics, **kwargs: Any) -> None:
+    def __init__(
+        self, metrics: FaustMetrics, known_topics: tuple[str, ...] = (), **kwargs: Any
+    ) -> None:
         super().__init__(metrics, **kwargs)
+        #: Topics whose received-records counter exists from the start (at 0), and again after
+        #: each rebalance clears Faust's per-topic series: an idle input topic reads rate 0.
+        self._known_topics = known_topics
         self._received_by_topic: dict[str, Any] = {}
         self._received_by_tp: dict[TP, Any] = {}
         self._events_by_stream: dict[StreamT, Any] = {}
         self._sent_by_topic: dict[str, Any] = {}
         self._table_ops: dict[tuple[str, str], Any] = {}
+        self._initialise_topics()
+
+    def _initialise_topics(self) -> None:
+        for topic in self._known_topics:
+            self._metrics.messages_received_per_topics.labels(topic=topic)
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_in(self, tp, offset, message)
@@ -98,11 +108,12 @@ class CachedPrometheusMonitor(PrometheusMonitor):
         self._received_by_topic.clear()
         self._received_by_tp.clear()
         self._sent_by_topic.clear()
+        self._initialise_topics()
 
 
-def install(app: AppT) -> None:
+def install(app: AppT, known_topics: tuple[str, ...] = ()) -> None:
     """Replace the plain monitor ``setup_prometheus_sensors`` installed with the cached one, on
-    the same metrics."""
+    the same metrics; ``known_topics`` get their received-records series at 0 from the start."""
     plain = app.monitor
     assert isinstance(plain, PrometheusMonitor)
-    app.monitor = CachedPrometheusMonitor(metrics=plain._metrics)
+    app.monitor = CachedPrometheusMonitor(metrics=plain._metrics, known_topics=known_topics)

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.unit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROMETHEUS_FILE = REPO_ROOT / "infra" / "prometheus" / "prometheus.yml"
+ALERTMANAGER_FILE = REPO_ROOT / "infra" / "alertmanager" / "alertmanager.yml"
 PUHUI_SERVICES = ("worker", "api", "simulator")
 SETTINGS_ENV_NAMES = frozenset("PUHUI_" + name.upper() for name in Settings.model_fields)
 
@@ -88,7 +89,16 @@ def image_tag(service: dict[str, Any]) -> tuple[str, str]:
 
 
 def test_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"kafka", "postgres", "prometheus", "grafana", "worker", "api", "simulator"}
+    expected = {
+        "kafka",
+        "postgres",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        "worker",
+        "api",
+        "simulator",
+    }
     assert expected <= services.keys()
 
 
@@ -258,6 +268,36 @@ def test_prometheus_scrapes_worker_and_api(services: dict[str, dict[str, Any]]) 
         job = jobs[job_name]
         assert job.get("metrics_path", "/metrics") == "/metrics"
         assert [t for group in job["static_configs"] for t in group["targets"]] == [target]
+
+
+def test_alertmanager_runs_the_repo_config_and_prometheus_sends_to_it(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    alertmanager = services["alertmanager"]
+    assert image_tag(alertmanager) == ("prom/alertmanager", "v0.25.0")  # Debian 12's version
+    # Published on the host's loopback only: Alertmanager's API can silence every alert.
+    assert alertmanager["ports"] == ["127.0.0.1:9093:9093"]
+    assert published_ports(alertmanager) == {9093: 9093}
+    mounts: dict[str, Path] = {}
+    for volume in alertmanager["volumes"]:
+        source, target, *options = str(volume).split(":")
+        if source.startswith("./"):
+            assert options == ["ro"], f"{volume} is not read-only"
+            mounts[target] = REPO_ROOT / source
+    # The image's default --config.file.
+    assert mounts == {"/etc/alertmanager/alertmanager.yml": ALERTMANAGER_FILE}
+    assert ALERTMANAGER_FILE.is_file()
+    assert "alertmanager" in services["prometheus"]["depends_on"]
+    config = load_yaml(PROMETHEUS_FILE)
+    [target] = [
+        t
+        for manager in config["alerting"]["alertmanagers"]
+        for group in manager["static_configs"]
+        for t in group["targets"]
+    ]
+    assert target == "alertmanager:9093"
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["alertmanager"]["static_configs"][0]["targets"] == [target]
 
 
 def test_grafana_mounts_the_provisioning_and_the_dashboards(

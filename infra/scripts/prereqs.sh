@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages Puhui needs when they are missing (Debian; we run as root here).
-# Java 17 + Maven run the Kafka broker from Maven Central jars; PostgreSQL and Prometheus are
-# Debian packages. Harmless when everything is there already.
+# Java 17 + Maven run the Kafka broker from Maven Central jars; PostgreSQL, Prometheus and
+# Alertmanager are Debian packages. Harmless when everything is there already.
 set -euo pipefail
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
@@ -9,6 +9,8 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 if [[ "${1:-}" == "--test" ]]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  # /usr/bin/prometheus-alertmanager and amtool (config check, routing tests)
+  command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
   [[ -x /usr/bin/chromium ]] || need+=(chromium)  # browser tests (Playwright drives it)
 fi
 if ((${#need[@]})); then
@@ -21,5 +23,6 @@ if ((${#need[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian's prometheus package may start a service on :9090; the tests start their own.
+  # (An Alertmanager the package starts on :9093 is left alone: the tests use free ports.)
   pkill -x prometheus 2>/dev/null || true
 fi

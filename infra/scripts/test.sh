@@ -26,6 +26,7 @@ echo "== lint" >&2
 "$BIN/ruff" check .
 "$BIN/lint-imports"
 "$BIN/mypy"
+amtool check-config infra/alertmanager/alertmanager.yml
 
 echo "== tests" >&2
 status=0

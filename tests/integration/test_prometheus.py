@@ -1,6 +1,12 @@
-"""A real Prometheus (Debian's /usr/bin/prometheus) scrapes a real worker every second and
-evaluates the project's rule files while an evening surge in 田子坊 is replayed; its HTTP API then
-answers with the surge lanes' 1-hour crowd-flow peaks, exactly as computed here from the readings.
+"""A real Prometheus (Debian's /usr/bin/prometheus) scrapes a real worker and a real API (its
+notifier on, paging a local webhook receiver) every second and evaluates the project's rule
+files while an evening surge in 田子坊 is replayed; its HTTP API then answers with the surge
+lanes' 1-hour crowd-flow peaks, exactly as computed here from the readings, and every query of
+every Grafana dashboard panel, with the dashboard's variables set to a site and a zone, returns
+data (the per-zone ones of that zone only).
+
+Every read of a recorded series waits for the condition (the rules are evaluated every second,
+but not necessarily since the value they record changed), never for time.
 
 Never skipped: without the prometheus binary (``infra/scripts/prereqs.sh --test`` installs it) or
 a broker, the test fails.
@@ -12,6 +18,8 @@ import json
 import math
 import signal
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -87,17 +96,18 @@ class Prometheus:
 
 
 @pytest.fixture
-def start_prometheus(tmp_path: Path) -> Iterator[Callable[[Worker], Prometheus]]:
-    """Starts Prometheus on a free loopback port, scraping ``worker`` every second with the
-    project's rule files evaluated every second; stopped (SIGTERM, then SIGKILL) at the end."""
+def start_prometheus(tmp_path: Path) -> Iterator[Callable[..., Prometheus]]:
+    """Starts Prometheus on a free loopback port, scraping ``worker`` (and the API at
+    ``api_port``, if given) every second with the project's rule files evaluated every second;
+    stopped (SIGTERM, then SIGKILL) at the end."""
     assert PROMETHEUS.is_file(), (
         "no /usr/bin/prometheus: run `bash infra/scripts/prereqs.sh --test`"
     )
     started: list[Prometheus] = []
 
-    def start(worker: Worker) -> Prometheus:
+    def start(worker: Worker, api_port: int | None = None) -> Prometheus:
         port = free_port()
-        config = {
+        config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in RULE_FILES],
             "scrape_configs": [
@@ -109,6 +119,13 @@ def start_prometheus(tmp_path: Path) -> Iterator[Callable[[Worker], Prometheus]]
                 }
             ],
         }
+        if api_port is not None:
+            config["scrape_configs"].append(
+                {
+                    "job_name": "puhui-api",
+                    "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}],
+                }
+            )
         config_file = tmp_path / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
         log = tmp_path / "prometheus.log"
@@ -146,6 +163,99 @@ def start_prometheus(tmp_path: Path) -> Iterator[Callable[[Worker], Prometheus]]
             server.proc.wait()
 
 
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, list[str]]]:
+    """A local webhook receiver answering 200 to every POST: (its URL, the paths posted)."""
+    posted: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            posted.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", posted
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def start_api(tmp_path: Path) -> Iterator[Callable[[Worker, str], int]]:
+    """Starts ``puhui api`` with the worker's settings and the notifier on (a webhook secret and
+    an escalation policy paging ``receiver``); returns its port once ``/readyz`` answers 200."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(worker: Worker, receiver: str) -> int:
+        policy = tmp_path / "escalation.yaml"
+        policy.write_text(
+            yaml.safe_dump(
+                {
+                    "targets": {"duty-desk": {"url": f"{receiver}/hooks/duty-desk"}},
+                    "defaults": {
+                        "notify_from": "yellow",
+                        "escalate_from": "orange",
+                        "repeat": "10m",
+                        "steps": [{"after": 0, "targets": ["duty-desk"]}],
+                    },
+                }
+            ),
+            encoding="utf-8",
+        )
+        port = free_port()
+        env = {
+            **worker.env,
+            "PUHUI_HTTP_HOST": "127.0.0.1",
+            "PUHUI_HTTP_PORT": str(port),
+            "PUHUI_WEBHOOK_SECRET": "a-test-secret-of-32-characters!!",
+            "PUHUI_ESCALATION_FILE": str(policy),
+        }
+        log = tmp_path / "api.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "api"],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        procs.append(proc)
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"puhui api exited:\n{log.read_text(errors='replace')}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return port
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+            time.sleep(0.3)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def panel_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(panel title and refId, PromQL) of every panel's every query, rows' inner panels too."""
+    for panel in dashboard["panels"]:
+        for inner in [panel, *panel.get("panels", [])]:
+            for target in inner.get("targets", []):
+                yield f"{inner['title']} {target['refId']}", target["expr"]
+
+
 def people_peaks(readings: list[SensorReading]) -> dict[str, float]:
     """Each zone's largest people count: the sum of its cameras' latest counts after each
     reading (readings in event-time order, as the engine sees them per zone)."""
@@ -176,7 +286,9 @@ def value_of(result: list[dict[str, Any]]) -> float:
 
 def test_prometheus_answers_the_surge_peaks_and_records_the_rules(
     make_worker: Callable[..., Worker],
-    start_prometheus: Callable[[Worker], Prometheus],
+    start_prometheus: Callable[..., Prometheus],
+    start_api: Callable[[Worker, str], int],
+    webhook_receiver: tuple[str, list[str]],
     kafka_bootstrap: str,
 ) -> None:
     zones = load_bundled_zones()
@@ -194,8 +306,10 @@ def test_prometheus_answers_the_surge_peaks_and_records_the_rules(
         assert expected[lane] >= 5 * zones[lane].area_m2 * 0.9, (lane, expected[lane])
 
     worker = make_worker()
-    prometheus = start_prometheus(worker)
-    prometheus.wait_for('up{job="puhui-worker"} == 1', lambda r: len(r) == 1, timeout=30)
+    receiver_url, posted = webhook_receiver
+    api_port = start_api(worker, receiver_url)
+    prometheus = start_prometheus(worker, api_port)
+    prometheus.wait_for('up{job=~"puhui-.*"} == 1', lambda r: len(r) == 2, timeout=30)
 
     produce(kafka_bootstrap, worker.topics.readings, readings)
     prometheus.wait_for(
@@ -239,15 +353,30 @@ def test_prometheus_answers_the_surge_peaks_and_records_the_rules(
     assert district == pytest.approx(sum(sites.values()))
     assert value_of(prometheus.query("district:puhui_zone_people:max_over_time1h")) >= district
     assert len(prometheus.query("site:puhui_zone_density:ratio")) == len(sites)
-    kinds = prometheus.values("kind:puhui_readings_processed:rate5m")
-    busy = {dict(key)["kind"] for key, rate in kinds.items() if rate > 0}
-    assert busy == {kind.value for kind in REPLAYED_KINDS}, kinds
-    latency = prometheus.values("quantile:puhui_alert_latency_seconds:histogram_quantile")
-    assert {dict(key)["quantile"] for key in latency} == {"0.5", "0.9", "0.99"}
-    assert all(math.isfinite(v) and v >= 0 for v in latency.values()), latency
-    ages = prometheus.values("zone:puhui_zone_last_reading:age_seconds")
-    assert {dict(key)["zone"] for key in ages} == reported
-    assert all(0 <= age < 120 for age in ages.values()), ages
+    # Rates recorded over 5 minutes: wait for the evaluation that has seen every kind's readings
+    # (every kind has a series from the start, at 0).
+    replayed = {kind.value for kind in REPLAYED_KINDS}
+    kinds = prometheus.wait_for(
+        "kind:puhui_readings_processed:rate5m > 0",
+        lambda r: {item["metric"]["kind"] for item in r} == replayed,
+    )
+    assert len(kinds) == len(replayed)
+    assert {
+        item["metric"]["kind"] for item in prometheus.query("kind:puhui_readings_processed:rate5m")
+    } == {kind.value for kind in SensorKind}
+    latency = prometheus.wait_for(
+        "quantile:puhui_alert_latency_seconds:histogram_quantile",
+        lambda r: (
+            {item["metric"]["quantile"] for item in r} == {"0.5", "0.9", "0.99"}
+            and all(math.isfinite(float(item["value"][1])) for item in r)
+        ),
+    )
+    assert all(float(item["value"][1]) >= 0 for item in latency), latency
+    ages = prometheus.wait_for(
+        "zone:puhui_zone_last_reading:age_seconds",
+        lambda r: {item["metric"]["zone"] for item in r} == reported,
+    )
+    assert all(0 <= float(item["value"][1]) < 120 for item in ages), ages
     assert prometheus.query("risk_level:puhui_alerts_open:sum")
 
     # Consumer lag per partition: the readings topic is worked off to 0 on all 4 partitions.
@@ -274,14 +403,33 @@ def test_prometheus_answers_the_surge_peaks_and_records_the_rules(
     firing = prometheus.query('ALERTS{alertstate="firing"}')
     assert [item["metric"]["alertname"] for item in firing] == []
 
-    # Every query of the Grafana dashboard runs on this Prometheus.
+    # The notifier paged the receiver about the surge's alerts, and says so.
+    prometheus.wait_for(
+        'sum(puhui_webhook_attempts_total{outcome="delivered"})',
+        lambda r: bool(r) and value_of(r) >= 1,
+    )
+    assert posted and all(path == "/hooks/duty-desk" for path in posted), posted
+
+    # Every query of every dashboard panel returns data, with the dashboard's variables set to
+    # the first surge lane and its site, as Grafana sends them; panels that show zones show
+    # that zone only.
+    lane = lanes[0]
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            expr = (
-                target["expr"]
-                .replace("$__rate_interval", "1m")
-                .replace("$site", ".*")
-                .replace("$zone", ".*")
-            )
-            prometheus.api("query", query=expr)
+    variables = {"$__rate_interval": "1m", "$site": zones[lane].site, "$zone": lane}
+    empty: dict[str, str] = {}
+    checked = 0
+    for where, template in panel_queries(dashboard):
+        expr = template
+        for name, value in variables.items():
+            expr = expr.replace(name, value)
+        assert "$" not in expr, (where, expr)
+        try:
+            result = prometheus.wait_for(expr, bool, timeout=20)
+        except AssertionError:
+            empty[where] = expr
+            continue
+        checked += 1
+        if 'zone=~"$zone"' in template:
+            assert {item["metric"].get("zone", lane) for item in result} == {lane}, where
+    assert empty == {}, "dashboard queries without data"
+    assert checked >= 40

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from api.app import create_api
 from api.metrics import HttpMetrics
+from api.notifier import NotifierMetrics
 from infra.settings import Settings
 from models.zones import load_bundled_zones
 from streams.app import create_app
@@ -122,6 +123,7 @@ def _registries() -> tuple[CollectorRegistry, CollectorRegistry]:
     FaustMetrics.create(worker, "faust")  # streams/app.py: name_prefix="faust"
     api = CollectorRegistry()
     HttpMetrics.create(api)
+    NotifierMetrics.create(api)  # with PUHUI_WEBHOOK_SECRET set
     return worker, api
 
 
@@ -136,7 +138,11 @@ def test_the_gathered_names_are_what_the_worker_and_api_serve(
 ) -> None:
     """The registries above are the ones the real factories build (nothing missing, nothing
     extra), so the name check below cannot drift from the code."""
-    settings = Settings(state_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'puhui.db'}")
+    settings = Settings(
+        state_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'puhui.db'}",
+        webhook_secret="not-a-real-secret",  # the notifier (and its metrics) on
+    )
     worker = create_app(settings).registry
     api = create_api(settings).state.metrics_registry
     assert sample_names(worker) | sample_names(api) == exported
@@ -234,7 +240,24 @@ def test_dashboard_covers_the_overview(dashboard: dict[str, Any]) -> None:
         "topic:puhui_consumer_lag:sum",
         "reason:puhui_readings_rejected:rate5m",
         "quantile:puhui_alert_latency_seconds:histogram_quantile",
+        "puhui_notifications_total",
+        "puhui_webhook_attempts_total",
+        "puhui_notifications_given_up_total",
+        "puhui_notifier_open_alerts",
     } <= used
+
+
+def test_zone_variable_filters_every_per_zone_panel(dashboard: dict[str, Any]) -> None:
+    """A panel that shows zones (any zone: record) follows both the site and the zone picked;
+    site, grid and district panels follow the site at most."""
+    unfiltered = [
+        where
+        for where, expr in queries(dashboard)
+        if where.startswith("panel")
+        and any(name.startswith("zone:") for name in metric_names(expr))
+        and not ('zone=~"$zone"' in expr and 'site=~"$site"' in expr)
+    ]
+    assert unfiltered == []
 
 
 def test_dashboard_queries_parse(dashboard: dict[str, Any], tmp_path: Path) -> None:

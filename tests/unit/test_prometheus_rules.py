@@ -23,7 +23,7 @@ CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.test.yml"))
 SEVERITIES = {"critical", "warning"}
-ANNOTATIONS = {"summary", "summary_zh", "description", "description_zh"}
+ANNOTATIONS = {"summary", "summary_zh", "description", "description_zh", "runbook_url"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
