@@ -1,8 +1,9 @@
 """The two browser pages: the operators' console at ``/`` and the volunteers' page at ``/report``.
 
 Plain HTML, CSS and JavaScript from ``api/static/``, no build step and nothing loaded from another
-origin. The pages talk to the JSON API with the bearer token the user typed (kept in the tab's
-``sessionStorage``). Every response here carries a Content-Security-Policy that allows scripts,
+origin. The pages talk to the JSON API with the bearer token the user typed or a one-time sign-in
+link gave (the console keeps it in the tab's ``sessionStorage``; the volunteer page in
+``localStorage`` until "sign out"). Every response here carries a Content-Security-Policy that allows scripts,
 styles and connections to this origin only: the pages insert user text as text, never as markup,
 and the policy is a second line should that ever slip.
 """
