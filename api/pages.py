@@ -3,9 +3,9 @@
 Plain HTML, CSS and JavaScript from ``api/static/``, no build step and nothing loaded from another
 origin. The pages talk to the JSON API with the bearer token the user typed or a one-time sign-in
 link gave (the console keeps it in the tab's ``sessionStorage``; the volunteer page in
-``localStorage`` until "sign out"). Every response here carries a Content-Security-Policy that allows scripts,
-styles and connections to this origin only: the pages insert user text as text, never as markup,
-and the policy is a second line should that ever slip.
+``localStorage`` until "sign out"). Every response here carries a Content-Security-Policy that
+allows scripts, styles, connections and the web app manifest from this origin only: the pages
+insert user text as text, never as markup, and the policy is a second line should that ever slip.
 """
 
 from __future__ import annotations
@@ -68,6 +68,12 @@ def console_page() -> FileResponse:
 def report_page() -> FileResponse:
     """The volunteers' report page."""
     return _file("report.html")
+
+
+@router.get("/report-sw.js")
+def report_service_worker() -> FileResponse:
+    """The volunteer page's service worker (at the root so that it may control ``/report``)."""
+    return _file("report-sw.js")
 
 
 @router.get("/static/{name}")

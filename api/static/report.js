@@ -19,6 +19,9 @@
 
   const TOKEN_KEY = "puhui.report.token";
   const OUTBOX_KEY = "puhui.report.outbox";
+  // Last known answers, so the page works when it opens without a connection.
+  const ME_KEY = "puhui.report.me";
+  const ZONES_KEY = "puhui.report.zones";
   const RETRY_SECONDS = 10;
   const NEAR_METRES = 1500; // farther than this, no zone is proposed
   const LANG_KEY = "puhui.lang";
@@ -252,6 +255,7 @@
   // once the volunteer signs in again.
   function endSession(message) {
     api.clearToken();
+    localStorage.removeItem(ME_KEY);
     state.me = null;
     clearTimeout(state.flushTimer);
     showLogin(message);
@@ -286,9 +290,15 @@
     if (!api.token()) return showLogin();
     try {
       state.me = await api.get("/api/me");
+      localStorage.setItem(ME_KEY, JSON.stringify(state.me));
     } catch (err) {
-      if (err.status !== 401) showLogin(t("check_failed") + err.message);
-      return;
+      const known = !err.status && readJson(ME_KEY);
+      if (known) {
+        state.me = known; // no connection: carry on with who we were; the outbox will wait
+      } else {
+        if (err.status !== 401) showLogin(t("check_failed") + err.message);
+        return;
+      }
     }
     $("#tabs").hidden = false;
     await loadZones();
@@ -334,18 +344,35 @@
 
   // ------------------------------------------------------------------ the form ----------------
 
+  function readJson(key) {
+    try {
+      return JSON.parse(localStorage.getItem(key) || "null");
+    } catch (_) {
+      return null;
+    }
+  }
+
   async function loadZones() {
     try {
       const zones = await api.get("/api/zones");
       state.zones = Array.isArray(zones) ? zones : zones.items || [];
+      // What a volunteer needs to choose offline: ids, names, grids, points (no live figures).
+      localStorage.setItem(ZONES_KEY, JSON.stringify(state.zones.map(
+        (z) => ({ id: z.id, name: z.name, grid: z.grid, location: z.location || null }))));
       renderZoneOptions();
       $("#form-error").hidden = true;
     } catch (err) {
       if (err.status === 401) return;
-      const e = $("#form-error");
-      e.textContent = t("zones_failed") + err.message;
-      e.hidden = false;
-      // Try again shortly: the form is useless without zones.
+      const kept = !err.status && !state.zones.length && readJson(ZONES_KEY);
+      if (Array.isArray(kept) && kept.length) {
+        state.zones = kept; // no connection: the list from last time will do
+        renderZoneOptions();
+      } else if (!state.zones.length) {
+        const e = $("#form-error");
+        e.textContent = t("zones_failed") + err.message;
+        e.hidden = false;
+      }
+      // Try again shortly: the form is useless without zones, and live ones are better.
       clearTimeout(state.retryTimer);
       state.retryTimer = setTimeout(loadZones, 5000);
     }
@@ -794,6 +821,12 @@
   }
 
   // ------------------------------------------------------------------ go ----------------------
+
+  // Let the page open without a connection next time (not on plain http from another host,
+  // where browsers have no service workers).
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/report-sw.js", { scope: "/report" }).catch(() => {});
+  }
 
   applyLanguage();
   start();

@@ -111,6 +111,13 @@ def test_invitation_location_and_a_report_made_offline(
     expect(phone.locator("#view-new")).to_be_visible(timeout=15_000)
     expect(phone.locator("#login")).to_be_hidden()
 
+    # The page opens again without a connection (its service worker kept it), still signed in.
+    phone.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+    context.set_offline(True)
+    phone.reload()
+    expect(phone.locator("#view-new")).to_be_visible(timeout=15_000)
+    expect(phone.locator("#login")).to_be_hidden()
+
     # With the volunteer's go-ahead, the location proposes the nearest zone.
     expect(phone.locator(f'#zone option[value="{PLAZA}"]')).to_have_count(1)
     expect(phone.locator("#zone")).to_have_value("")
@@ -126,7 +133,6 @@ def test_invitation_location_and_a_report_made_offline(
     phone.select_option("#category", "crowding")
     description = "日月光门口排队的人堵住了人行道"
     phone.fill("#description", description)
-    context.set_offline(True)
     before = datetime.now(UTC)
     phone.click("#submit")
     waiting = phone.locator("#outbox-list li")
