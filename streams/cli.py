@@ -236,6 +236,11 @@ def _invite(settings: Settings, engine, args: argparse.Namespace, now: datetime)
     if not args.no_terminal_qr:
         qr.terminal(out=sys.stdout, compact=True)
     print(f"QR code saved to {path}")
+    if not args.base_url and settings.http_host in _LOOPBACK:
+        print(
+            "note: this link points at this machine's loopback address; for a phone, pass "
+            "--base-url with the address phones reach the API at (https:// in production)"
+        )
     print(f"withdraw it before use: puhui token revoke-invite {info.id}")
     return 0
 
