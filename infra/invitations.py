@@ -163,10 +163,20 @@ def redeem_invitation(engine: Engine, secret: str, now: datetime) -> Redeemed:
             state = info.state(now)
             raise InvitationRefused("used" if state == "open" else state)  # type: ignore[arg-type]
         name, role, invitation_id = row.name, Role(row.role), row.id
-    token = create_token(engine, name, role, now)
-    token_info = verify_token(engine, token)
-    if token_info is None:  # pragma: no cover - the token was created just above
-        raise RuntimeError("the new token cannot be read back")
+    try:
+        token = create_token(engine, name, role, now)
+        token_info = verify_token(engine, token)
+        if token_info is None:  # pragma: no cover - the token was created just above
+            raise RuntimeError("the new token cannot be read back")
+    except Exception:
+        # No token came of it: give the invitation back, so the link can be tried again.
+        with engine.begin() as conn:
+            conn.execute(
+                update(InvitationRow)
+                .where(InvitationRow.id == invitation_id, InvitationRow.token_id.is_(None))
+                .values(used_at=None)
+            )
+        raise
     with engine.begin() as conn:
         conn.execute(
             update(InvitationRow)

@@ -4,7 +4,7 @@
 The pages read the secret from the link's fragment (``#invite=...``, never sent to a server, so
 never in an access log) and post it here in the body. The first use within the invitation's
 validity answers the token (``Cache-Control: no-store``); a second use, or one after expiry or
-revocation, is refused in Chinese and English with the reason in ``details``.
+revocation, is refused in Chinese and English with the reason as ``details[0].type``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.context import ApiContext
 from api.errors import ApiError, Unavailable
-from api.schemas import ErrorBody, _In, _Out
+from api.schemas import ErrorBody, _In, _Out, error_responses
 from infra.invitations import InvitationRefused, redeem_invitation
 
 __all__ = ["REFUSALS", "invitations_router"]
@@ -43,7 +43,10 @@ class InvitationError(ApiError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(REFUSALS[reason])
-        self.details = [{"reason": reason}]
+        # The shape of every error's details; ``type`` is the reason.
+        self.details = [
+            {"loc": ["body", "invite"], "field": "invite", "msg": REFUSALS[reason], "type": reason}
+        ]
 
 
 class UnknownInvitation(InvitationError):
@@ -75,13 +78,14 @@ def invitations_router(ctx: ApiContext) -> APIRouter:
         summary="Exchange a one-time invitation for a token",
         description="No token needed: the invitation is the credential. The first use within "
         "its validity answers a new bearer token for the invitation's name and role; the "
-        "invitation is then spent. Used, expired or withdrawn: 410 with `details[0].reason` "
+        "invitation is then spent. Used, expired or withdrawn: 410 with `details[0].type` "
         "(`used`, `expired`, `revoked`); never issued: 404 (`unknown`).",
         response_model=ExchangeOut,
         responses={
+            **error_responses(400, 413, 422),
             404: {"model": ErrorBody, "description": "No such invitation"},
             410: {"model": ErrorBody, "description": "Used, expired or withdrawn"},
-            422: {"model": ErrorBody, "description": "A field is invalid; `details` names it"},
+            503: {"model": ErrorBody, "description": "The database did not answer; try again"},
         },
     )
     async def exchange(body: ExchangeIn, response: Response) -> dict[str, Any]:

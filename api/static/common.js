@@ -115,7 +115,8 @@ const Puhui = (() => {
     try { data = await res.json(); } catch (_) { data = null; }
     if (!res.ok) {
       const err = new ApiError(res.status, data, res.headers);
-      err.reason = (err.details[0] && err.details[0].reason) || (res.status === 422 ? "unknown" : null);
+      const reason = err.details[0] && err.details[0].type;
+      err.reason = INVITE_REFUSED[reason] ? reason : res.status === 422 ? "unknown" : null;
       throw err;
     }
     return data;

@@ -190,7 +190,14 @@ def test_exchange_over_http(api: ApiSetup) -> None:
             "error": {
                 "code": "invitation_refused",
                 "message": REFUSALS["used"],
-                "details": [{"reason": "used"}],
+                "details": [
+                    {
+                        "loc": ["body", "invite"],
+                        "field": "invite",
+                        "msg": REFUSALS["used"],
+                        "type": "used",
+                    }
+                ],
             }
         }
         assert "已使用过" in REFUSALS["used"] and "used already" in REFUSALS["used"]
@@ -199,12 +206,31 @@ def test_exchange_over_http(api: ApiSetup) -> None:
         api.clock.advance(DAY.total_seconds())
         expired = client.post("/api/invitations/exchange", json={"invite": late})
         assert expired.status_code == 410
-        assert expired.json()["error"]["details"] == [{"reason": "expired"}]
+        assert expired.json()["error"]["details"][0]["type"] == "expired"
         assert "已过期" in expired.json()["error"]["message"]
 
         unknown = client.post("/api/invitations/exchange", json={"invite": "phi_nope"})
         assert unknown.status_code == 404
-        assert unknown.json()["error"]["details"] == [{"reason": "unknown"}]
+        assert unknown.json()["error"]["details"][0]["type"] == "unknown"
         missing = client.post("/api/invitations/exchange", json={})
         assert missing.status_code == 422
         assert missing.json()["error"]["details"][0]["field"] == "invite"
+
+
+def test_an_invitation_whose_token_could_not_be_made_can_be_used_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import infra.invitations as invitations
+
+    _, secret = create_invitation(engine, "小林", Role.VOLUNTEER, T0, DAY)
+
+    def broken(*_args: object) -> str:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(invitations, "create_token", broken)
+    with pytest.raises(RuntimeError):
+        redeem_invitation(engine, secret, T0)
+    (info,) = list_invitations(engine)
+    assert info.state(T0) == "open"
+    monkeypatch.undo()
+    assert redeem_invitation(engine, secret, T0).name == "小林"
