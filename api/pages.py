@@ -1,10 +1,11 @@
 """The two browser pages: the operators' console at ``/`` and the volunteers' page at ``/report``.
 
 Plain HTML, CSS and JavaScript from ``api/static/``, no build step and nothing loaded from another
-origin. The pages talk to the JSON API with the bearer token the user typed (kept in the tab's
-``sessionStorage``). Every response here carries a Content-Security-Policy that allows scripts,
-styles and connections to this origin only: the pages insert user text as text, never as markup,
-and the policy is a second line should that ever slip.
+origin. The pages talk to the JSON API with the bearer token the user typed or a one-time sign-in
+link gave (the console keeps it in the tab's ``sessionStorage``; the volunteer page in
+``localStorage`` until "sign out"). Every response here carries a Content-Security-Policy that
+allows scripts, styles, connections and the web app manifest from this origin only: the pages
+insert user text as text, never as markup, and the policy is a second line should that ever slip.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ _MEDIA_TYPES: Final = {
     ".js": "text/javascript; charset=utf-8",
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
+    ".png": "image/png",
+    ".webmanifest": "application/manifest+json",
 }
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        "connect-src 'self'; manifest-src 'self'; form-action 'self'; base-uri 'none'; "
+        "frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -64,6 +68,12 @@ def console_page() -> FileResponse:
 def report_page() -> FileResponse:
     """The volunteers' report page."""
     return _file("report.html")
+
+
+@router.get("/report-sw.js")
+def report_service_worker() -> FileResponse:
+    """The volunteer page's service worker (at the root so that it may control ``/report``)."""
+    return _file("report-sw.js")
 
 
 @router.get("/static/{name}")

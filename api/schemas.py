@@ -55,6 +55,7 @@ ALERT_ID_EXAMPLE = "3f1e0c8a-5b1d-5c7e-9a0b-2d4e6f8a1c3e"
 REPORT_ID_EXAMPLE = "0b9e6a52-2f7c-4a35-9d0e-5c1f2b3a4d5e"
 SILENCE_ID_EXAMPLE = "7d2c9b1e-6a4f-4e3d-8c5b-1a2f3e4d5c6b"
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 TEXT = r"^[^\x00]*$"
 """Free text: anything but NUL (PostgreSQL cannot store it)."""
 SOME_TEXT = r"^[^\x00]*\S[^\x00]*$"
@@ -105,7 +106,7 @@ class Me(_Out):
 class ReportIn(_In):
     """A volunteer's report (Open311 GeoReport v2: ``service_code`` = ``category``, ``lat`` /
     ``long`` = ``lat`` / ``lon``, ``media_url`` = ``photo_url``). The reporter is the token's name;
-    the server sets the id and the time."""
+    the client may choose the id (a UUID, for safe resending) and give the time it was made."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -143,6 +144,22 @@ class ReportIn(_In):
         max_length=2048,
         pattern=r"^https?://[^\s\x00]+$",
         description="A link to a photo (Open311 `media_url`)",
+    )
+    report_id: str | None = Field(
+        None,
+        pattern=UUID_PATTERN,
+        description="Chosen by the client (a UUID) so that a resend is recognised: the same id "
+        "from the same volunteer with the same content is the same report (202 again, nothing "
+        "new stored); the same id with other content, or another volunteer's, is a 409. "
+        "Omitted: the server chooses one.",
+        examples=[REPORT_ID_EXAMPLE],
+    )
+    made_at: Time | None = Field(
+        None,
+        description="When the volunteer made the report (a report kept on the phone while "
+        "offline is sent later with its original time). Becomes `submitted_at`; a time ahead of "
+        "the server's clock counts as now; more than 7 days old is a 422. Omitted: now.",
+        examples=["2026-10-01T19:05:00+08:00"],
     )
 
 
@@ -616,7 +633,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "No token, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
         403: "The token's role may not do this",
         404: "No such resource (or not yours to see)",
-        409: "The alert is resolved already",
+        409: "Conflicts with the current state (an alert resolved already; a report id in use)",
         413: "The body is over the size limit",
         422: "A field is invalid; `details` names it",
         429: "Too many reports; see `Retry-After`",

@@ -16,7 +16,9 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from infra.logs import configure_logging, logging_config
 from infra.settings import Settings
@@ -168,6 +170,28 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         for info in list_tokens(engine):
             revoked = f" revoked {info.revoked_at.isoformat()}" if info.revoked_at else ""
             print(f"{info.id}\t{info.role}\t{info.name}\t{info.created_at.isoformat()}{revoked}")
+    elif args.action == "invite":
+        return _invite(settings, engine, args, now)
+    elif args.action == "invitations":
+        from infra.invitations import list_invitations
+
+        for inv in list_invitations(engine):
+            token = f"\ttoken {inv.token_id}" if inv.token_id is not None else ""
+            print(
+                f"{inv.id}\t{inv.role}\t{inv.name}\t{inv.state(now)}\t"
+                f"expires {inv.expires_at.isoformat()}{token}"
+            )
+    elif args.action == "revoke-invite":
+        from infra.invitations import revoke_invitation
+
+        if not revoke_invitation(engine, args.id, now):
+            print(
+                f"no unused invitation {args.id} (a used one made a token: "
+                "`puhui token invitations` shows it, `puhui token revoke ID` revokes it)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"invitation {args.id} withdrawn")
     else:
         if not revoke_token(engine, args.id, now):
             print(f"no active token {args.id}", file=sys.stderr)
@@ -199,11 +223,122 @@ def cmd_volunteer(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def base_url(settings: Settings) -> str:
+    """Where a browser on this machine reaches the API (a wildcard bind answers on loopback)."""
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - reading the setting, not binding
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.http_port}"
+
+
+def invite_link(base: str, role: str, secret: str) -> str:
+    """The sign-in link of an invitation: the console for operators, /report for the others.
+    The secret rides in the fragment, which browsers never send to the server."""
+    page = "/" if role == "operator" else "/report"
+    return f"{base.rstrip('/')}{page}#invite={secret}"
+
+
+def _invite(settings: Settings, engine, args: argparse.Namespace, now: datetime) -> int:  # type: ignore[no-untyped-def]
+    import segno
+
+    from infra.invitations import create_invitation, parse_validity
+    from infra.tokens import Role
+
+    try:
+        valid_for = parse_validity(args.expires_in)
+        info, secret = create_invitation(engine, args.name, Role(args.role), now, valid_for)
+    except ValueError as exc:
+        print(f"puhui token invite: {exc}", file=sys.stderr)
+        return 2
+    link = invite_link(args.base_url or base_url(settings), args.role, secret)
+    qr = segno.make(link, error="m")
+    png = args.qr or str(settings.state_dir / "invitations" / f"invitation-{info.id}.png")
+    path = Path(png)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The picture is the secret: readable by its owner only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        qr.save(out, kind="png", scale=8, border=4)
+    print(
+        f"invitation {info.id} for {info.name} ({info.role}), one use, "
+        f"valid until {info.expires_at.isoformat(timespec='seconds')}; stored hashed:"
+    )
+    print(link)
+    if not args.no_terminal_qr:
+        qr.terminal(out=sys.stdout, compact=True)
+    print(f"QR code saved to {path}")
+    if not args.base_url and settings.http_host in _LOOPBACK:
+        print(
+            "note: this link points at this machine's loopback address; for a phone, pass "
+            "--base-url with the address phones reach the API at (https:// in production)"
+        )
+    print(f"withdraw it before use: puhui token revoke-invite {info.id}")
+    return 0
+
+
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     """Throughput, latency and memory on a private broker (``streams/bench.py``)."""
     from streams.bench import main_bench
 
     return main_bench(args)
+
+
+def is_local_default(settings: Settings) -> bool:
+    """The out-of-the-box setup: the API on loopback and the SQLite file in the state dir."""
+    return settings.http_host in _LOOPBACK and not settings.database_url
+
+
+def welcome_lines(settings: Settings, now: datetime | None = None) -> list[str]:
+    """What ``puhui up`` tells a newcomer once the API answers: the console with a one-time
+    sign-in link for a demo operator and the volunteer page with one for a demo volunteer.
+    Only on the local default setup; elsewhere it says how to make a link instead."""
+    base = base_url(settings)
+    if not is_local_default(settings):
+        return [
+            f"puhui up: console {base}/ , volunteer page {base}/report",
+            "puhui up: no demo sign-in links (PUHUI_HTTP_HOST or PUHUI_DATABASE_URL is set, so "
+            "this is not the local default); make one with "
+            "`puhui token invite --role operator --name NAME`",
+        ]
+    from infra.db import make_engine
+    from infra.invitations import create_invitation
+    from infra.tokens import Role
+
+    at = now or datetime.now(UTC)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        _, operator = create_invitation(
+            engine, "演示值班员 demo operator", Role.OPERATOR, at, timedelta(hours=12)
+        )
+        _, volunteer = create_invitation(
+            engine, "演示志愿者 demo volunteer", Role.VOLUNTEER, at, timedelta(hours=12)
+        )
+    finally:
+        engine.dispose()
+    return [
+        "",
+        "puhui up: local default setup, so here are one-time demo sign-in links "
+        "(each works once, within 12 h; `puhui token invite` makes more):",
+        f"  console (demo operator):         {invite_link(base, 'operator', operator)}",
+        f"  volunteer page (demo volunteer): {invite_link(base, 'volunteer', volunteer)}",
+        f"  volunteer page, no sign-in yet:  {base}/report",
+        "",
+    ]
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own http URL
+            return int(response.status) == 200
+    except OSError:
+        return False
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -245,8 +380,12 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         f"API http://{settings.http_host}:{settings.http_port}/ — Ctrl-C stops everything",
         flush=True,
     )
+    welcome = welcome_lines(settings)
     try:
         while not stopping:
+            if welcome and _answers(f"{base_url(settings)}/healthz"):
+                print("\n".join(welcome), flush=True)
+                welcome = []
             # The simulator may finish; the worker and API must not.
             for child in children[:2]:
                 if child.poll() is not None:
@@ -268,6 +407,12 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             broker.stop()
         print("puhui up: stopped", flush=True)
     return 0
+
+
+def _invitable_roles() -> list[Any]:
+    from infra.tokens import Role
+
+    return [role for role in Role if role != Role.ADMIN]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -318,6 +463,22 @@ def build_parser() -> argparse.ArgumentParser:
     tsub.add_parser("list")
     revoke = tsub.add_parser("revoke")
     revoke.add_argument("id", type=int)
+    invite = tsub.add_parser(
+        "invite", help="a one-time sign-in link and QR code that becomes a token on first use"
+    )
+    invite.add_argument("--role", required=True, choices=[r.value for r in _invitable_roles()])
+    invite.add_argument("--name", required=True)
+    invite.add_argument(
+        "--expires-in", default="7d", help="unused, the link expires after this (30m, 48h, 7d)"
+    )
+    invite.add_argument(
+        "--base-url", help="the address phones reach the API at (default: the local API)"
+    )
+    invite.add_argument("--qr", help="PNG file for the QR code (default in the state dir)")
+    invite.add_argument("--no-terminal-qr", action="store_true", help="print the link only")
+    tsub.add_parser("invitations", help="every invitation and what became of it")
+    uninvite = tsub.add_parser("revoke-invite", help="withdraw an unused invitation")
+    uninvite.add_argument("id", type=int)
     token.set_defaults(func=cmd_token)
 
     volunteer = sub.add_parser(

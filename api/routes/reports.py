@@ -4,11 +4,16 @@ Submission order: the body is validated (an unknown zone is a 422 naming ``zone_
 reporter's rate limit is taken (429), then the row is stored with no alert, then the report is
 produced to ``puhui.volunteer-reports`` keyed by zone. If the broker does not take it, the row is
 removed again and the answer is 503: a rejected request leaves nothing behind.
+
+A client that may send a report twice (the volunteer page resends what it kept while offline)
+chooses the report's id: a repeat by the same volunteer with the same content is answered like
+the first time and changes nothing.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -18,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Caller, VolunteerCaller
 from api.bus import PublishError
 from api.context import ApiContext
-from api.errors import InvalidInput, NotFound, Unavailable
+from api.errors import Conflict, InvalidInput, NotFound, Unavailable
 from api.queries import alerts_by_id, get_alert, get_report, histories, list_reports, load_history
 from api.routes.common import Limit, Offset
 from api.schemas import (
@@ -103,6 +108,29 @@ def report_view(
     }
 
 
+MAX_REPORT_AGE = timedelta(days=7)
+"""The oldest ``made_at`` a report may carry (a phone kept it offline for a week at most)."""
+
+
+def _repeat(row: ReportRow, body: ReportIn, caller: Caller) -> ReportAccepted:
+    """A report id seen before: the same volunteer resending the same content is the same
+    report (its original answer again); anything else is a conflict."""
+    same = (
+        row.reporter_id == caller.name
+        and row.zone_id == body.zone_id
+        and row.category == body.category.value
+        and row.description == body.description
+        and row.lat == body.lat
+        and row.lon == body.lon
+        and row.photo_url == body.photo_url
+    )
+    if not same:
+        raise Conflict(
+            "report_id is already used by another report: choose a new id for a new report"
+        )
+    return ReportAccepted(report_id=row.report_id, submitted_at=row.submitted_at)
+
+
 def reports_router(ctx: ApiContext) -> APIRouter:
     """``/api/reports`` and ``/api/report-categories``."""
     router = APIRouter(tags=["reports"])
@@ -124,24 +152,40 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         status_code=202,
         summary="Submit a report (volunteer)",
         description="Stores the report and puts it on `puhui.volunteer-reports` (keyed by zone). "
-        "The reporter is the token's name; the server sets `report_id` and `submitted_at`. "
-        "Limited per reporter (429 with `Retry-After`).",
+        "The reporter is the token's name. The client may choose `report_id` (a UUID): a resend "
+        "of the same report answers 202 with the same id and stores nothing new; the same id "
+        "with other content is a 409. `made_at` (the time the report was made, e.g. while "
+        "offline) becomes `submitted_at`; without it the server's clock does. "
+        "Limited per reporter (429 with `Retry-After`; a resend does not count).",
         response_model=ReportAccepted,
-        responses=error_responses(400, 401, 403, 413, 422, 429, 503),
+        responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     )
     async def submit(body: ReportIn, caller: VolunteerCaller) -> ReportAccepted:
         if body.zone_id not in ctx.zones:
             raise InvalidInput(
                 ("body", "zone_id"), f"unknown zone {body.zone_id[:128]!r}", "unknown_zone"
             )
+        now = ctx.now()
+        submitted_at = now
+        if body.made_at is not None:
+            if body.made_at < now - MAX_REPORT_AGE:
+                raise InvalidInput(
+                    ("body", "made_at"), "more than 7 days old: report it afresh", "too_old"
+                )
+            submitted_at = min(body.made_at, now)
+        report_id = body.report_id.lower() if body.report_id else str(uuid.uuid4())
+        if body.report_id is not None:
+            existing = await run_in_threadpool(get_report, ctx.engine, report_id)
+            if existing is not None:
+                return _repeat(existing, body, caller)
         try:
             report = VolunteerReport(
-                report_id=str(uuid.uuid4()),
+                report_id=report_id,
                 reporter_id=caller.name,
                 zone_id=body.zone_id,
                 category=body.category,
                 description=body.description,
-                submitted_at=ctx.now(),
+                submitted_at=submitted_at,
                 lat=None if body.lat is None else float(body.lat),
                 lon=None if body.lon is None else float(body.lon),
                 photo_url=body.photo_url,
@@ -151,7 +195,13 @@ def reports_router(ctx: ApiContext) -> APIRouter:
             loc = tuple(str(part) for part in first.get("loc", ()))
             raise InvalidInput(("body", *loc), first["msg"], first["type"]) from None
         ctx.report_limiter.take(caller.name)
-        await run_in_threadpool(insert_report, ctx.engine, report)
+        if not await run_in_threadpool(insert_report, ctx.engine, report):
+            # The same id arrived at the same moment from another request: that one stored it.
+            ctx.report_limiter.give_back(caller.name)
+            existing = await run_in_threadpool(get_report, ctx.engine, report_id)
+            if existing is None:
+                raise Unavailable("the report was not accepted, try again")
+            return _repeat(existing, body, caller)
         try:
             await ctx.publisher.publish(
                 ctx.topics.reports, report.zone_id.encode(), report.model_dump_json().encode()

@@ -52,9 +52,11 @@ const Puhui = (() => {
     }
   }
 
-  /** A small client for the JSON API with a bearer token from sessionStorage[key]. */
-  function client(storageKey, { onUnauthorized } = {}) {
-    const token = () => sessionStorage.getItem(storageKey);
+  /** A small client for the JSON API with a bearer token from sessionStorage[key] (or, with
+   * {persist: true}, localStorage[key]: the session outlives the tab until "sign out"). */
+  function client(storageKey, { onUnauthorized, persist = false } = {}) {
+    const store = persist ? localStorage : sessionStorage;
+    const token = () => store.getItem(storageKey);
     async function request(method, path, body) {
       const headers = { Accept: "application/json" };
       const t = token();
@@ -83,12 +85,62 @@ const Puhui = (() => {
     }
     return {
       token,
-      setToken: (t) => sessionStorage.setItem(storageKey, t),
-      clearToken: () => sessionStorage.removeItem(storageKey),
+      setToken: (t) => store.setItem(storageKey, t),
+      clearToken: () => store.removeItem(storageKey),
       get: (path) => request("GET", path),
       post: (path, body) => request("POST", path, body === undefined ? {} : body),
     };
   }
+
+  /** The secret of a sign-in link ("#invite=..."), taken out of the address bar at once (so it
+   * stays out of the history and of bookmarks); null when the page was not opened by one. The
+   * fragment never reaches a server: the secret travels only in exchangeInvite's POST body. */
+  function takeInvite() {
+    const match = /^#invite=([A-Za-z0-9_-]{1,128})$/.exec(location.hash);
+    if (!/^#invite=/.test(location.hash)) return null;
+    history.replaceState(null, "", location.pathname + location.search);
+    return match ? match[1] : "";
+  }
+
+  /** Exchange an invitation secret for a token: {token, name, role}, or an ApiError whose
+   * `reason` is used / expired / revoked / unknown (or null for other failures). */
+  async function exchangeInvite(secret) {
+    const res = await fetch("/api/invitations/exchange", {
+      method: "POST",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify({ invite: secret }),
+      cache: "no-store",
+    });
+    let data = null;
+    try { data = await res.json(); } catch (_) { data = null; }
+    if (!res.ok) {
+      const err = new ApiError(res.status, data, res.headers);
+      const reason = err.details[0] && err.details[0].type;
+      err.reason = INVITE_REFUSED[reason] ? reason : res.status === 422 ? "unknown" : null;
+      throw err;
+    }
+    return data;
+  }
+
+  /** Why an invitation link was refused, in both languages. */
+  const INVITE_REFUSED = {
+    used: {
+      zh: "此邀请链接已使用过，不能再次使用。请向街道工作人员索取新的链接。",
+      en: "This invitation link has been used already. Ask the subdistrict office for a new one.",
+    },
+    expired: {
+      zh: "此邀请链接已过期。请向街道工作人员索取新的链接。",
+      en: "This invitation link has expired. Ask the subdistrict office for a new one.",
+    },
+    revoked: {
+      zh: "此邀请链接已被撤销。请向街道工作人员索取新的链接。",
+      en: "This invitation link has been withdrawn. Ask the subdistrict office for a new one.",
+    },
+    unknown: {
+      zh: "此邀请链接无效，请检查是否打开了完整的链接。",
+      en: "This invitation link is not valid. Check that the whole link was opened.",
+    },
+  };
 
   const LEVELS = {
     blue: { rank: 1, zh: "蓝", en: "Blue", grade: "Ⅳ" },
@@ -209,6 +261,6 @@ const Puhui = (() => {
 
   return {
     h, append, fill, $, ApiError, client, LEVELS, levelRank, RISKS, CATEGORIES, GRIDS, STATUSES,
-    ALERT_STATUSES, CHANGES, label, formatTime, timeEl, num, levelBadge, bi,
+    takeInvite, exchangeInvite, INVITE_REFUSED, ALERT_STATUSES, CHANGES, label, formatTime, timeEl, num, levelBadge, bi,
   };
 })();

@@ -57,6 +57,16 @@
   }
 
   async function start() {
+    const invite = Puhui.takeInvite();
+    if (invite !== null) {
+      // Opened by a one-time sign-in link (`puhui token invite --role operator`).
+      try {
+        api.setToken((await Puhui.exchangeInvite(invite)).token);
+      } catch (err) {
+        const why = Puhui.INVITE_REFUSED[err.reason];
+        return showLogin(why ? `${why.zh} / ${why.en}` : `无法登录 / Cannot sign in: ${err.message}`);
+      }
+    }
     if (!api.token()) return showLogin();
     let me;
     try {

@@ -4,13 +4,26 @@
  * "#new" the report form, "#r/<id>" a report's status (GET /api/reports/{id} every few seconds,
  * "?poll=SECONDS", default 3, until it is resolved), "#mine" the volunteer's own reports.
  * All user text goes in as text (see common.js).
+ *
+ * Sign-in: a one-time link ("#invite=<secret>", from `puhui token invite`) is exchanged for a
+ * token, kept in localStorage until "sign out" (or a typed token). Zone: "add my location" (the
+ * volunteer's consent; nothing is located before) proposes the nearest zone that has a point in
+ * the registry. Outbox: every report gets its id (a UUID) and its time on the phone and is kept
+ * in localStorage until the API has taken it; without a connection it waits and is resent when
+ * the connection returns (the API treats a resend of the same id as the same report).
  */
 "use strict";
 
 (() => {
-  const { h, fill, $, client, CATEGORIES, STATUSES, CHANGES, label, timeEl } = Puhui;
+  const { h, fill, $, client, CATEGORIES, STATUSES, CHANGES, label, timeEl, INVITE_REFUSED } = Puhui;
 
   const TOKEN_KEY = "puhui.report.token";
+  const OUTBOX_KEY = "puhui.report.outbox";
+  // Last known answers, so the page works when it opens without a connection.
+  const ME_KEY = "puhui.report.me";
+  const ZONES_KEY = "puhui.report.zones";
+  const RETRY_SECONDS = 10;
+  const NEAR_METRES = 1500; // farther than this, no zone is proposed
   const LANG_KEY = "puhui.lang";
   const params = new URLSearchParams(location.search);
   const POLL_SECONDS = Math.max(1, Number(params.get("poll")) || 3);
@@ -22,7 +35,26 @@
       subtitle: "打浦桥街道",
       signin_title: "志愿者登录",
       token_label: "访问令牌",
-      token_hint: "令牌由街道工作人员发放，只保存在本标签页。",
+      token_hint: "通常您会收到一个登录链接或二维码，打开即可登录。也可以在这里输入街道工作人员发放的令牌。登录状态保存在本机，直到您点“退出”。",
+      signing_in: "正在通过邀请链接登录…",
+      invite_failed: "无法通过链接登录：",
+      signout_queued: (n) => `还有 ${n} 条报告等待发送，退出后会从本机删除。确定退出吗？`,
+      zone_hint: "不知道区域名称？点下面的“附上我的位置”，页面会推荐离您最近的区域；也可以按网格和地名在列表中选择。",
+      nearest: (name, m) => `离您最近的区域：${name}（约 ${m} 米），已为您选中。不对的话请在上面改选。`,
+      nearest_ties: (names) => `同一位置附近还有：${names}。请确认是哪一个。`,
+      nearest_none: "附近没有登记了位置的区域，请在上面的列表中选择。",
+      location_denied: "没有获得位置权限。请在上面的列表中按网格和地名选择区域。位置能帮页面推荐离您最近的区域，也能让值班员更快找到现场；只有您点了“附上我的位置”才会使用，并且只随这条报告发送。如需开启，请在浏览器的网站设置中允许“位置”。",
+      location_unavailable: "暂时无法获取位置（信号弱或在室内），请在上面的列表中选择区域。",
+      location_consent: "只有点这个按钮才会获取位置，位置只随这条报告发送。",
+      outbox_title: "待发送的报告",
+      queued: "网络不通：报告已保存在手机上，联网后会自动发送（保留填写时的时间）。",
+      waiting: "等待发送",
+      sending: "发送中…",
+      sent: "已发送",
+      send_failed: "发送失败：",
+      view_status: "查看状态",
+      discard: "删除",
+      made_at: "填写于",
       signin: "登录",
       signout: "退出",
       bad_token: "令牌无效或已吊销，请重新输入。",
@@ -79,7 +111,26 @@
       subtitle: "Dapuqiao Subdistrict",
       signin_title: "Volunteer sign-in",
       token_label: "Access token",
-      token_hint: "Your token comes from the subdistrict office; it is kept in this tab only.",
+      token_hint: "You will usually get a sign-in link or QR code: open it to sign in. You can also enter a token from the subdistrict office here. You stay signed in on this phone until you tap \"Sign out\".",
+      signing_in: "Signing in with the invitation link…",
+      invite_failed: "Cannot sign in with the link: ",
+      signout_queued: (n) => `${n} report(s) are still waiting to be sent; signing out deletes them from this phone. Sign out?`,
+      zone_hint: "Not sure of the zone's name? Tap \"Add my location\" below and the page proposes the nearest zone; or choose one from the list, grouped by grid.",
+      nearest: (name, m) => `Nearest zone: ${name} (about ${m} m), selected for you. If it is wrong, choose another above.`,
+      nearest_ties: (names) => `Also at the same spot: ${names}. Please check which one it is.`,
+      nearest_none: "No zone with a known location is near you; please choose one from the list above.",
+      location_denied: "Location permission was not given. Please choose the zone from the list above, by grid and place name. Your location lets the page propose the nearest zone and helps the control room find the spot; it is used only when you tap \"Add my location\" and is sent only with this report. To allow it, enable \"Location\" in the browser's site settings.",
+      location_unavailable: "Your location is not available right now (weak signal or indoors); please choose the zone from the list above.",
+      location_consent: "Your location is read only when you tap this button and is sent only with this report.",
+      outbox_title: "Reports waiting to be sent",
+      queued: "No connection: the report is kept on this phone and will be sent when the connection returns (with the time you made it).",
+      waiting: "Waiting to send",
+      sending: "Sending…",
+      sent: "Sent",
+      send_failed: "Could not send: ",
+      view_status: "See status",
+      discard: "Delete",
+      made_at: "Made",
       signin: "Sign in",
       signout: "Sign out",
       bad_token: "The token is invalid or revoked; please enter it again.",
@@ -146,8 +197,13 @@
   const t = (key) => TEXT[lang][key];
   const pick = (pair) => pair[lang] || pair.zh;
 
-  const api = client(TOKEN_KEY, { onUnauthorized: () => signOut(t("bad_token")) });
-  const state = { me: null, zones: [], location: null, pollTimer: null, retryTimer: null, current: null };
+  const api = client(TOKEN_KEY, { persist: true, onUnauthorized: () => endSession(t("bad_token")) });
+  const state = {
+    me: null, zones: [], location: null, pollTimer: null, retryTimer: null, current: null,
+    suggestion: null, // what the location said about the zone (re-rendered on a language change)
+    sent: [], // reports the outbox delivered in this visit: {id, body}
+    flushTimer: null, flushing: false,
+  };
 
   // ------------------------------------------------------------------ language ----------------
 
@@ -162,6 +218,8 @@
     renderCategoryOptions();
     updateCount();
     if (state.location) showLocation();
+    renderSuggestion();
+    renderOutbox();
     route(); // redraw the dynamic view in the new language
   }
 
@@ -193,23 +251,60 @@
     err.hidden = !message;
   }
 
-  function signOut(message) {
+  // The token is refused (revoked): back to sign-in; reports waiting to be sent stay, to be sent
+  // once the volunteer signs in again.
+  function endSession(message) {
     api.clearToken();
+    localStorage.removeItem(ME_KEY);
     state.me = null;
+    clearTimeout(state.flushTimer);
     showLogin(message);
   }
 
+  // "Sign out": forget the token and, once confirmed, the reports still waiting on this phone.
+  function signOut() {
+    const waiting = outbox().length;
+    if (waiting && !window.confirm(t("signout_queued")(waiting))) return;
+    localStorage.removeItem(OUTBOX_KEY);
+    state.sent = [];
+    renderOutbox();
+    endSession();
+  }
+
   async function start() {
+    const invite = Puhui.takeInvite();
+    if (invite !== null) {
+      stopPolling();
+      $("#tabs").hidden = true;
+      show("login");
+      const err = $("#login-error");
+      err.textContent = t("signing_in");
+      err.hidden = false;
+      try {
+        api.setToken((await Puhui.exchangeInvite(invite)).token);
+      } catch (e) {
+        const why = INVITE_REFUSED[e.reason];
+        return showLogin(why ? `${why.zh}\n${why.en}` : t("invite_failed") + e.message);
+      }
+    }
     if (!api.token()) return showLogin();
     try {
       state.me = await api.get("/api/me");
+      localStorage.setItem(ME_KEY, JSON.stringify(state.me));
     } catch (err) {
-      if (err.status !== 401) showLogin(t("check_failed") + err.message);
-      return;
+      const known = !err.status && readJson(ME_KEY);
+      if (known) {
+        state.me = known; // no connection: carry on with who we were; the outbox will wait
+      } else {
+        if (err.status !== 401) showLogin(t("check_failed") + err.message);
+        return;
+      }
     }
     $("#tabs").hidden = false;
     await loadZones();
     route();
+    renderOutbox();
+    flushOutbox();
   }
 
   $("#login-form").addEventListener("submit", (ev) => {
@@ -249,18 +344,35 @@
 
   // ------------------------------------------------------------------ the form ----------------
 
+  function readJson(key) {
+    try {
+      return JSON.parse(localStorage.getItem(key) || "null");
+    } catch (_) {
+      return null;
+    }
+  }
+
   async function loadZones() {
     try {
       const zones = await api.get("/api/zones");
       state.zones = Array.isArray(zones) ? zones : zones.items || [];
+      // What a volunteer needs to choose offline: ids, names, grids, points (no live figures).
+      localStorage.setItem(ZONES_KEY, JSON.stringify(state.zones.map(
+        (z) => ({ id: z.id, name: z.name, grid: z.grid, location: z.location || null }))));
       renderZoneOptions();
       $("#form-error").hidden = true;
     } catch (err) {
       if (err.status === 401) return;
-      const e = $("#form-error");
-      e.textContent = t("zones_failed") + err.message;
-      e.hidden = false;
-      // Try again shortly: the form is useless without zones.
+      const kept = !err.status && !state.zones.length && readJson(ZONES_KEY);
+      if (Array.isArray(kept) && kept.length) {
+        state.zones = kept; // no connection: the list from last time will do
+        renderZoneOptions();
+      } else if (!state.zones.length) {
+        const e = $("#form-error");
+        e.textContent = t("zones_failed") + err.message;
+        e.hidden = false;
+      }
+      // Try again shortly: the form is useless without zones, and live ones are better.
       clearTimeout(state.retryTimer);
       state.retryTimer = setTimeout(loadZones, 5000);
     }
@@ -307,9 +419,13 @@
     $("#location-text").textContent = loc ? `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}` : "";
     $("#unlocate").hidden = !loc;
   }
+  // Only this click reads the location (the volunteer's consent); it goes to the API only inside
+  // the report, and the nearest zone is worked out here on the phone.
   $("#locate").addEventListener("click", () => {
     if (!navigator.geolocation) {
       $("#location-text").textContent = t("location_failed");
+      state.suggestion = { kind: "unavailable" };
+      renderSuggestion();
       return;
     }
     $("#location-text").textContent = t("locating");
@@ -317,17 +433,77 @@
       (pos) => {
         state.location = { lat: pos.coords.latitude, lon: pos.coords.longitude };
         showLocation();
+        proposeZone(state.location);
       },
-      () => { $("#location-text").textContent = t("location_failed"); },
+      (err) => {
+        $("#location-text").textContent = t("location_failed");
+        state.suggestion = { kind: err && err.code === 1 ? "denied" : "unavailable" };
+        renderSuggestion();
+      },
       { timeout: 10000, maximumAge: 60000 },
     );
   });
-  $("#unlocate").addEventListener("click", () => { state.location = null; showLocation(); });
+  $("#unlocate").addEventListener("click", () => {
+    state.location = null;
+    state.suggestion = null;
+    showLocation();
+    renderSuggestion();
+  });
+
+  /** Great-circle distance in metres. */
+  function metres(a, b) {
+    const rad = Math.PI / 180;
+    const dLat = (b.lat - a.lat) * rad;
+    const dLon = (b.lon - a.lon) * rad;
+    const x = Math.sin(dLat / 2) ** 2
+      + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+    return 2 * 6371008.8 * Math.asin(Math.min(1, Math.sqrt(x)));
+  }
+
+  /** Select the zone whose point is nearest (zones without a location are not candidates);
+   * zones at the same point are named so the volunteer can tell which one it is. */
+  function proposeZone(here) {
+    const ranked = state.zones
+      .filter((z) => z.location && Number.isFinite(z.location.lat) && Number.isFinite(z.location.lon))
+      .map((z) => ({ zone: z, d: metres(here, z.location) }))
+      .sort((a, b) => a.d - b.d); // stable: registry order among equals
+    if (!ranked.length || ranked[0].d > NEAR_METRES) {
+      state.suggestion = { kind: "none" };
+    } else {
+      const best = ranked[0];
+      $("#zone").value = best.zone.id;
+      state.suggestion = {
+        kind: "nearest",
+        zone: best.zone,
+        metres: Math.round(best.d),
+        ties: ranked.slice(1).filter((r) => r.d - best.d < 1).map((r) => r.zone),
+      };
+    }
+    renderSuggestion();
+  }
+
+  function renderSuggestion() {
+    const el = $("#zone-suggestion");
+    const s = state.suggestion;
+    el.hidden = !s;
+    if (!s) { el.textContent = ""; delete el.dataset.zone; delete el.dataset.kind; return; }
+    el.dataset.kind = s.kind;
+    if (s.kind === "nearest") {
+      el.dataset.zone = s.zone.id;
+      const name = (z) => (z.name && pick(z.name)) || z.id;
+      el.textContent = t("nearest")(name(s.zone), s.metres)
+        + (s.ties.length ? ` ${t("nearest_ties")(s.ties.map(name).join(lang === "en" ? ", " : "、"))}` : "");
+    } else {
+      delete el.dataset.zone;
+      el.textContent = t({ none: "nearest_none", denied: "location_denied", unavailable: "location_unavailable" }[s.kind]);
+    }
+  }
 
   function clearErrors() {
     for (const el of document.querySelectorAll("[data-error-for]")) { el.hidden = true; el.textContent = ""; }
     for (const el of document.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
     $("#form-error").hidden = true;
+    $("#form-notice").hidden = true;
   }
 
   function fieldError(field, message) {
@@ -369,19 +545,43 @@
       return;
     }
 
+    // The report's identity and time are fixed here, on the phone: a resend is the same report.
+    body.report_id = newId();
+    body.made_at = new Date().toISOString();
+    outboxPut({ id: body.report_id, body, state: "sending" });
+
     const button = $("#submit");
     button.disabled = true;
     button.textContent = t("submitting");
     let retryAfter = 0;
-    try {
-      const res = await api.post("/api/reports", body);
+    const done = () => {
       $("#report-form").reset();
       state.location = null;
+      state.suggestion = null;
       showLocation();
+      renderSuggestion();
       updateCount();
+    };
+    try {
+      const res = await api.post("/api/reports", body);
+      outboxDrop(body.report_id);
+      done();
       location.hash = `#r/${encodeURIComponent(res.report_id)}`;
     } catch (err) {
-      if (err.status === 401) return;
+      if (!err.status || err.status >= 500 || err.status === 401) {
+        // No connection (or the API cannot take it now): it waits on the phone.
+        outboxPut({ id: body.report_id, body, state: "waiting" });
+        done();
+        if (err.status !== 401) {
+          const notice = $("#form-notice");
+          notice.textContent = t("queued");
+          notice.hidden = false;
+          scheduleFlush();
+        }
+        renderOutbox();
+        return;
+      }
+      outboxDrop(body.report_id); // refused as it is: the form still holds it, to correct
       if (err.status === 429) {
         retryAfter = err.retryAfter || 30;
         formError(t("too_many")(retryAfter));
@@ -401,6 +601,110 @@
       else button.disabled = false;
     }
   });
+
+  // ------------------------------------------------------------------ outbox ------------------
+
+  /** A random (version 4) UUID, also where crypto.randomUUID is missing (plain http). */
+  function newId() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const x = [...b].map((v) => v.toString(16).padStart(2, "0")).join("");
+    return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+  }
+
+  /** Reports kept on the phone until the API takes them: [{id, body, state, error?}]. */
+  function outbox() {
+    try {
+      const items = JSON.parse(localStorage.getItem(OUTBOX_KEY) || "[]");
+      return Array.isArray(items) ? items.filter((i) => i && i.id && i.body) : [];
+    } catch (_) {
+      return [];
+    }
+  }
+
+  function outboxSave(items) {
+    if (items.length) localStorage.setItem(OUTBOX_KEY, JSON.stringify(items));
+    else localStorage.removeItem(OUTBOX_KEY);
+  }
+
+  function outboxPut(item) {
+    const items = outbox();
+    const at = items.findIndex((i) => i.id === item.id);
+    if (at >= 0) items[at] = item;
+    else items.push(item);
+    outboxSave(items);
+  }
+
+  function outboxDrop(id) {
+    outboxSave(outbox().filter((i) => i.id !== id));
+  }
+
+  function scheduleFlush() {
+    clearTimeout(state.flushTimer);
+    state.flushTimer = setTimeout(flushOutbox, RETRY_SECONDS * 1000);
+  }
+
+  /** Send what waits, oldest first; stop at the first sign of no connection and try later. */
+  async function flushOutbox() {
+    if (state.flushing || !state.me) return;
+    state.flushing = true;
+    let again = false;
+    try {
+      for (const item of outbox()) {
+        if (item.state === "failed") continue;
+        outboxPut({ ...item, state: "sending" });
+        renderOutbox();
+        try {
+          const res = await api.post("/api/reports", item.body);
+          outboxDrop(item.id);
+          state.sent = [{ id: res.report_id, body: item.body }, ...state.sent.filter((s) => s.id !== res.report_id)];
+        } catch (err) {
+          if (!err.status || err.status >= 500 || err.status === 401 || err.status === 429) {
+            outboxPut({ ...item, state: "waiting" });
+            again = err.status !== 401;
+            break;
+          }
+          // Refused as it is (an id reused, a zone that no longer exists): kept, to be deleted.
+          outboxPut({ ...item, state: "failed", error: err.message });
+        }
+      }
+    } finally {
+      state.flushing = false;
+      renderOutbox();
+      if (again) scheduleFlush();
+    }
+  }
+
+  window.addEventListener("online", () => { clearTimeout(state.flushTimer); flushOutbox(); });
+
+  function zoneLabel(id) {
+    const z = state.zones.find((x) => x.id === id);
+    return (z && z.name && pick(z.name)) || id;
+  }
+
+  function renderOutbox() {
+    const box = $("#outbox");
+    const waiting = outbox();
+    box.hidden = !state.me || (!waiting.length && !state.sent.length);
+    if (!waiting.length) $("#form-notice").hidden = true;
+    const row = (id, body, st, extra) => h("li", { dataset: { reportId: id, state: st } },
+      h("span", { class: "row" },
+        h("strong", {}, pick(label(CATEGORIES, body.category))),
+        h("span", { class: `status-tag outbox-${st}` }, t(st === "failed" ? "send_failed" : st))),
+      h("span", {}, zoneLabel(body.zone_id), " · ", t("made_at"), " ", timeEl(body.made_at, lang)),
+      h("span", { class: "description" }, body.description ?? ""),
+      extra);
+    fill($("#outbox-list"),
+      waiting.map((i) => row(i.id, i.body, i.state === "failed" ? "failed" : i.state === "sending" ? "sending" : "waiting",
+        i.state === "failed" ? [
+          h("span", { class: "error" }, i.error || ""),
+          h("button", { type: "button", class: "quiet", onclick: () => { outboxDrop(i.id); renderOutbox(); } }, t("discard")),
+        ] : null)),
+      state.sent.map((s) => row(s.id, s.body, "sent",
+        h("a", { href: `#r/${encodeURIComponent(s.id)}` }, t("view_status")))));
+  }
 
   // ------------------------------------------------------------------ status ------------------
 
@@ -517,6 +821,12 @@
   }
 
   // ------------------------------------------------------------------ go ----------------------
+
+  // Let the page open without a connection next time (not on plain http from another host,
+  // where browsers have no service workers).
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/report-sw.js", { scope: "/report" }).catch(() => {});
+  }
 
   applyLanguage();
   start();

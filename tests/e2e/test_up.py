@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,42 @@ def get(url: str) -> int:
         return int(err.code)
     except OSError:
         return 0
+
+
+def wait_for_links(log: Path, timeout: float = 60) -> dict[str, str]:
+    """The console's and the volunteer page's sign-in links ``puhui up`` prints."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = dict(
+            re.findall(r"^  (console|volunteer page) \(demo \w+\): +(\S+)$", log.read_text(), re.M)
+        )
+        if len(found) == 2 or time.monotonic() > deadline:
+            assert len(found) == 2, log.read_text()[-3000:]
+            return found
+        time.sleep(0.3)
+
+
+def open_links(links: dict[str, str]) -> None:
+    """Each link signs a fresh browser in once; the console's, opened again, is refused."""
+    from playwright.sync_api import expect, sync_playwright
+    from test_console import CHROMIUM, CHROMIUM_ARGS, PHONE
+
+    assert "#invite=phi_" in links["console"] and "/report#invite=phi_" in links["volunteer page"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            console = browser.new_context().new_page()
+            console.goto(links["console"])
+            expect(console.locator("#app")).to_be_visible(timeout=20_000)
+            expect(console.locator("#whoami")).to_contain_text("demo operator")
+            volunteer = browser.new_context(**PHONE).new_page()
+            volunteer.goto(links["volunteer page"])
+            expect(volunteer.locator("#view-new")).to_be_visible(timeout=20_000)
+            again = browser.new_context().new_page()
+            again.goto(links["console"])
+            expect(again.locator("#login-error")).to_contain_text("已使用过", timeout=20_000)
+        finally:
+            browser.close()
 
 
 def test_up_runs_the_stack_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
@@ -106,6 +143,11 @@ def test_up_runs_the_stack_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert get(f"http://127.0.0.1:{http}/readyz") == 200
         assert get(f"http://127.0.0.1:{metrics}/metrics") == 200
+
+        # It tells a newcomer where to go, with one-time sign-in links that work.
+        links = wait_for_links(tmp_path / "up.log")
+        assert "local default" in (tmp_path / "up.log").read_text()
+        open_links(links)
 
         pids = descendants(up.pid)
         broker_pid = int((tmp_path / "state" / "kafka" / "kafka.pid").read_text().split()[0])

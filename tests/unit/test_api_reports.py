@@ -400,3 +400,76 @@ def test_categories_are_listed_in_both_languages(api: ApiSetup, client: TestClie
     by_code = {c["code"]: c["name"] for c in response.json()}
     assert by_code["crowding"] == {"zh": "人群拥挤", "en": "Crowding"}
     assert len(by_code) == 12
+
+
+# -- resending: the client's report id and time ------------------------------------------------
+
+CLIENT_ID = "5b0c2a8e-7d41-4f3a-9c5e-2e8b1d0f6a17"
+
+
+def test_a_resend_of_the_same_report_is_the_same_report(api: ApiSetup, client: TestClient) -> None:
+    made = api.clock() - timedelta(minutes=20)  # made offline, sent once the signal came back
+    body = {**GOOD, "lat": 31.2081, "lon": 121.4689, "report_id": CLIENT_ID}
+    body["made_at"] = made.isoformat()
+    first = client.post("/api/reports", headers=api.auth("volunteer"), json=body)
+    assert first.status_code == 202, first.text
+    assert first.json()["report_id"] == CLIENT_ID
+    assert first.json()["submitted_at"] == "2026-10-01T10:45:00Z"  # its original time
+
+    api.clock.advance(60)
+    again = client.post("/api/reports", headers=api.auth("volunteer"), json=body)
+    assert again.status_code == 202, again.text
+    assert again.json() == first.json()
+    assert report_rows(api) == 1
+    assert api.publisher is not None and len(api.publisher.sent) == 1  # produced once
+    produced = decode_report(api.publisher.sent[0][2], {LANE})
+    assert produced.submitted_at == made
+
+    # The same id with other content, or from another volunteer: a conflict, nothing stored.
+    changed = client.post(
+        "/api/reports", headers=api.auth("volunteer"), json={**body, "description": "另一件事"}
+    )
+    assert changed.status_code == 409
+    assert changed.json()["error"]["code"] == "conflict"
+    other = client.post("/api/reports", headers=api.auth("volunteer2"), json=body)
+    assert other.status_code == 409
+    assert report_rows(api) == 1 and len(api.publisher.sent) == 1
+
+    # Resends do not use up the volunteer's rate limit (burst 3).
+    for _ in range(5):
+        assert client.post("/api/reports", headers=api.auth("volunteer"), json=body).is_success
+
+
+def test_made_at_in_the_future_counts_as_now_and_a_week_old_is_refused(
+    api: ApiSetup, client: TestClient
+) -> None:
+    ahead = {**GOOD, "made_at": (api.clock() + timedelta(minutes=3)).isoformat()}
+    response = client.post("/api/reports", headers=api.auth("volunteer"), json=ahead)
+    assert response.status_code == 202
+    assert response.json()["submitted_at"] == "2026-10-01T11:05:00Z"
+
+    old = {**GOOD, "made_at": (api.clock() - timedelta(days=8)).isoformat()}
+    refused = client.post("/api/reports", headers=api.auth("volunteer"), json=old)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "made_at"
+    for bad_id in ("not-a-uuid", "5b0c2a8e7d414f3a9c5e2e8b1d0f6a17"):
+        bad = client.post(
+            "/api/reports", headers=api.auth("volunteer"), json={**GOOD, "report_id": bad_id}
+        )
+        assert bad.status_code == 422
+        assert bad.json()["error"]["details"][0]["field"] == "report_id"
+    assert report_rows(api) == 1
+
+
+def test_a_resend_after_the_broker_refused_stores_it_then(
+    api: ApiSetup, client: TestClient
+) -> None:
+    assert api.publisher is not None
+    body = {**GOOD, "report_id": CLIENT_ID}
+    api.publisher.fail = True
+    assert client.post("/api/reports", headers=api.auth("volunteer"), json=body).status_code == 503
+    assert report_rows(api) == 0
+    api.publisher.fail = False
+    response = client.post("/api/reports", headers=api.auth("volunteer"), json=body)
+    assert response.status_code == 202 and response.json()["report_id"] == CLIENT_ID
+    assert report_rows(api) == 1 and len(api.publisher.sent) == 1
