@@ -135,9 +135,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store="memory://",
         datadir=str(settings.state_dir / "worker"),
+        # The worker's web server serves /metrics and the "/" status only. Faust binds
+        # ``web_bind`` (default 0.0.0.0), not ``web_host`` (the URL it advertises); the table and
+        # router endpoints would hand anyone who can connect a zone's whole state, volunteers'
+        # names and descriptions included — they are off (404).
+        web_bind=settings.worker_host,
         web_host=settings.worker_host,
         web_port=settings.worker_port,
         web_in_thread=False,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         topic_partitions=partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
