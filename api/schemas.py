@@ -92,11 +92,22 @@ class Me(_Out):
     """The caller, as the token says."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"name": "王芳", "role": "volunteer"}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "王芳",
+                    "role": "volunteer",
+                    "principal": "p_3f9c2a71d04e8b65",
+                    "expires_at": None,
+                }
+            ]
+        }
     )
 
     name: str
     role: Literal["volunteer", "operator", "admin"]
+    principal: str = Field(description="the stable id reports are filed under (not the name)")
+    expires_at: datetime | None = Field(None, description="when the token stops working")
 
 
 # -- reports ------------------------------------------------------------------------------------
@@ -104,8 +115,8 @@ class Me(_Out):
 
 class ReportIn(_In):
     """A volunteer's report (Open311 GeoReport v2: ``service_code`` = ``category``, ``lat`` /
-    ``long`` = ``lat`` / ``lon``, ``media_url`` = ``photo_url``). The reporter is the token's name;
-    the server sets the id and the time."""
+    ``long`` = ``lat`` / ``lon``, ``media_url`` = ``photo_url``). The reporter is the token's
+    principal (a stable id, not the display name); the server sets the id and the time."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -197,7 +208,7 @@ class ReportView(_Out):
             "examples": [
                 {
                     "report_id": REPORT_ID_EXAMPLE,
-                    "reporter_id": "王芳",
+                    "reporter_id": "p_3f9c2a71d04e8b65",
                     "zone_id": ZONE_EXAMPLE,
                     "zone_name": {"zh": "田子坊 泰康路210弄", "en": "Tianzifang, Lane 210"},
                     "category": "crowding",

@@ -77,7 +77,23 @@ class Settings(BaseSettings):
         15.0, gt=0, description="seconds between keep-alive comments on the alert stream"
     )
     sse_max_seconds: float = Field(
-        3600.0, gt=0, description="an alert stream ends after this long; EventSource reconnects"
+        3600.0, gt=0, description="an alert stream ends after this long; the console reconnects"
+    )
+    stream_recheck_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="how often an open alert stream re-checks its token (revoked or expired: "
+        "the stream ends)",
+    )
+    auth_failure_limit: int = Field(
+        20, ge=1, description="401s from one address within the window before it is answered 429"
+    )
+    auth_failure_window_seconds: float = Field(
+        60.0, gt=0, description="the window of PUHUI_AUTH_FAILURE_LIMIT (seconds)"
+    )
+    ready_cache_seconds: float = Field(
+        1.5, ge=0, le=30, description="how long /readyz reuses its last result (0 = never)"
     )
     cap_sender: str = Field(
         "puhui.dapuqiao.huangpu.shanghai",

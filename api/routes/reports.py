@@ -123,8 +123,8 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         status_code=202,
         summary="Submit a report (volunteer)",
         description="Stores the report and puts it on `puhui.volunteer-reports` (keyed by zone). "
-        "The reporter is the token's name; the server sets `report_id` and `submitted_at`. "
-        "Limited per reporter (429 with `Retry-After`).",
+        "The reporter is the token's principal (a stable id, not the display name); the server "
+        "sets `report_id` and `submitted_at`. Limited per reporter (429 with `Retry-After`).",
         response_model=ReportAccepted,
         responses=error_responses(400, 401, 403, 413, 422, 429, 503),
     )
@@ -136,7 +136,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         try:
             report = VolunteerReport(
                 report_id=str(uuid.uuid4()),
-                reporter_id=caller.name,
+                reporter_id=caller.principal,
                 zone_id=body.zone_id,
                 category=body.category,
                 description=body.description,
@@ -149,7 +149,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
             first = exc.errors()[0]
             loc = tuple(str(part) for part in first.get("loc", ()))
             raise InvalidInput(("body", *loc), first["msg"], first["type"]) from None
-        ctx.report_limiter.take(caller.name)
+        ctx.report_limiter.take(caller.principal)
         await run_in_threadpool(insert_report, ctx.engine, report)
         try:
             await ctx.publisher.publish(
@@ -157,7 +157,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
             )
         except PublishError as exc:
             await run_in_threadpool(delete_report, ctx.engine, report.report_id)
-            ctx.report_limiter.give_back(caller.name)
+            ctx.report_limiter.give_back(caller.principal)
             raise Unavailable(f"the report was not accepted, try again: {exc}") from exc
         return ReportAccepted(report_id=report.report_id, submitted_at=report.submitted_at)
 
@@ -168,7 +168,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         responses=error_responses(401, 422),
     )
     def mine(caller: VolunteerCaller, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
-        rows, total = list_reports(ctx.engine, caller.name, limit=limit, offset=offset)
+        rows, total = list_reports(ctx.engine, caller.principal, limit=limit, offset=offset)
         linked = sorted({r.alert_id for r in rows if r.alert_id})
         alerts = alerts_by_id(ctx.engine, linked)
         history = histories(ctx.engine, linked)
@@ -195,7 +195,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
     )
     def one(report_id: ReportId, caller: VolunteerCaller) -> dict[str, Any]:
         row = get_report(ctx.engine, report_id)
-        if row is None or (not caller.is_operator and row.reporter_id != caller.name):
+        if row is None or (not caller.is_operator and row.reporter_id != caller.principal):
             raise NotFound(f"no report {report_id}")
         alert = get_alert(ctx.engine, row.alert_id) if row.alert_id else None
         history = load_history(ctx.engine, alert.alert_id) if alert is not None else []
