@@ -15,6 +15,7 @@ same person is created with ``principal=`` of the old one. A token may carry an 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ __all__ = [
     "hash_token",
     "list_tokens",
     "new_principal",
+    "parse_lifetime",
     "revoke_token",
     "token_active",
     "verify_token",
@@ -96,6 +98,22 @@ def _info(row: TokenRow) -> TokenInfo:
         principal=row.principal,
         expires_at=row.expires_at,
     )
+
+
+_LIFETIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_LIFETIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """``"90s"``, ``"30m"``, ``"8h"``, ``"7d"`` as a positive ``timedelta`` (``ValueError``
+    otherwise): the ``--expires-in`` of ``puhui token create``."""
+    match = _LIFETIME.match(text)
+    if match is None:
+        raise ValueError(f"{text[:32]!r} is not a lifetime like 90s, 30m, 8h or 7d")
+    lifetime = timedelta(seconds=float(match.group(1)) * _LIFETIME_UNITS[match.group(2)])
+    if lifetime <= timedelta(0):
+        raise ValueError("a lifetime must be positive")
+    return lifetime
 
 
 def new_principal() -> str:

@@ -18,6 +18,7 @@ from infra.tokens import (
     TokenInfo,
     create_token,
     list_tokens,
+    parse_lifetime,
     revoke_token,
     token_active,
     verify_token,
@@ -204,3 +205,36 @@ def test_migration_gives_older_tokens_their_name_as_principal(tmp_path: Path) ->
         assert (info.name, info.principal, info.expires_at) == ("王芳", "王芳", None)
     finally:
         new.dispose()
+
+
+def test_cli_creates_an_expiring_token_and_lists_principals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main
+
+    monkeypatch.setenv("PUHUI_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PUHUI_STATE_DIR", str(tmp_path))
+    argv = ["token", "create", "--role", "operator", "--name", "夜班 值班员", "--expires-in", "8h"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "expires" in out[0]
+    token = out[-1]
+    assert token.startswith(TOKEN_PREFIX)
+    assert main(["token", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "夜班 值班员" in listed and "\texpires " in listed and token not in listed
+    assert main(["token", "create", "--role", "operator", "--name", "x", "--expires-in", "8"]) == 2
+    assert "not a lifetime" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("8h", 28800), ("7d", 604800), ("1.5h", 5400)]
+)
+def test_lifetimes(text: str, seconds: int) -> None:
+    assert parse_lifetime(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "8", "h", "-1h", "0h", "8 hours", "1w"])
+def test_bad_lifetimes(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_lifetime(text)
