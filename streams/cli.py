@@ -187,6 +187,32 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a webhook target's signing secret, to hand to the receiver's operator."""
+    from alerts.notify import load_bundled_escalation, load_escalation
+    from api.notifier import target_secrets
+
+    if settings.webhook_secret is None:
+        print("puhui webhook secret: PUHUI_WEBHOOK_SECRET is not set", file=sys.stderr)
+        return 2
+    config = (
+        load_escalation(settings.escalation_file)
+        if settings.escalation_file
+        else load_bundled_escalation()
+    )
+    if args.target not in config.targets:
+        known = ", ".join(sorted(config.targets))
+        print(f"puhui webhook secret: no target {args.target!r} (known: {known})", file=sys.stderr)
+        return 2
+    try:
+        secrets = target_secrets(config, settings.webhook_secret.get_secret_value().encode())
+    except ValueError as exc:
+        print(f"puhui webhook secret: {exc}", file=sys.stderr)
+        return 2
+    print(secrets[args.target].decode())
+    return 0
+
+
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
     """Throughput, latency and memory on a private broker (``streams/bench.py``)."""
     from streams.bench import main_bench
@@ -314,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = tsub.add_parser("revoke")
     revoke.add_argument("id", type=int)
     token.set_defaults(func=cmd_token)
+
+    webhook = sub.add_parser("webhook", help="webhook receivers")
+    wsub = webhook.add_subparsers(dest="action", required=True)
+    wsecret = wsub.add_parser("secret", help="print a target's signing secret (for its receiver)")
+    wsecret.add_argument("target", help="a target name of the escalation policy")
+    webhook.set_defaults(func=cmd_webhook)
 
     from streams.bench import add_arguments as bench_arguments
 
