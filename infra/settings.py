@@ -29,8 +29,17 @@ class Settings(BaseSettings):
     zones_file: Path | None = Field(None, description="zone registry YAML; default the bundled one")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP API port")
     http_host: str = Field("127.0.0.1", description="HTTP API bind address")
-    worker_port: int = Field(6066, ge=1, le=65535, description="worker web server (/metrics)")
-    worker_host: str = Field("127.0.0.1", description="worker web server bind address")
+    worker_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="worker web server (/metrics and the `/` status only; Faust's table and "
+        "router pages are off)",
+    )
+    worker_host: str = Field(
+        "127.0.0.1",
+        description="worker web server bind address (the address it really listens on)",
+    )
     topic_partitions: int = Field(4, ge=1, le=1024, description="partitions of the public topics")
     rules_file: Path | None = Field(
         None, description="risk rules YAML; default the bundled alerts/data/rules.yaml"
@@ -116,7 +125,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None,
         min_length=16,
-        description="HMAC-SHA256 key of X-Puhui-Signature; unset = the notifier does not run",
+        description="master secret the targets' signing secrets are derived from (unless a "
+        "target has its own secret_file); unset = the notifier does not run",
     )
     webhook_timeout_seconds: float = Field(
         5.0, gt=0, le=120, description="longest wait for a webhook receiver to answer one attempt"
