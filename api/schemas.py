@@ -606,16 +606,20 @@ class ErrorBody(_Out):
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given error status codes."""
+    """OpenAPI ``responses`` for the given error status codes. An endpoint that can answer 401
+    can also answer 400 (a token in the URL) and 429 (too many failed sign-ins from the
+    caller's address): both are added."""
+    if 401 in codes:
+        codes = tuple(sorted({*codes, 400, 429}))
     text = {
-        400: "The body is not JSON (or, on the stream, the token was sent twice)",
-        401: "No token, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
+        400: "The body is not JSON, or a token was sent in the URL (send the header)",
+        401: "No token, or an unknown, revoked or expired one (`WWW-Authenticate: Bearer`)",
         403: "The token's role may not do this",
         404: "No such resource (or not yours to see)",
         409: "The alert is resolved already",
         413: "The body is over the size limit",
         422: "A field is invalid; `details` names it",
-        429: "Too many reports; see `Retry-After`",
+        429: "Too many reports, or too many failed sign-ins from this address; see `Retry-After`",
         503: "The broker did not take the record; nothing was stored",
     }
     return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
