@@ -33,8 +33,8 @@ class Settings(BaseSettings):
         6066,
         ge=1,
         le=65535,
-        description="worker web server (/metrics and the `/` status only; Faust's table and "
-        "router pages are off)",
+        description="worker web server (/metrics, /healthz and the `/` status only; Faust's "
+        "table and router pages are off)",
     )
     worker_host: str = Field(
         "127.0.0.1",

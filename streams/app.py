@@ -161,6 +161,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         TableManager=SeekFirstTableManager,  # see streams/faustfix.py
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+
+    @app.page("/healthz")
+    async def healthz(self: Any, request: Any) -> Any:
+        """Liveness, as the API's ``/healthz``: the worker's event loop answers."""
+        return self.json({"status": "ok"})
     sensors.install(app)  # the same metrics, label children looked up once
 
     def raw_topic(name: str) -> Any:

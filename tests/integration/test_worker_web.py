@@ -63,6 +63,7 @@ def test_worker_listens_on_the_configured_host_and_serves_no_table(
     base = f"http://127.0.0.2:{port}"
     assert status(f"{base}/metrics") == 200
     assert status(f"{base}/") == 200
+    assert status(f"{base}/healthz") == 200
     for path in (
         f"/table/zone-state/{ZONE}/",
         "/table/zone-state/",
