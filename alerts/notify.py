@@ -42,6 +42,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -696,16 +697,18 @@ class ReplayGuard:
 
     tolerance: timedelta = DEFAULT_TOLERANCE
     _seen: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def first_time(self, signature: str, timestamp: int, now: datetime) -> bool:
-        """Record ``signature``; False if it was recorded before (a replay)."""
+        """Record ``signature``; False if it was recorded before (a replay). Thread-safe."""
         horizon = now.timestamp() - self.tolerance.total_seconds()
-        for old in [sig for sig, at in self._seen.items() if at < horizon]:
-            del self._seen[old]
-        if signature in self._seen:
-            return False
-        self._seen[signature] = timestamp
-        return True
+        with self._lock:
+            for old in [sig for sig, at in self._seen.items() if at < horizon]:
+                del self._seen[old]
+            if signature in self._seen:
+                return False
+            self._seen[signature] = timestamp
+            return True
 
     def __len__(self) -> int:
         return len(self._seen)

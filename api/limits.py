@@ -9,6 +9,7 @@ as soon as it passes the limit. Either way the endpoint never runs, so nothing i
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,7 +161,8 @@ class FailureGuard:
     blocked address stays blocked until its oldest counted failure is ``window_seconds`` old.
     :meth:`failed` counts a 401. Memory is bounded: at most ``max_addresses`` addresses are
     tracked (the least recently failing forgotten first), each with at most ``limit`` times.
-    The clock is injected so tests control time.
+    The clock is injected so tests control time. Thread-safe: the authentication dependencies
+    run in FastAPI's threadpool.
     """
 
     limit: int
@@ -168,6 +170,7 @@ class FailureGuard:
     now: Callable[[], datetime]
     max_addresses: int = 10_000
     _failures: OrderedDict[str, list[float]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _recent(self, address: str, at: float) -> list[float]:
         times = self._failures.get(address)
@@ -183,9 +186,12 @@ class FailureGuard:
     def check(self, address: str) -> None:
         """Raise :class:`RateLimited` if ``address`` has failed too often lately."""
         at = self.now().timestamp()
-        times = self._recent(address, at)
-        if len(times) >= self.limit:
-            wait = math.ceil(times[0] + self.window_seconds - at)
+        with self._lock:
+            times = self._recent(address, at)
+            blocked = len(times) >= self.limit
+            oldest = times[0] if times else at
+        if blocked:
+            wait = math.ceil(oldest + self.window_seconds - at)
             raise RateLimited(
                 f"too many failed sign-ins from this address; try again in {max(1, wait)} s",
                 retry_after=wait,
@@ -194,14 +200,15 @@ class FailureGuard:
     def failed(self, address: str) -> None:
         """Count one authentication failure of ``address``."""
         at = self.now().timestamp()
-        times = self._recent(address, at)
-        if not times:
-            times = self._failures[address] = []
-        times.append(at)
-        del times[: -self.limit]  # only the newest ``limit`` matter
-        self._failures.move_to_end(address)
-        while len(self._failures) > self.max_addresses:
-            self._failures.popitem(last=False)
+        with self._lock:
+            times = self._recent(address, at)
+            if not times:
+                times = self._failures[address] = []
+            times.append(at)
+            del times[: -self.limit]  # only the newest ``limit`` matter
+            self._failures.move_to_end(address)
+            while len(self._failures) > self.max_addresses:
+                self._failures.popitem(last=False)
 
     def tracked(self) -> int:
         """How many addresses are being tracked (for tests of the memory bound)."""
