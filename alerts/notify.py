@@ -42,6 +42,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,11 +64,14 @@ from models.zones import SLUG_PATTERN, _UniqueKeySafeLoader, _yaml_error_message
 __all__ = [
     "NOTIFICATION_NAMESPACE",
     "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "DeliveryRejected",
     "EscalationConfig",
     "EscalationPolicyError",
     "Notification",
     "NotificationKind",
     "Policy",
+    "ReplayGuard",
     "Sent",
     "Step",
     "Target",
@@ -81,15 +85,23 @@ __all__ = [
     "restore",
     "retryable",
     "sign",
+    "target_secret",
     "verify",
+    "verify_delivery",
     "webhook_body",
 ]
 
 #: Namespace of the deterministic notification ids (uuid5).
 NOTIFICATION_NAMESPACE: Final = uuid.UUID("0b6a7c52-2f0e-4d8e-9a43-5d1b6e0f7c21")
 
-#: Header carrying ``sha256=<hex HMAC-SHA256 of the raw body>``.
+#: Header carrying ``v1=<hex HMAC-SHA256 of "<timestamp>." + the raw body>``.
 SIGNATURE_HEADER: Final = "X-Puhui-Signature"
+
+#: Header carrying the Unix seconds the signature was made at (covered by the signature).
+TIMESTAMP_HEADER: Final = "X-Puhui-Timestamp"
+
+#: How old (or how far in the future) a delivery's timestamp may be by default.
+DEFAULT_TOLERANCE: Final = timedelta(minutes=5)
 
 SilenceCheck = Callable[[AlertRecord, datetime], bool]
 """``silenced(record, now)``: True when a silence in effect at ``now`` matches the alert."""
@@ -109,6 +121,9 @@ class Target:
 
     name: str
     url: str
+    secret_file: Path | None = None
+    """A file holding this target's own signing secret; ``None``: derived from the master
+    secret (:func:`target_secret`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +246,7 @@ class _Strict(BaseModel):
 class _RawTarget(_Strict):
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+\S*$", max_length=2048)]
     description: str | None = None
+    secret_file: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
 
 
 class _RawStep(_Strict):
@@ -365,7 +381,12 @@ def parse_escalation(
         raise EscalationPolicyError(file, problems)
     d = raw.defaults
     return EscalationConfig(
-        targets=MappingProxyType({n: Target(n, t.url) for n, t in raw.targets.items()}),
+        targets=MappingProxyType(
+            {
+                n: Target(n, t.url, _beside(file, t.secret_file) if t.secret_file else None)
+                for n, t in raw.targets.items()
+            }
+        ),
         default=_policy("default", d.steps, d.repeat, d.notify_from, d.escalate_from),
         policies=MappingProxyType(policies),
     )
@@ -386,6 +407,14 @@ def load_escalation(path: Path, sites: Collection[str] | None = None) -> Escalat
     except yaml.YAMLError as exc:
         raise EscalationPolicyError(file, [(None, _yaml_error_message(exc))]) from exc
     return parse_escalation(document, file, sites)
+
+
+def _beside(file: str | Path | None, name: str) -> Path:
+    """``name`` as a path; a relative one is taken from the policy file's folder."""
+    path = Path(name)
+    if path.is_absolute() or file is None:
+        return path
+    return Path(file).parent / path
 
 
 def bundled_escalation_path() -> Path:
@@ -643,14 +672,103 @@ def webhook_body(note: Notification, attempt: int, sent_at: datetime) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def sign(secret: bytes, body: bytes) -> str:
-    """``sha256=<hex HMAC-SHA256 of the raw body>`` (the ``X-Puhui-Signature`` header)."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def target_secret(master: bytes, target: str) -> bytes:
+    """The signing secret of ``target`` derived from the master secret: 64 hex digits of
+    HMAC-SHA256(master, ``"puhui-webhook-target:" + target``). Each target gets its own, and
+    knowing one target's secret tells nothing of another's or of the master."""
+    label = f"puhui-webhook-target:{target}".encode()
+    return hmac.new(master, label, hashlib.sha256).hexdigest().encode()
 
 
-def verify(secret: bytes, body: bytes, header: str | None) -> bool:
-    """True when ``header`` is the signature of ``body`` (constant-time comparison)."""
-    return header is not None and hmac.compare_digest(sign(secret, body), header)
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    """``v1=<hex HMAC-SHA256 of b"<timestamp>." + body>`` (the ``X-Puhui-Signature`` header):
+    the signature covers the time it was made, so a captured delivery cannot be passed off as
+    a new one."""
+    message = str(int(timestamp)).encode() + b"." + body
+    return "v1=" + hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+class DeliveryRejected(ValueError):
+    """A webhook delivery that must not be acted on; the message says why."""
+
+
+@dataclass
+class ReplayGuard:
+    """The signatures accepted lately, to refuse a delivery seen before. Entries older than the
+    tolerance are forgotten (a delivery that old is refused by its timestamp anyway), so the
+    memory is bounded by the deliveries of one tolerance window."""
+
+    tolerance: timedelta = DEFAULT_TOLERANCE
+    _seen: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def first_time(self, signature: str, timestamp: int, now: datetime) -> bool:
+        """Record ``signature``; False if it was recorded before (a replay). Thread-safe."""
+        horizon = now.timestamp() - self.tolerance.total_seconds()
+        with self._lock:
+            for old in [sig for sig, at in self._seen.items() if at < horizon]:
+                del self._seen[old]
+            if signature in self._seen:
+                return False
+            self._seen[signature] = timestamp
+            return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+def verify_delivery(
+    secret: bytes,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    now: datetime,
+    tolerance: timedelta = DEFAULT_TOLERANCE,
+    replays: ReplayGuard | None = None,
+) -> None:
+    """Check a received delivery (the raw body and the ``X-Puhui-Timestamp`` and
+    ``X-Puhui-Signature`` headers) against the target's secret at ``now``.
+
+    Raises :class:`DeliveryRejected` when a header is missing or malformed, the timestamp is
+    more than ``tolerance`` away from ``now``, the signature does not match (constant-time
+    comparison), or — with ``replays`` — the same delivery was accepted before. Retries of a
+    notification are new deliveries (new timestamp and signature): de-duplicate those by
+    ``X-Puhui-Notification-Id``.
+    """
+    if not timestamp or not signature:
+        raise DeliveryRejected("missing X-Puhui-Timestamp or X-Puhui-Signature")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        raise DeliveryRejected("X-Puhui-Timestamp is not Unix seconds")
+    at = int(timestamp)
+    skew = now.timestamp() - at
+    if abs(skew) > tolerance.total_seconds():
+        when = "old" if skew > 0 else "far in the future"
+        raise DeliveryRejected(f"the delivery is too {when} ({abs(skew):.0f} s)")
+    if not hmac.compare_digest(sign(secret, at, body), signature):
+        raise DeliveryRejected("the signature does not match")
+    if replays is not None and not replays.first_time(signature, at, now):
+        raise DeliveryRejected("the delivery was received before (a replay)")
+
+
+def verify(
+    secret: bytes,
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    *,
+    now: datetime,
+    tolerance: timedelta = DEFAULT_TOLERANCE,
+    replays: ReplayGuard | None = None,
+) -> bool:
+    """:func:`verify_delivery` as a yes/no answer."""
+    try:
+        verify_delivery(
+            secret, body, timestamp, signature, now=now, tolerance=tolerance, replays=replays
+        )
+    except DeliveryRejected:
+        return False
+    return True
 
 
 def retryable(status: int | None) -> bool:

@@ -23,7 +23,7 @@ from api.bus import AlertHub, KafkaBus, Publisher
 from api.context import ApiContext, load_registry
 from api.errors import install_error_handlers
 from api.health import ReadyCheck, default_ready_check, health_router
-from api.limits import BodyLimitMiddleware, TokenBucketLimiter
+from api.limits import BodyLimitMiddleware, FailureGuard, TokenBucketLimiter
 from api.metrics import HttpMetrics, MetricsMiddleware, metrics_router
 from api.notifier import Notifier
 from api.pages import router as pages_router
@@ -147,11 +147,16 @@ def create_api(
     app.state.notifier = notifier
     app.state.retention = retention
     app.state.ctx = ctx
+    app.state.auth_guard = FailureGuard(
+        limit=settings.auth_failure_limit,
+        window_seconds=settings.auth_failure_window_seconds,
+        now=now,
+    )
 
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.include_router(health_router(check))
+    app.include_router(health_router(check, settings.ready_cache_seconds))
     app.include_router(metrics_router(registry))
     app.include_router(zones_router(ctx))
     app.include_router(invitations_router(ctx))
@@ -167,8 +172,10 @@ API_DESCRIPTION = """\
 Incident monitoring for 打浦桥街道: health, metrics, the control room and volunteer reports.
 
 **Access**: `Authorization: Bearer <token>` (`puhui token create --role volunteer|operator|admin
---name NAME`). Volunteers submit reports and read their own; operators read and act on alerts;
-admins also manage silences. No, unknown or revoked token: 401; a role too low: 403.
+--name NAME [--expires-in 8h]`), in the header only: a token in the URL (`?access_token=`) is a
+400. Volunteers submit reports and read their own; operators read and act on alerts; admins also
+manage silences. No, unknown, revoked or expired token: 401; a role too low: 403; many 401s from
+one address: 429 for a while.
 
 **Errors** share one shape, `{"error": {"code", "message", "details"?}}`; a 422 names each bad
 field in `details[].field`. A body that is not JSON is a 400, one over the size limit a 413.

@@ -6,23 +6,31 @@ on alerts; an admin also manages silences. No token, an unknown token or a revok
 
 Token lookups hit the database, so the dependencies are plain functions: FastAPI runs them in
 its threadpool, off the event loop.
+
+Tokens travel in the ``Authorization`` header only: a URL ends up in access logs, browser
+history and proxies' logs, so ``?access_token=`` is refused (400) on every endpoint. An expired
+token is a 401 like a revoked one. An address that keeps failing (``PUHUI_AUTH_FAILURE_LIMIT``
+401s within ``PUHUI_AUTH_FAILURE_WINDOW_SECONDS``) is answered 429 before any lookup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from api.errors import BadRequest, Forbidden, InvalidInput, Unauthorized
+from api.limits import FailureGuard
 from infra.tokens import Role, verify_token
 
 __all__ = [
     "RANK",
+    "URL_TOKEN_PARAMETERS",
     "AdminCaller",
     "Caller",
     "OperatorCaller",
@@ -40,10 +48,15 @@ _bearer = HTTPBearer(auto_error=False, description="A token from `puhui token cr
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated caller: the token's name and role."""
+    """The authenticated caller: the token's display name and role, the stable id of the person
+    or system behind it (``principal``: what reports and rate limits are keyed by) and the
+    token's id (what an open stream re-checks)."""
 
     name: str
     role: Role
+    principal: str = ""
+    token_id: int = 0
+    expires_at: datetime | None = None
 
     def at_least(self, role: Role) -> bool:
         """True when the caller's role includes ``role``'s rights."""
@@ -54,13 +67,33 @@ class Caller:
         return self.at_least(Role.OPERATOR)
 
 
-def _check(engine: Engine, token: str | None, role: Role) -> Caller:
-    if not token:
-        raise Unauthorized()
-    info = verify_token(engine, token)
+URL_TOKEN_PARAMETERS = frozenset({"access_token", "token", "ticket"})
+"""Query parameters that would put a credential in a URL: refused, whatever the endpoint."""
+
+
+def _check(request: Request, token: str | None, role: Role) -> Caller:
+    for name in request.query_params:
+        if name.lower() in URL_TOKEN_PARAMETERS:
+            raise BadRequest(
+                "tokens are not accepted in URLs (they end up in logs); "
+                "send the header Authorization: Bearer <token>"
+            )
+    state = request.app.state
+    engine: Engine = state.engine
+    guard: FailureGuard | None = getattr(state, "auth_guard", None)
+    address = request.client.host if request.client is not None else "unknown"
+    if guard is not None:
+        guard.check(address)
+    ctx = getattr(state, "ctx", None)
+    now = ctx.now() if ctx is not None else None
+    info = verify_token(engine, token, now) if token else None
     if info is None:
-        raise Unauthorized("the token is unknown or revoked")
-    caller = Caller(info.name, info.role)
+        if guard is not None:
+            guard.failed(address)
+        if not token:
+            raise Unauthorized()
+        raise Unauthorized("the token is unknown, revoked or expired")
+    caller = Caller(info.name, info.role, info.principal, info.id, info.expires_at)
     if not caller.at_least(role):
         raise Forbidden(f"this needs the {role.value} role; the token has {info.role.value}")
     return caller
@@ -101,42 +134,16 @@ def reject_unknown_query(request: Request) -> None:
             )
 
 
-def require(role: Role, *, query_token: bool = False) -> Callable[..., Caller]:
-    """A dependency that authenticates the caller and demands at least ``role``.
-
-    With ``query_token``, the token may come as ``?access_token=`` instead (for ``EventSource``,
-    which cannot set headers); both at once is a 400 (RFC 6750 §2).
-    """
-    if query_token:
-
-        def dependency_q(
-            request: Request,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-            access_token: Annotated[
-                str | None,
-                Query(
-                    description="The bearer token, for clients that cannot set headers "
-                    "(EventSource). Prefer the Authorization header.",
-                    max_length=256,
-                ),
-            ] = None,
-        ) -> Caller:
-            if credentials is not None and access_token is not None:
-                # RFC 6750 §2: a client must not send the token by more than one method.
-                raise BadRequest("send the token once: the Authorization header or access_token")
-            token = credentials.credentials if credentials else access_token
-            caller = _check(request.app.state.engine, token, role)
-            reject_unknown_query(request)
-            return caller
-
-        return dependency_q
+def require(role: Role) -> Callable[..., Caller]:
+    """A dependency that authenticates the caller (``Authorization: Bearer``) and demands at
+    least ``role``."""
 
     def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
         token = credentials.credentials if credentials else None
-        caller = _check(request.app.state.engine, token, role)
+        caller = _check(request, token, role)
         reject_unknown_query(request)
         return caller
 
@@ -150,5 +157,6 @@ OperatorCaller = Annotated[Caller, Depends(require(Role.OPERATOR))]
 """An operator or admin token."""
 AdminCaller = Annotated[Caller, Depends(require(Role.ADMIN))]
 """An admin token."""
-StreamCaller = Annotated[Caller, Depends(require(Role.OPERATOR, query_token=True))]
-"""An operator or admin token, from the header or ``?access_token=``."""
+StreamCaller = OperatorCaller
+"""An operator or admin token (the console reads the stream with ``fetch``, which sends the
+header; ``EventSource``, which cannot, is not supported: no token in a URL)."""

@@ -4,11 +4,17 @@
 a metadata request, every public topic exists and the database answers a query; otherwise 503
 with each failed check named and a short reason. The checks block, so they run in worker threads
 with a deadline: a dead broker or database makes the probe fail quickly, never hang.
+
+``/readyz`` is unauthenticated, so it is cheap and says little: one round of checks serves every
+probe for ``PUHUI_READY_CACHE_SECONDS`` (concurrent probes wait for the round in progress rather
+than start their own), and the public details name no host, port or driver message. The full
+reason goes to the log (``puhui.api.health``, WARNING) when a check's outcome changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ from streams.topics import TopicNames
 
 __all__ = [
     "CHECK_TIMEOUT",
+    "CachedReadyCheck",
     "CheckResult",
     "ReadyCheck",
     "check_broker",
@@ -38,6 +45,8 @@ CHECK_TIMEOUT = 2.5
 
 _REASON_LIMIT = 200
 
+log = logging.getLogger("puhui.api.health")
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
@@ -45,6 +54,8 @@ class CheckResult:
 
     ok: bool
     detail: str
+    reason: str = ""
+    """The full story for the log (hosts, driver messages); never in the ``/readyz`` body."""
 
     def as_json(self) -> dict[str, Any]:
         """The check as it appears in the ``/readyz`` body."""
@@ -83,16 +94,24 @@ def check_broker(
     try:
         if not _any_port_open(bootstrap, timeout=min(1.0, timeout)):
             return {
-                "broker": CheckResult(False, f"nothing accepts connections on {bootstrap}"),
+                "broker": CheckResult(
+                    False,
+                    "the broker does not accept connections",
+                    f"nothing accepts connections on {bootstrap}",
+                ),
                 "topics": skipped,
             }
         present = existing_topics(bootstrap, timeout=max(0.1, deadline - time.monotonic()))
     except Exception as exc:
         return {
-            "broker": CheckResult(False, f"no metadata from {bootstrap}: {_reason(exc)}"),
+            "broker": CheckResult(
+                False,
+                "the broker did not answer a metadata request",
+                f"no metadata from {bootstrap}: {_reason(exc)}",
+            ),
             "topics": skipped,
         }
-    broker = CheckResult(True, f"{bootstrap} answered a metadata request")
+    broker = CheckResult(True, "the broker answered a metadata request")
     missing = [name for name in wanted if name not in present]
     if missing:
         return {"broker": broker, "topics": CheckResult(False, "missing: " + ", ".join(missing))}
@@ -104,8 +123,8 @@ def check_database(engine: Engine) -> CheckResult:
     try:
         ping(engine)
     except Exception as exc:
-        return CheckResult(False, _reason(exc))
-    return CheckResult(True, f"{engine.dialect.name} answered")
+        return CheckResult(False, "the database did not answer a query", _reason(exc))
+    return CheckResult(True, "the database answered a query")
 
 
 def default_ready_check(
@@ -130,12 +149,16 @@ def default_ready_check(
         )
         results: dict[str, CheckResult] = {}
         if isinstance(broker_results, BaseException):
-            results["broker"] = CheckResult(False, _timeout_reason(broker_results, timeout))
+            results["broker"] = CheckResult(
+                False, _public_timeout(broker_results, timeout), _reason(broker_results)
+            )
             results["topics"] = CheckResult(False, "not checked: the broker is unavailable")
         else:
             results.update(broker_results)
         if isinstance(database, BaseException):
-            results["database"] = CheckResult(False, _timeout_reason(database, timeout))
+            results["database"] = CheckResult(
+                False, _public_timeout(database, timeout), _reason(database)
+            )
         else:
             results["database"] = database
         return results
@@ -143,15 +166,58 @@ def default_ready_check(
     return ready_check
 
 
-def _timeout_reason(exc: BaseException, timeout: float) -> str:
+def _public_timeout(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g}s"
-    return _reason(exc)
+    return "the check failed"
 
 
-def health_router(ready_check: ReadyCheck) -> APIRouter:
-    """A router with ``GET /healthz`` (liveness) and ``GET /readyz`` (readiness)."""
+class CachedReadyCheck:
+    """``ready_check`` run at most once per ``seconds``: a probe within that time of the last
+    round gets its results; probes arriving during a round wait for it. Logs the full reason of
+    each check whose outcome changed."""
+
+    def __init__(
+        self,
+        ready_check: ReadyCheck,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._check = ready_check
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._at: float | None = None
+        self._results: Mapping[str, CheckResult] = {}
+        self.rounds = 0
+        """How many rounds of checks ran (tests count them)."""
+
+    def _fresh(self) -> bool:
+        return self._at is not None and self._clock() - self._at < self._seconds
+
+    async def __call__(self) -> Mapping[str, CheckResult]:
+        if self._fresh():
+            return self._results
+        async with self._lock:
+            if self._fresh():
+                return self._results
+            results = await self._check()
+            self.rounds += 1
+            for name, result in results.items():
+                before = self._results.get(name)
+                if before is None or (before.ok, before.detail) != (result.ok, result.detail):
+                    level = logging.INFO if result.ok else logging.WARNING
+                    log.log(level, "readiness %s: %s", name, result.reason or result.detail)
+            self._results = results
+            self._at = self._clock()
+            return results
+
+
+def health_router(ready_check: ReadyCheck, cache_seconds: float = 0.0) -> APIRouter:
+    """A router with ``GET /healthz`` (liveness) and ``GET /readyz`` (readiness; one round of
+    checks serves the probes of ``cache_seconds``)."""
     router = APIRouter(tags=["operations"])
+    cached = CachedReadyCheck(ready_check, cache_seconds)
 
     @router.get("/healthz", summary="Liveness: the process is running")
     async def healthz() -> dict[str, str]:
@@ -163,7 +229,7 @@ def health_router(ready_check: ReadyCheck) -> APIRouter:
         responses={503: {"description": "Not ready; the failed checks are named"}},
     )
     async def readyz() -> JSONResponse:
-        results = await ready_check()
+        results = await cached()
         failed = [name for name, result in results.items() if not result.ok]
         body: dict[str, Any] = {
             "status": "not_ready" if failed else "ready",

@@ -1,4 +1,5 @@
-"""Request limits: a cap on body size (413) and a per-caller token bucket (429).
+"""Request limits: a cap on body size (413), a per-caller token bucket (429), and a per-address
+guard that answers 429 to an address after repeated 401s (:class:`FailureGuard`).
 
 The body limit is checked twice: a declared ``Content-Length`` over the limit is refused before
 anything is read, and a body streamed without one (chunked) is counted as it arrives and refused
@@ -8,6 +9,8 @@ as soon as it passes the limit. Either way the endpoint never runs, so nothing i
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import PayloadTooLarge, RateLimited, error_response
 
-__all__ = ["BodyLimitMiddleware", "TokenBucketLimiter"]
+__all__ = ["BodyLimitMiddleware", "FailureGuard", "TokenBucketLimiter"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -147,3 +150,66 @@ class TokenBucketLimiter:
         full = 60.0 * self.burst / self.per_minute
         for key in [k for k, b in self._buckets.items() if at - b.at >= full]:
             del self._buckets[key]
+
+
+@dataclass
+class FailureGuard:
+    """Refuse an address after ``limit`` authentication failures within ``window_seconds``.
+
+    :meth:`check` raises :class:`RateLimited` (429 with ``Retry-After``) while the address is
+    blocked — before any token lookup, so a flood of bad tokens costs no database query; a
+    blocked address stays blocked until its oldest counted failure is ``window_seconds`` old.
+    :meth:`failed` counts a 401. Memory is bounded: at most ``max_addresses`` addresses are
+    tracked (the least recently failing forgotten first), each with at most ``limit`` times.
+    The clock is injected so tests control time. Thread-safe: the authentication dependencies
+    run in FastAPI's threadpool.
+    """
+
+    limit: int
+    window_seconds: float
+    now: Callable[[], datetime]
+    max_addresses: int = 10_000
+    _failures: OrderedDict[str, list[float]] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _recent(self, address: str, at: float) -> list[float]:
+        times = self._failures.get(address)
+        if times is None:
+            return []
+        cutoff = at - self.window_seconds
+        while times and times[0] <= cutoff:
+            times.pop(0)
+        if not times:
+            del self._failures[address]
+        return times
+
+    def check(self, address: str) -> None:
+        """Raise :class:`RateLimited` if ``address`` has failed too often lately."""
+        at = self.now().timestamp()
+        with self._lock:
+            times = self._recent(address, at)
+            blocked = len(times) >= self.limit
+            oldest = times[0] if times else at
+        if blocked:
+            wait = math.ceil(oldest + self.window_seconds - at)
+            raise RateLimited(
+                f"too many failed sign-ins from this address; try again in {max(1, wait)} s",
+                retry_after=wait,
+            )
+
+    def failed(self, address: str) -> None:
+        """Count one authentication failure of ``address``."""
+        at = self.now().timestamp()
+        with self._lock:
+            times = self._recent(address, at)
+            if not times:
+                times = self._failures[address] = []
+            times.append(at)
+            del times[: -self.limit]  # only the newest ``limit`` matter
+            self._failures.move_to_end(address)
+            while len(self._failures) > self.max_addresses:
+                self._failures.popitem(last=False)
+
+    def tracked(self) -> int:
+        """How many addresses are being tracked (for tests of the memory bound)."""
+        return len(self._failures)

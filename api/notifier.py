@@ -10,8 +10,13 @@ It runs inside the API process (``start()`` / ``stop()`` in the app's lifespan) 
 ``PUHUI_WEBHOOK_SECRET`` is set: nothing unsigned ever leaves. Each delivery is a POST of the
 JSON from :func:`alerts.notify.webhook_body` with the headers
 
-* ``X-Puhui-Signature: sha256=<hex HMAC-SHA256 of the raw body with the secret>``
-* ``X-Puhui-Timestamp``: Unix seconds of the attempt (also in the signed body as ``sent_at``)
+* ``X-Puhui-Signature: v1=<hex HMAC-SHA256 of "<timestamp>." + the raw body>`` with the
+  target's own secret (a target's ``secret_file`` in the policy, else derived from
+  ``PUHUI_WEBHOOK_SECRET`` by :func:`alerts.notify.target_secret`; ``puhui webhook secret NAME``
+  prints it for the receiver's operator)
+* ``X-Puhui-Timestamp``: Unix seconds of the attempt, covered by the signature (also in the
+  body as ``sent_at``); receivers refuse old and replayed deliveries with
+  :func:`alerts.notify.verify_delivery` (docs/security.md has the recipe for other languages)
 * ``X-Puhui-Notification-Id``: the idempotency key (the same for every attempt of it)
 * ``X-Puhui-Attempt``: 1, 2, …
 
@@ -47,6 +52,7 @@ from sqlalchemy import Engine
 
 from alerts.notify import (
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     EscalationConfig,
     Notification,
     NotificationKind,
@@ -61,6 +67,7 @@ from alerts.notify import (
     restore,
     retryable,
     sign,
+    target_secret,
     webhook_body,
 )
 from alerts.notify import Sent as SentNotification
@@ -77,7 +84,35 @@ from models.contracts import AlertRecord, Level, decode_alert
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
 from streams.topics import TopicNames
 
-__all__ = ["Notifier", "NotifierMetrics", "utc_now"]
+MIN_SECRET_BYTES = 16
+"""A target's own secret (``secret_file``) must be at least this long, as the master is."""
+
+
+def target_secrets(config: EscalationConfig, master: bytes) -> dict[str, bytes]:
+    """Every target's signing secret: read from its ``secret_file`` (surrounding whitespace
+    dropped), else derived from ``master``. An unreadable or short file is a ``ValueError``
+    naming the target and the file, never the content."""
+    secrets: dict[str, bytes] = {}
+    for name, target in config.targets.items():
+        if target.secret_file is None:
+            secrets[name] = target_secret(master, name)
+            continue
+        try:
+            value = target.secret_file.read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(
+                f"webhook target {name}: cannot read secret_file {target.secret_file}: "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from None
+        if len(value) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"webhook target {name}: secret_file {target.secret_file} holds fewer than "
+                f"{MIN_SECRET_BYTES} bytes"
+            )
+        secrets[name] = value
+    return secrets
+
+__all__ = ["MIN_SECRET_BYTES", "Notifier", "NotifierMetrics", "target_secrets", "utc_now"]
 
 log = logging.getLogger("puhui.notifier")
 
@@ -198,6 +233,7 @@ class Notifier:
         engine: Engine,
         config: EscalationConfig,
         secret: bytes,
+        target_secrets: Mapping[str, bytes] | None = None,
         zones: ZoneRegistry | None = None,
         silenced: SilenceCheck | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -219,6 +255,7 @@ class Notifier:
         self._engine = engine
         self._config = config
         self._secret = secret
+        self._target_secrets = dict(target_secrets or {})
         self._zones = zones
         self._fixed_silence = silenced
         self._silences: list[Silence] = []
@@ -266,13 +303,15 @@ class Notifier:
             if settings.escalation_file
             else load_bundled_escalation(sites)
         )
+        master = settings.webhook_secret.get_secret_value().encode()
         kwargs: dict[str, Any] = {
             "bootstrap": settings.kafka_bootstrap,
             "topic": TopicNames.with_prefix(settings.topic_prefix).alerts,
             "group_id": settings.notify_group or f"{settings.app_id}-notifier",
             "engine": engine,
             "config": config,
-            "secret": settings.webhook_secret.get_secret_value().encode(),
+            "secret": master,
+            "target_secrets": target_secrets(config, master),
             "zones": zones,
             "tick_seconds": settings.notify_tick_seconds,
             "timeout": settings.webhook_timeout_seconds,
@@ -518,6 +557,11 @@ class Notifier:
             log.exception("delivery of %s failed unexpectedly", note.notification_id)
             return False
 
+    def secret_for(self, target: str) -> bytes:
+        """The signing secret of ``target``: its own (``secret_file``), else derived."""
+        own = self._target_secrets.get(target)
+        return own if own is not None else target_secret(self._secret, target)
+
     async def deliver(self, note: Notification) -> bool:
         """Deliver one notification: attempts with backoff, each recorded. True if delivered."""
         http = self._open_http()
@@ -526,10 +570,11 @@ class Notifier:
         for attempt in range(1, self._max_attempts + 1):
             sent_at = self._clock()
             body = webhook_body(note, attempt, sent_at)
+            stamp = int(sent_at.timestamp())
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
-                SIGNATURE_HEADER: sign(self._secret, body),
-                "X-Puhui-Timestamp": str(int(sent_at.timestamp())),
+                SIGNATURE_HEADER: sign(self.secret_for(note.target), stamp, body),
+                TIMESTAMP_HEADER: str(stamp),
                 "X-Puhui-Notification-Id": note.notification_id,
                 "X-Puhui-Attempt": str(attempt),
             }

@@ -93,11 +93,22 @@ class Me(_Out):
     """The caller, as the token says."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"name": "王芳", "role": "volunteer"}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "王芳",
+                    "role": "volunteer",
+                    "principal": "p_3f9c2a71d04e8b65",
+                    "expires_at": None,
+                }
+            ]
+        }
     )
 
     name: str
     role: Literal["volunteer", "operator", "admin"]
+    principal: str = Field(description="the stable id reports are filed under (not the name)")
+    expires_at: datetime | None = Field(None, description="when the token stops working")
 
 
 # -- reports ------------------------------------------------------------------------------------
@@ -105,8 +116,9 @@ class Me(_Out):
 
 class ReportIn(_In):
     """A volunteer's report (Open311 GeoReport v2: ``service_code`` = ``category``, ``lat`` /
-    ``long`` = ``lat`` / ``lon``, ``media_url`` = ``photo_url``). The reporter is the token's name;
-    the client may choose the id (a UUID, for safe resending) and give the time it was made."""
+    ``long`` = ``lat`` / ``lon``, ``media_url`` = ``photo_url``). The reporter is the token's
+    principal (a stable id, not the display name); the client may choose the id (a UUID, for
+    safe resending) and give the time it was made."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -214,7 +226,7 @@ class ReportView(_Out):
             "examples": [
                 {
                     "report_id": REPORT_ID_EXAMPLE,
-                    "reporter_id": "王芳",
+                    "reporter_id": "p_3f9c2a71d04e8b65",
                     "zone_id": ZONE_EXAMPLE,
                     "zone_name": {"zh": "田子坊 泰康路210弄", "en": "Tianzifang, Lane 210"},
                     "category": "crowding",
@@ -627,16 +639,20 @@ class ErrorBody(_Out):
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given error status codes."""
+    """OpenAPI ``responses`` for the given error status codes. An endpoint that can answer 401
+    can also answer 400 (a token in the URL) and 429 (too many failed sign-ins from the
+    caller's address): both are added."""
+    if 401 in codes:
+        codes = tuple(sorted({*codes, 400, 429}))
     text = {
-        400: "The body is not JSON (or, on the stream, the token was sent twice)",
-        401: "No token, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
+        400: "The body is not JSON, or a token was sent in the URL (send the header)",
+        401: "No token, or an unknown, revoked or expired one (`WWW-Authenticate: Bearer`)",
         403: "The token's role may not do this",
         404: "No such resource (or not yours to see)",
         409: "Conflicts with the current state (an alert resolved already; a report id in use)",
         413: "The body is over the size limit",
         422: "A field is invalid; `details` names it",
-        429: "Too many reports; see `Retry-After`",
+        429: "Too many reports, or too many failed sign-ins from this address; see `Retry-After`",
         503: "The broker did not take the record; nothing was stored",
     }
     return {code: {"model": ErrorBody, "description": text[code]} for code in codes}

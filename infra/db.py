@@ -157,6 +157,9 @@ class TokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who the token belongs to (stable; several tokens may share it), and when it stops working.
+    principal: Mapped[str] = mapped_column(String(128), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class InvitationRow(Base):

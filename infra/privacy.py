@@ -1,7 +1,8 @@
 """Volunteers' personal data in the database: kept only as long as configured, given out or
 erased on request, and every operator read of it recorded (PIPL; see docs/privacy.md).
 
-Personal data here is a volunteer's id (their token's name), description, coordinates and photo
+Personal data here is a volunteer's id (their token's principal; the token's name is their
+display name), description, coordinates and photo
 link on ``reports``, and volunteer ids in alert evidence (``reporters``). Erasing keeps what
 statistics need: the report's category, zone, times and the alert it went to, and the counts.
 """
@@ -230,7 +231,7 @@ def erase_volunteer(engine: Engine, volunteer: str, actor: str, now: datetime) -
         alerts, history = _scrub_alerts(session, volunteer, None)
         tokens = session.execute(
             update(TokenRow)
-            .where(TokenRow.name == volunteer, TokenRow.role == "volunteer")
+            .where(TokenRow.principal == volunteer, TokenRow.role == "volunteer")
             .values(name=ERASED, revoked_at=func.coalesce(TokenRow.revoked_at, now))
         ).rowcount
         session.add(

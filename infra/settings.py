@@ -29,8 +29,17 @@ class Settings(BaseSettings):
     zones_file: Path | None = Field(None, description="zone registry YAML; default the bundled one")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP API port")
     http_host: str = Field("127.0.0.1", description="HTTP API bind address")
-    worker_port: int = Field(6066, ge=1, le=65535, description="worker web server (/metrics)")
-    worker_host: str = Field("127.0.0.1", description="worker web server bind address")
+    worker_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="worker web server (/metrics, /healthz and the `/` status only; Faust's "
+        "table and router pages are off)",
+    )
+    worker_host: str = Field(
+        "127.0.0.1",
+        description="worker web server bind address (the address it really listens on)",
+    )
     topic_partitions: int = Field(4, ge=1, le=1024, description="partitions of the public topics")
     rules_file: Path | None = Field(
         None, description="risk rules YAML; default the bundled alerts/data/rules.yaml"
@@ -98,7 +107,23 @@ class Settings(BaseSettings):
         15.0, gt=0, description="seconds between keep-alive comments on the alert stream"
     )
     sse_max_seconds: float = Field(
-        3600.0, gt=0, description="an alert stream ends after this long; EventSource reconnects"
+        3600.0, gt=0, description="an alert stream ends after this long; the console reconnects"
+    )
+    stream_recheck_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="how often an open alert stream re-checks its token (revoked or expired: "
+        "the stream ends)",
+    )
+    auth_failure_limit: int = Field(
+        20, ge=1, description="401s from one address within the window before it is answered 429"
+    )
+    auth_failure_window_seconds: float = Field(
+        60.0, gt=0, description="the window of PUHUI_AUTH_FAILURE_LIMIT (seconds)"
+    )
+    ready_cache_seconds: float = Field(
+        1.5, ge=0, le=30, description="how long /readyz reuses its last result (0 = never)"
     )
     cap_sender: str = Field(
         "puhui.dapuqiao.huangpu.shanghai",
@@ -121,7 +146,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None,
         min_length=16,
-        description="HMAC-SHA256 key of X-Puhui-Signature; unset = the notifier does not run",
+        description="master secret the targets' signing secrets are derived from (unless a "
+        "target has its own secret_file); unset = the notifier does not run",
     )
     webhook_timeout_seconds: float = Field(
         5.0, gt=0, le=120, description="longest wait for a webhook receiver to answer one attempt"

@@ -121,9 +121,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         store="memory://",
         datadir=str(settings.state_dir / "worker"),
+        # The worker's web server serves /metrics and the "/" status only. Faust binds
+        # ``web_bind`` (default 0.0.0.0), not ``web_host`` (the URL it advertises); the table and
+        # router endpoints would hand anyone who can connect a zone's whole state, volunteers'
+        # names and descriptions included — they are off (404).
+        web_bind=settings.worker_host,
         web_host=settings.worker_host,
         web_port=settings.worker_port,
         web_in_thread=False,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         topic_partitions=partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
@@ -137,6 +147,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         TableManager=SeekFirstTableManager,  # see streams/faustfix.py
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+
+    @app.page("/healthz")
+    async def healthz(self: Any, request: Any) -> Any:
+        """Liveness, as the API's ``/healthz``: the worker's event loop answers."""
+        return self.json({"status": "ok"})
+
     # The same metrics, label children looked up once; the input topics read 0 from the start.
     sensors.install(app, known_topics=(topics.readings, topics.reports, topics.commands))
 

@@ -156,20 +156,44 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from infra.db import make_engine, migrate
-    from infra.tokens import Role, create_token, list_tokens, revoke_token
+    from infra.tokens import Role, create_token, list_tokens, parse_lifetime, revoke_token
 
     url = settings.resolved_database_url()
     migrate(url)
     engine = make_engine(url)
     now = datetime.now(UTC)
     if args.action == "create":
-        token = create_token(engine, args.name, Role(args.role), now)
-        print(f"token for {args.name} ({args.role}); shown once, stored hashed:")
+        try:
+            lifetime = parse_lifetime(args.expires_in) if args.expires_in else None
+            token = create_token(
+                engine,
+                args.name,
+                Role(args.role),
+                now,
+                expires_in=lifetime,
+                principal=args.principal,
+            )
+        except ValueError as exc:
+            print(f"puhui token create: {exc}", file=sys.stderr)
+            return 2
+        until = f", expires {(now + lifetime).isoformat(timespec='seconds')}" if lifetime else ""
+        print(f"token for {args.name} ({args.role}{until}); shown once, stored hashed:")
         print(token)
     elif args.action == "list":
+        print("id\trole\tprincipal\tname\tcreated\tstate")
         for info in list_tokens(engine):
-            revoked = f" revoked {info.revoked_at.isoformat()}" if info.revoked_at else ""
-            print(f"{info.id}\t{info.role}\t{info.name}\t{info.created_at.isoformat()}{revoked}")
+            if info.revoked_at:
+                state = f"revoked {info.revoked_at.isoformat(timespec='seconds')}"
+            elif info.expires_at and info.expires_at <= now:
+                state = f"expired {info.expires_at.isoformat(timespec='seconds')}"
+            elif info.expires_at:
+                state = f"expires {info.expires_at.isoformat(timespec='seconds')}"
+            else:
+                state = "active"
+            print(
+                f"{info.id}\t{info.role}\t{info.principal}\t{info.name}\t"
+                f"{info.created_at.isoformat(timespec='seconds')}\t{state}"
+            )
     elif args.action == "invite":
         return _invite(settings, engine, args, now)
     elif args.action == "invitations":
@@ -278,6 +302,32 @@ def _invite(settings: Settings, engine, args: argparse.Namespace, now: datetime)
             "--base-url with the address phones reach the API at (https:// in production)"
         )
     print(f"withdraw it before use: puhui token revoke-invite {info.id}")
+    return 0
+
+
+def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a webhook target's signing secret, to hand to the receiver's operator."""
+    from alerts.notify import load_bundled_escalation, load_escalation
+    from api.notifier import target_secrets
+
+    if settings.webhook_secret is None:
+        print("puhui webhook secret: PUHUI_WEBHOOK_SECRET is not set", file=sys.stderr)
+        return 2
+    config = (
+        load_escalation(settings.escalation_file)
+        if settings.escalation_file
+        else load_bundled_escalation()
+    )
+    if args.target not in config.targets:
+        known = ", ".join(sorted(config.targets))
+        print(f"puhui webhook secret: no target {args.target!r} (known: {known})", file=sys.stderr)
+        return 2
+    try:
+        secrets = target_secrets(config, settings.webhook_secret.get_secret_value().encode())
+    except ValueError as exc:
+        print(f"puhui webhook secret: {exc}", file=sys.stderr)
+        return 2
+    print(secrets[args.target].decode())
     return 0
 
 
@@ -459,7 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = token.add_subparsers(dest="action", required=True)
     create = tsub.add_parser("create")
     create.add_argument("--role", required=True, choices=["volunteer", "operator", "admin"])
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, help="display name (need not be unique)")
+    create.add_argument(
+        "--expires-in", metavar="LIFETIME", help="e.g. 8h, 30m, 7d (default: never expires)"
+    )
+    create.add_argument(
+        "--principal",
+        help="a replacement token for the same person: their principal id (see `token list`)",
+    )
     tsub.add_parser("list")
     revoke = tsub.add_parser("revoke")
     revoke.add_argument("id", type=int)
@@ -489,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = vsub.add_parser(action, help=f"{what} everything about a volunteer")
         p.add_argument("id", help="the volunteer's id (their reports' reporter_id)")
     volunteer.set_defaults(func=cmd_volunteer)
+    webhook = sub.add_parser("webhook", help="webhook receivers")
+    wsub = webhook.add_subparsers(dest="action", required=True)
+    wsecret = wsub.add_parser("secret", help="print a target's signing secret (for its receiver)")
+    wsecret.add_argument("target", help="a target name of the escalation policy")
+    webhook.set_defaults(func=cmd_webhook)
 
     from streams.bench import add_arguments as bench_arguments
 

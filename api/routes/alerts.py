@@ -49,6 +49,7 @@ from api.schemas import (
 )
 from infra.db import AlertHistoryRow, ReportRow
 from infra.privacy import record_access, report_ids
+from infra.tokens import token_active
 from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction
 
 __all__ = ["alerts_router", "sse_event"]
@@ -96,6 +97,8 @@ def linked_report(r: ReportRow) -> dict[str, Any]:
         "lon": r.lon,
         "photo_url": r.photo_url,
     }
+REVOKED_EVENT = "event: revoked\ndata: {}\n\n"
+"""The last event of a stream whose token was revoked or has expired."""
 
 
 def sse_event(record: AlertRecord) -> str:
@@ -117,9 +120,10 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         "`id: <alert_id>:<revision>`, `data: <alert record JSON>`. A `: live` comment says the "
         "feed is positioned at the end of the topic (every record after it is delivered); a "
         "`: keep-alive` comment follows every 15 s of silence. The stream ends after "
-        "`PUHUI_SSE_MAX_SECONDS` (EventSource reconnects). The token may be given as "
-        "`?access_token=` instead of the header, since EventSource cannot set headers (not "
-        "both: 400).",
+        "`PUHUI_SSE_MAX_SECONDS` (the client reconnects). The token goes in the `Authorization` "
+        "header (read the stream with `fetch`; a token in the URL is a 400). The token is "
+        "re-checked every `PUHUI_STREAM_RECHECK_SECONDS`: once revoked or expired, an "
+        "`event: revoked` ends the stream.",
         response_class=StreamingResponse,
         responses={
             200: {
@@ -129,35 +133,60 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
             **error_responses(400, 401, 403, 422),
         },
     )
-    async def stream(request: Request, _caller: StreamCaller) -> StreamingResponse:
+    async def stream(request: Request, caller: StreamCaller) -> StreamingResponse:
         settings = ctx.settings
         keepalive = settings.sse_keepalive_seconds
+        recheck = settings.stream_recheck_seconds
         hub = ctx.hub
 
+        async def still_allowed() -> bool:
+            return await run_in_threadpool(token_active, ctx.engine, caller.token_id, ctx.now())
+
         async def events() -> AsyncIterator[str]:
+            # Waits are cut into slices of ``recheck`` seconds; after each, the token is looked
+            # up again: a revoked or expired token's stream ends within seconds, not at
+            # ``sse_max_seconds``. Keep-alives still go out every ``keepalive`` seconds.
             loop = asyncio.get_running_loop()
             deadline = loop.time() + settings.sse_max_seconds
+            next_check = loop.time() + recheck
+            next_keepalive = loop.time() + keepalive
+
+            async def due() -> list[str]:
+                """What the passing of time calls for: a keep-alive, or the end of the stream
+                (``event: revoked``, then nothing) once the token is no longer valid."""
+                nonlocal next_check, next_keepalive
+                now = loop.time()
+                lines: list[str] = []
+                if now >= next_check:
+                    next_check = now + recheck
+                    if not await still_allowed():
+                        return [REVOKED_EVENT]
+                if now >= next_keepalive:
+                    next_keepalive = now + keepalive
+                    lines.append(": keep-alive\n\n")
+                return lines
+
+            def wait_budget() -> float:
+                return max(0.0, min(next_check, next_keepalive, deadline) - loop.time())
+
             with hub.subscribe() as sub:
                 yield "retry: 3000\n: connected\n\n"
-                while not hub.live.is_set():
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        return
+                live = False
+                while not sub.overflowed and loop.time() < deadline:
+                    if not live and hub.live.is_set():
+                        live = True
+                        yield ": live\n\n"
                     try:
-                        await asyncio.wait_for(hub.live.wait(), min(keepalive, remaining))
+                        if live:
+                            yield sse_event(await asyncio.wait_for(sub.get(), wait_budget()))
+                        else:
+                            await asyncio.wait_for(hub.live.wait(), wait_budget())
                     except TimeoutError:
-                        yield ": keep-alive\n\n"
-                yield ": live\n\n"
-                while not sub.overflowed:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        return
-                    try:
-                        record = await asyncio.wait_for(sub.get(), min(keepalive, remaining))
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    yield sse_event(record)
+                        pass
+                    for line in await due():
+                        yield line
+                        if line is REVOKED_EVENT:
+                            return
 
         return StreamingResponse(
             events(),

@@ -116,7 +116,7 @@ def _repeat(row: ReportRow, body: ReportIn, caller: Caller) -> ReportAccepted:
     """A report id seen before: the same volunteer resending the same content is the same
     report (its original answer again); anything else is a conflict."""
     same = (
-        row.reporter_id == caller.name
+        row.reporter_id == caller.principal
         and row.zone_id == body.zone_id
         and row.category == body.category.value
         and row.description == body.description
@@ -152,11 +152,12 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         status_code=202,
         summary="Submit a report (volunteer)",
         description="Stores the report and puts it on `puhui.volunteer-reports` (keyed by zone). "
-        "The reporter is the token's name. The client may choose `report_id` (a UUID): a resend "
-        "of the same report answers 202 with the same id and stores nothing new; the same id "
-        "with other content is a 409. `made_at` (the time the report was made, e.g. while "
-        "offline) becomes `submitted_at`; without it the server's clock does. "
-        "Limited per reporter (429 with `Retry-After`; a resend does not count).",
+        "The reporter is the token's principal (a stable id, not the display name). The client "
+        "may choose `report_id` (a UUID): a resend of the same report answers 202 with the same "
+        "id and stores nothing new; the same id with other content is a 409. `made_at` (the time "
+        "the report was made, e.g. while offline) becomes `submitted_at`; without it the "
+        "server's clock does. Limited per reporter (429 with `Retry-After`; a resend does not "
+        "count).",
         response_model=ReportAccepted,
         responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     )
@@ -181,7 +182,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         try:
             report = VolunteerReport(
                 report_id=report_id,
-                reporter_id=caller.name,
+                reporter_id=caller.principal,
                 zone_id=body.zone_id,
                 category=body.category,
                 description=body.description,
@@ -194,10 +195,10 @@ def reports_router(ctx: ApiContext) -> APIRouter:
             first = exc.errors()[0]
             loc = tuple(str(part) for part in first.get("loc", ()))
             raise InvalidInput(("body", *loc), first["msg"], first["type"]) from None
-        ctx.report_limiter.take(caller.name)
+        ctx.report_limiter.take(caller.principal)
         if not await run_in_threadpool(insert_report, ctx.engine, report):
             # The same id arrived at the same moment from another request: that one stored it.
-            ctx.report_limiter.give_back(caller.name)
+            ctx.report_limiter.give_back(caller.principal)
             existing = await run_in_threadpool(get_report, ctx.engine, report_id)
             if existing is None:
                 raise Unavailable("the report was not accepted, try again")
@@ -208,7 +209,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
             )
         except PublishError as exc:
             await run_in_threadpool(delete_report, ctx.engine, report.report_id)
-            ctx.report_limiter.give_back(caller.name)
+            ctx.report_limiter.give_back(caller.principal)
             raise Unavailable(f"the report was not accepted, try again: {exc}") from exc
         return ReportAccepted(report_id=report.report_id, submitted_at=report.submitted_at)
 
@@ -219,7 +220,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         responses=error_responses(401, 422),
     )
     def mine(caller: VolunteerCaller, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
-        rows, total = list_reports(ctx.engine, caller.name, limit=limit, offset=offset)
+        rows, total = list_reports(ctx.engine, caller.principal, limit=limit, offset=offset)
         linked = sorted({r.alert_id for r in rows if r.alert_id})
         alerts = alerts_by_id(ctx.engine, linked)
         history = histories(ctx.engine, linked)
@@ -246,9 +247,9 @@ def reports_router(ctx: ApiContext) -> APIRouter:
     )
     def one(report_id: ReportId, caller: VolunteerCaller) -> dict[str, Any]:
         row = get_report(ctx.engine, report_id)
-        if row is None or (not caller.is_operator and row.reporter_id != caller.name):
+        if row is None or (not caller.is_operator and row.reporter_id != caller.principal):
             raise NotFound(f"no report {report_id}")
-        if row.reporter_id != caller.name:  # an operator reads a volunteer's personal data
+        if row.reporter_id != caller.principal:  # an operator reads a volunteer's personal data
             record_access(
                 ctx.engine,
                 caller.name,

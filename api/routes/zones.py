@@ -38,8 +38,13 @@ def zones_router(ctx: ApiContext) -> APIRouter:
         tags=["access"],
         responses=error_responses(401),
     )
-    def me(caller: VolunteerCaller) -> dict[str, str]:
-        return {"name": caller.name, "role": caller.role.value}
+    def me(caller: VolunteerCaller) -> dict[str, Any]:
+        return {
+            "name": caller.name,
+            "role": caller.role.value,
+            "principal": caller.principal,
+            "expires_at": caller.expires_at,
+        }
 
     @router.get(
         "/api/zones",

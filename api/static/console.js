@@ -1,7 +1,9 @@
 /* Puhui 浦汇 — the operators' console at "/".
  *
  * Board: open alerts (firing, acknowledged) from GET /api/alerts, kept current by the
- * server-sent events of /api/alerts/stream, with a periodic full refresh as a fallback
+ * server-sent events of /api/alerts/stream (read with fetch, so that the token travels in the
+ * Authorization header, never in a URL: EventSource cannot set headers), with a periodic full
+ * refresh as a fallback
  * ("?poll=SECONDS", default 20; "?poll=0" turns the fallback off, so only the stream updates
  * the board). Zones: GET /api/zones every 10 s. Detail: GET /api/alerts/{id}; actions POST
  * /api/alerts/{id}/ack|assign|resolve. All user text goes in as text (see common.js).
@@ -26,7 +28,7 @@
     zones: new Map(), // zone_id -> zone
     selected: null, // alert_id shown in the detail panel
     fresh: new Set(), // alert ids that just arrived live (highlighted briefly)
-    source: null, // EventSource
+    source: null, // the live stream's AbortController
     timers: [],
     me: null,
   };
@@ -179,39 +181,114 @@
     fill($("#live-text"), bi(text));
   }
 
+  /**
+   * Read a text/event-stream response body, calling onEvent(type, data) for each event and
+   * onRetry(ms) for a "retry:" field. Comments (": keep-alive") are ignored.
+   */
+  async function readEvents(body, onEvent, onRetry) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let type = "message";
+    let data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
+        if (line === "") {
+          if (data.length) onEvent(type, data.join("\n"));
+          type = "message";
+          data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let val = colon < 0 ? "" : line.slice(colon + 1);
+        if (val.startsWith(" ")) val = val.slice(1);
+        if (field === "event") type = val;
+        else if (field === "data") data.push(val);
+        else if (field === "retry" && /^\d+$/.test(val)) onRetry(Number(val));
+      }
+    }
+  }
+
   function startLive() {
     stopLive();
     setLive("connecting");
-    const url = `/api/alerts/stream?access_token=${encodeURIComponent(api.token())}`;
-    const source = new EventSource(url);
-    state.source = source;
+    const controller = new AbortController();
+    state.source = controller;
     let opened = false;
-    source.addEventListener("open", () => {
+    let retryMs = 3000;
+
+    const again = (ms) => {
+      if (controller.signal.aborted) return;
+      setLive("retry");
+      state.timers.push(setTimeout(connect, ms));
+    };
+
+    async function connect() {
+      if (controller.signal.aborted) return;
+      const token = api.token();
+      if (!token) return;
+      let res;
+      try {
+        res = await fetch("/api/alerts/stream", {
+          headers: { Accept: "text/event-stream", Authorization: `Bearer ${token}` },
+          cache: "no-store",
+          signal: controller.signal,
+        });
+      } catch (_) {
+        return again(retryMs);
+      }
+      if (res.status === 401) return signOut("令牌无效、已过期或已吊销 / The token is invalid, expired or revoked");
+      if (!res.ok || !res.body) {
+        // 429 (too many failures from here) says when to try again; anything else: later.
+        const wait = Number(res.headers.get("Retry-After")) || 0;
+        return again(Math.max(retryMs, wait * 1000, 5000));
+      }
       setLive("live");
       // After a reconnect, events may have been missed: read the board again.
       if (opened) loadAlerts();
       opened = true;
-    });
-    source.addEventListener("alert", (ev) => {
+      let revoked = false;
       try {
-        applyRecord(JSON.parse(ev.data));
-      } catch (err) {
-        console.error("bad alert event", err);
+        await readEvents(res.body, (type, data) => {
+          if (type === "revoked") {
+            revoked = true;
+          } else if (type === "alert") {
+            try {
+              applyRecord(JSON.parse(data));
+            } catch (err) {
+              console.error("bad alert event", err);
+            }
+          }
+        }, (ms) => { retryMs = ms; });
+      } catch (_) {
+        // aborted (signed out) or the connection broke: reconnect below unless aborted
       }
-    });
-    source.addEventListener("error", () => {
-      setLive(source.readyState === EventSource.CLOSED ? "off" : "retry");
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (e.g. an HTTP error): try again later, and check the token.
-        state.timers.push(setTimeout(() => { if (api.token()) { api.get("/api/me").then(startLive, () => {}); } }, 5000));
+      if (controller.signal.aborted) return;
+      if (revoked) {
+        // The server ended the stream because the token stopped being valid: /api/me says
+        // 401 and signs out (the API client's onUnauthorized).
+        setLive("off");
+        api.get("/api/me").then(() => again(retryMs), () => {});
+        return;
       }
-    });
+      again(retryMs);
+    }
+
+    connect();
     if (POLL_SECONDS > 0) state.timers.push(setInterval(loadAlerts, POLL_SECONDS * 1000));
     state.timers.push(setInterval(loadZones, ZONES_SECONDS * 1000));
   }
 
   function stopLive() {
-    if (state.source) state.source.close();
+    if (state.source) state.source.abort();
     state.source = null;
     for (const t of state.timers) { clearInterval(t); clearTimeout(t); }
     state.timers = [];

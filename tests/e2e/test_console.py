@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,14 +105,22 @@ class Stack:
         )
 
 
-@pytest.fixture
-def stack(make_worker: Callable[..., Worker], tmp_path: Path) -> Iterator[Stack]:
-    """``puhui worker`` (``make_worker``) and ``puhui api`` on a free port with the same env."""
+@contextmanager
+def running_stack(
+    make_worker: Callable[..., Worker], tmp_path: Path, **api_env: str
+) -> Iterator[Stack]:
+    """``puhui worker`` (``make_worker``) and ``puhui api`` on a free port with the same env
+    (plus ``api_env`` for the API)."""
     from infra.db import make_engine
 
     worker = make_worker()
     port = free_port()
-    env = {**worker.env, "PUHUI_HTTP_HOST": "127.0.0.1", "PUHUI_HTTP_PORT": str(port)}
+    env = {
+        **worker.env,
+        "PUHUI_HTTP_HOST": "127.0.0.1",
+        "PUHUI_HTTP_PORT": str(port),
+        **api_env,
+    }
     api_log = tmp_path / "api.log"
     out = api_log.open("wb")
     proc = subprocess.Popen(
@@ -141,6 +150,12 @@ def stack(make_worker: Callable[..., Worker], tmp_path: Path) -> Iterator[Stack]
             proc.wait()
         out.close()
         engine.dispose()
+
+
+@pytest.fixture
+def stack(make_worker: Callable[..., Worker], tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(make_worker, tmp_path) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -410,3 +425,64 @@ def test_pages_are_static_files_under_a_strict_content_security_policy() -> None
     for path in ["/static/missing.js", "/static/..%2Fpages.py", "/static/%2e%2e", "/static/x.py"]:
         assert client.get(path).status_code == 404, path
     assert "/report" not in app.openapi()["paths"]
+
+
+def test_no_token_in_any_log_across_a_stream_reconnect_and_revocation_ends_the_stream(
+    make_worker: Callable[..., Worker], tmp_path: Path, pages: Callable[[dict[str, Any]], Any]
+) -> None:
+    """The console stays open while the server ends its stream (``PUHUI_SSE_MAX_SECONDS``) and
+    the console reconnects; the token is in no request URL and in neither process's log (the
+    API's access log included). Revoking the token then ends the open stream: the console is
+    signed out within 5 s."""
+    from playwright.sync_api import expect
+
+    from infra.tokens import revoke_token, verify_token
+
+    with running_stack(
+        make_worker,
+        tmp_path,
+        PUHUI_SSE_MAX_SECONDS="3",
+        PUHUI_STREAM_RECHECK_SECONDS="1",
+        PUHUI_LOG_LEVEL="INFO",
+    ) as stack:
+        operator = stack.token("operator", "值班员 老周")
+        console = pages(DESKTOP)
+        streams: list[str] = []
+        urls: list[str] = []
+
+        def on_request(request: Any) -> None:
+            urls.append(request.url)
+            if urllib.parse.urlsplit(request.url).path == "/api/alerts/stream":
+                streams.append(request.headers.get("authorization", ""))
+
+        console.on("request", on_request)
+        open_console(console, stack, operator)
+
+        # The server ends each stream after 3 s; the console opens a new one and is live again.
+        deadline = time.monotonic() + 30
+        while len(streams) < 3:
+            assert time.monotonic() < deadline, f"no reconnect: {streams}\n{stack.tails()}"
+            console.wait_for_timeout(200)
+        expect(console.locator("#live")).to_have_attribute("data-state", "live", timeout=15_000)
+        assert all(auth == f"Bearer {operator}" for auth in streams)  # the header, every time
+
+        # Revoke: the open stream ends and the console signs out, within 5 s.
+        info = verify_token(stack.engine, operator)
+        assert info is not None
+        expect(console.locator("#live")).to_have_attribute("data-state", "live")
+        revoked_at = time.monotonic()
+        revoke_token(stack.engine, info.id, datetime.now(UTC))
+        expect(console.locator("#login")).to_be_visible(timeout=5_000)
+        assert time.monotonic() - revoked_at < 5.0
+        assert console.problems == []
+
+        api_log = stack.api_log.read_text(errors="replace")
+        worker_log = "\n".join(p.read_text(errors="replace") for p in stack.worker.logs)
+
+    # The access log was on and saw the reconnects: the grep below looks at the right lines.
+    assert api_log.count("GET /api/alerts/stream HTTP/1.1") >= 3, api_log[-3000:]
+    secret = operator.removeprefix("ph_")
+    places = ((api_log, "API log"), (worker_log, "worker log"), ("\n".join(urls), "URLs"))
+    for text, where in places:
+        assert secret not in text, f"the token is in the {where}"
+        assert "access_token" not in text and "ticket=" not in text, where

@@ -132,9 +132,14 @@ def test_a_report_goes_onto_the_topic_keyed_by_zone_and_the_worker_takes_it(
         (message,) = [m for m in messages if report_id.encode() in m.value]
         assert message.key == LANE.encode()
         report = decode_report(message.value, {LANE})
-        assert report.reporter_id == NAMES["volunteer"] and report.description == "弄堂口人挤人"
+        # Filed under the volunteer's principal (a stable id), not the display name.
+        principal = httpx.get(
+            f"{base}/api/me", headers=bearer(tokens, "volunteer"), timeout=10
+        ).json()["principal"]
+        assert principal != NAMES["volunteer"]
+        assert report.reporter_id == principal and report.description == "弄堂口人挤人"
         rows = db_rows(worker.database_url, "select report_id, reporter_id from reports")
-        assert (report_id, NAMES["volunteer"]) in [tuple(r) for r in rows]
+        assert (report_id, principal) in [tuple(r) for r in rows]
         # the worker decoded it (a bad record would have been dead-lettered instead)
         wait_for(lambda: metric(worker, "puhui_reports_processed_total") >= 1, timeout=30)
         mine = httpx.get(
@@ -181,23 +186,27 @@ def test_when_the_broker_cannot_take_a_report_it_is_503_and_nothing_is_stored(
 class SseReader:
     """Reads an SSE stream in a thread; events and comments land in ``lines``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
         self.url = url
+        self.headers = headers
         self.lines: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
+        self.ended = threading.Event()
+        """Set when the server has ended the response."""
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         with (
             httpx.Client(timeout=httpx.Timeout(10, read=60)) as client,
-            client.stream("GET", self.url) as response,
+            client.stream("GET", self.url, headers=self.headers) as response,
         ):
             self.lines.put(f"status: {response.status_code}")
             for line in response.iter_lines():
                 self.lines.put(line)
                 if self._stop.is_set():
                     return
+            self.ended.set()
 
     def wait_line(self, predicate: Callable[[str], bool], timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
@@ -236,7 +245,7 @@ def test_each_operator_action_becomes_an_alert_record_an_audit_entry_and_a_live_
     op = bearer(tokens, "operator")
     with serving(app) as base, httpx.Client(base_url=base, timeout=30) as http:
         wait_connected(app)
-        stream = SseReader(f"{base}/api/alerts/stream?access_token={tokens['operator']}")
+        stream = SseReader(f"{base}/api/alerts/stream", bearer(tokens, "operator"))
         try:
             assert stream.wait_line(lambda s: s.startswith("status:")) == "status: 200"
             stream.wait_line(lambda s: s == ": live")
@@ -380,3 +389,39 @@ def test_the_read_side_works_on_postgresql(
         assert gone.status_code == 204
         assert client.get("/api/reports", headers=bearer(tokens, "volunteer")).json()["total"] == 0
     engine.dispose()
+
+
+def test_a_revoked_tokens_open_stream_ends_within_5_s_with_the_default_recheck(
+    make_worker: Callable[..., Worker], tmp_path: Path
+) -> None:
+    """A real server, a real HTTP client holding the stream open, the default settings: the
+    token is revoked while the stream runs, and the server ends it within 5 s."""
+    from infra.tokens import revoke_token, verify_token
+
+    worker = make_worker()
+    app, tokens = api_for(worker, tmp_path)
+    with serving(app) as base:
+        wait_connected(app)
+        stream = SseReader(f"{base}/api/alerts/stream", bearer(tokens, "operator"))
+        try:
+            assert stream.wait_line(lambda s: s.startswith("status:")) == "status: 200"
+            stream.wait_line(lambda s: s == ": live")
+            engine = make_engine(worker.database_url)
+            try:
+                info = verify_token(engine, tokens["operator"])
+                assert info is not None
+                revoked_at = time.monotonic()
+                revoke_token(engine, info.id, datetime.now(UTC))
+            finally:
+                engine.dispose()
+            assert stream.wait_line(lambda s: s == "event: revoked", timeout=5) == "event: revoked"
+            stream.ended.wait(timeout=5 - (time.monotonic() - revoked_at))
+            assert stream.ended.is_set(), "the server kept the stream open"
+            assert time.monotonic() - revoked_at < 5.0
+            # and the token no longer opens one
+            refused = httpx.get(
+                f"{base}/api/alerts/stream", headers=bearer(tokens, "operator"), timeout=10
+            )
+            assert refused.status_code == 401
+        finally:
+            stream.close()

@@ -112,6 +112,7 @@ def deployment(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
             database_url=url,
             state_dir=tmp,
             report_rate_burst=100_000,  # let generated reports reach the broker, not the limit
+            auth_failure_limit=100_000,  # generated bad tokens must not lock the client out
             sse_max_seconds=0.3,  # streams end, so each case gets an answer
             sse_keepalive_seconds=0.1,
         ),

@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from alerts.notify import SIGNATURE_HEADER, decide, load_escalation, observe, verify
+from alerts.notify import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    decide,
+    load_escalation,
+    observe,
+    target_secret,
+    verify_delivery,
+)
 from api.notifier import Notifier
 from infra.db import (
     load_notification_attempts,
@@ -228,9 +236,16 @@ def keys(hits: list[Hit]) -> set[tuple[str, str, str]]:
 
 
 def assert_signed(hit: Hit) -> None:
-    assert verify(SECRET, hit.body, hit.headers[SIGNATURE_HEADER]), hit.headers
-    assert hit.headers[SIGNATURE_HEADER].startswith("sha256=")
+    # Signed with the target's own secret, the timestamp covered: what a receiver checks.
     body = hit.json
+    verify_delivery(
+        target_secret(SECRET, body["target"]),
+        hit.body,
+        hit.headers[TIMESTAMP_HEADER],
+        hit.headers[SIGNATURE_HEADER],
+        now=datetime.now(UTC),
+    )
+    assert hit.headers[SIGNATURE_HEADER].startswith("v1=")
     assert hit.headers["X-Puhui-Notification-Id"] == body["notification_id"]
     assert hit.headers["X-Puhui-Attempt"] == str(body["attempt"])
     assert abs(int(hit.headers["X-Puhui-Timestamp"]) - time.time()) < 120

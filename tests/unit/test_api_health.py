@@ -73,7 +73,9 @@ def test_readyz_names_the_broker_when_nothing_listens(tmp_path: Path) -> None:
     assert body["status"] == "not_ready"
     assert "broker" in body["failed"]
     assert body["checks"]["broker"]["ok"] is False
-    assert CLOSED_BOOTSTRAP in body["checks"]["broker"]["detail"]
+    # Unauthenticated: the reason is told, the broker's address is not.
+    assert body["checks"]["broker"]["detail"] == "the broker does not accept connections"
+    assert CLOSED_BOOTSTRAP not in response.text and "127.0.0.1" not in response.text
     assert body["checks"]["topics"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
     assert "database" not in body["failed"]
@@ -100,8 +102,10 @@ def test_readyz_names_the_database_when_it_is_unreachable(tmp_path: Path) -> Non
     body = response.json()
     assert "database" in body["failed"]
     assert body["checks"]["database"]["ok"] is False
-    assert body["checks"]["database"]["detail"]
-    assert "s3cret-pw" not in response.text
+    assert body["checks"]["database"]["detail"] == "the database did not answer a query"
+    # No driver message, host or password in an unauthenticated answer.
+    for leak in ("s3cret-pw", "127.0.0.1", "psycopg", "OperationalError", "refused"):
+        assert leak not in response.text, leak
     assert elapsed < 3.0
 
 
@@ -252,3 +256,54 @@ def test_factory_connects_to_nothing(tmp_path: Path) -> None:
     url = "postgresql+psycopg://puhui:pw@127.0.0.1:1/puhui"
     app = create_api(_settings(tmp_path, database_url=url))
     assert app.title == API_TITLE
+
+
+def test_readyz_runs_one_round_of_checks_per_cache_period(tmp_path: Path) -> None:
+    """Probes (and floods of them) within ``ready_cache_seconds`` share one round of checks."""
+    rounds = 0
+
+    async def check() -> Mapping[str, CheckResult]:
+        nonlocal rounds
+        rounds += 1
+        return {"database": CheckResult(True, "the database answered a query")}
+
+    settings = _settings(tmp_path, ready_cache_seconds=30)
+    with TestClient(create_api(settings, ready_check=check)) as client:
+        answers = [client.get("/readyz") for _ in range(25)]
+    assert {a.status_code for a in answers} == {200}
+    assert rounds == 1
+
+    rounds = 0
+    with TestClient(create_api(_settings(tmp_path, ready_cache_seconds=0), ready_check=check)) as c:
+        for _ in range(3):
+            c.get("/readyz")
+    assert rounds == 3
+
+
+async def test_concurrent_probes_share_the_round_in_progress() -> None:
+    import asyncio
+
+    from api.health import CachedReadyCheck
+
+    started = 0
+    release = asyncio.Event()
+
+    async def slow() -> Mapping[str, CheckResult]:
+        nonlocal started
+        started += 1
+        await release.wait()
+        return {"broker": CheckResult(False, "the broker does not accept connections", "x:1")}
+
+    now = [0.0]
+    cached = CachedReadyCheck(slow, 1.5, clock=lambda: now[0])
+    probes = [asyncio.ensure_future(cached()) for _ in range(10)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*probes)
+    assert started == 1 and all(r["broker"].ok is False for r in results)
+    now[0] = 1.4
+    await cached()
+    assert started == 1
+    now[0] = 1.6
+    await cached()
+    assert started == 2

@@ -66,7 +66,9 @@ def test_a_report_is_stored_and_produced_keyed_by_zone(api: ApiSetup, client: Te
     assert topic == "unit.puhui.volunteer-reports" and key == LANE.encode()
     produced = decode_report(value, {LANE})  # exactly what the worker will decode
     assert produced.report_id == accepted["report_id"]
-    assert produced.reporter_id == NAMES["volunteer"]  # the token's name, not the body's
+    # The token's principal (a stable id), not its display name and not the body's.
+    me = client.get("/api/me", headers=api.auth("volunteer")).json()
+    assert produced.reporter_id == me["principal"] != NAMES["volunteer"]
     assert (produced.lat, produced.lon) == (31.2081, 121.4689)
     with Session(api.engine) as session:
         row = session.get(ReportRow, accepted["report_id"])
@@ -82,12 +84,15 @@ def test_operators_and_admins_may_report_too(api: ApiSetup, client: TestClient) 
     assert report_rows(api) == 2
 
 
+UNKNOWN_TOKEN = "the token is unknown, revoked or expired"
+
+
 @pytest.mark.parametrize(
     ("headers", "message"),
     [
         ({}, "a valid bearer token is required"),
-        ({"Authorization": "Bearer ph_not-a-real-token"}, "the token is unknown or revoked"),
-        ({"Authorization": "Bearer nonsense"}, "the token is unknown or revoked"),
+        ({"Authorization": "Bearer ph_not-a-real-token"}, UNKNOWN_TOKEN),
+        ({"Authorization": "Bearer nonsense"}, UNKNOWN_TOKEN),
         ({"Authorization": "Basic dXNlcjpwdw=="}, "a valid bearer token is required"),
     ],
 )
@@ -113,7 +118,9 @@ def test_a_revoked_token_is_401(api: ApiSetup, client: TestClient) -> None:
 def test_me_names_the_caller(api: ApiSetup, client: TestClient) -> None:
     for who, role in [("volunteer", "volunteer"), ("operator", "operator"), ("admin", "admin")]:
         response = client.get("/api/me", headers=api.auth(who))
-        assert response.json() == {"name": NAMES[who], "role": role}
+        me = response.json()
+        assert me.pop("principal").startswith("p_")
+        assert me == {"name": NAMES[who], "role": role, "expires_at": None}
 
 
 @pytest.mark.parametrize(

@@ -184,3 +184,32 @@ def test_the_cli_logs_json_lines(tmp_path: Path) -> None:
     assert entries, "no log lines"
     assert {e["logger"].split(".")[0] for e in entries} >= {"alembic"}
     assert all({"ts", "level", "logger", "msg"} <= e.keys() for e in entries)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_tokens_never_reach_a_log_line(
+    log_format: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Defence in depth: a client that puts its token in the URL (the API refuses it, but the
+    access log has written the request line by then) or a token in an error message."""
+    token = "ph_" + "Abc-_9" * 7
+    configure_logging(Settings(log_format=log_format))  # type: ignore[arg-type]
+    access = logging.getLogger("uvicorn.access")
+    access.info(
+        '%s - "%s %s HTTP/%s" %d',
+        "127.0.0.1:5000",
+        "GET",
+        f"/api/alerts/stream?zone=a&access_token={token}&Ticket=t-123",
+        "1.1",
+        400,
+    )
+    try:
+        raise RuntimeError(f"bad token {token}")
+    except RuntimeError:
+        logging.getLogger("puhui.api").exception("failed with %s", token)
+    logging.getLogger("puhui.api").info("graph_metrics_total stays; ?zone=a stays")
+    err = capsys.readouterr().err
+    assert token not in err and "t-123" not in err
+    assert "access_token=[redacted]" in err and "Ticket=[redacted]" in err
+    assert "zone=a" in err and "graph_metrics_total stays" in err
+    assert err.count("[redacted]") >= 4

@@ -15,11 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.notify import (
+    DeliveryRejected,
     EscalationConfig,
     EscalationPolicyError,
     Notification,
     NotificationKind,
     Policy,
+    ReplayGuard,
     Sent,
     Step,
     Target,
@@ -34,7 +36,9 @@ from alerts.notify import (
     restore,
     retryable,
     sign,
+    target_secret,
     verify,
+    verify_delivery,
     webhook_body,
 )
 from models.contracts import AlertRecord, AlertStatus, Change, Level, Risk, Summary
@@ -450,14 +454,74 @@ def test_restore_after_a_restart_sends_nothing_twice_and_keeps_the_clock() -> No
 # --------------------------------------------------------------------------------- the webhook
 
 
-def test_signature_is_hmac_sha256_of_the_raw_body() -> None:
+NOW = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+STAMP = int(NOW.timestamp())
+
+
+def test_signature_is_hmac_sha256_of_the_timestamp_and_the_raw_body() -> None:
     secret, body = b"s3cret-s3cret-s3cret", b'{"alert_id":"a1"}'
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    assert sign(secret, body) == f"sha256={expected}"
-    assert verify(secret, body, f"sha256={expected}")
-    assert not verify(secret, body + b" ", f"sha256={expected}")
-    assert not verify(b"other-secret-other", body, f"sha256={expected}")
-    assert not verify(secret, body, None)
+    expected = hmac.new(secret, f"{STAMP}.".encode() + body, hashlib.sha256).hexdigest()
+    header = f"v1={expected}"
+    assert sign(secret, STAMP, body) == header
+    assert verify(secret, body, str(STAMP), header, now=NOW)
+    assert not verify(secret, body + b" ", str(STAMP), header, now=NOW)
+    assert not verify(b"other-secret-other", body, str(STAMP), header, now=NOW)
+    # The timestamp is signed: moving it forward (to pass the age check) breaks the signature.
+    later = NOW + timedelta(minutes=10)
+    assert not verify(secret, body, str(int(later.timestamp())), header, now=later)
+    assert not verify(secret, body, None, header, now=NOW)
+    assert not verify(secret, body, str(STAMP), None, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "at", "reason"),
+    [
+        (None, NOW, "missing"),
+        ("", NOW, "missing"),
+        ("12.5", NOW, "not Unix seconds"),
+        ("-5", NOW, "not Unix seconds"),
+        ("١٢٣", NOW, "not Unix seconds"),  # digits, but not ASCII
+        (str(STAMP), NOW + timedelta(minutes=5, seconds=1), "too old"),
+        (str(STAMP), NOW - timedelta(minutes=5, seconds=1), "too far in the future"),
+    ],
+)
+def test_deliveries_with_bad_or_stale_timestamps_are_rejected(
+    stamp: str | None, at: datetime, reason: str
+) -> None:
+    secret, body = b"s3cret-s3cret-s3cret", b"{}"
+    with pytest.raises(DeliveryRejected, match=reason):
+        verify_delivery(secret, body, stamp, sign(secret, STAMP, body), now=at)
+
+
+def test_a_delivery_within_the_tolerance_is_accepted_once() -> None:
+    secret, body = b"s3cret-s3cret-s3cret", b'{"attempt":1}'
+    header = sign(secret, STAMP, body)
+    guard = ReplayGuard()
+    at = NOW + timedelta(minutes=4, seconds=59)
+    verify_delivery(secret, body, str(STAMP), header, now=at, replays=guard)
+    with pytest.raises(DeliveryRejected, match="replay"):
+        verify_delivery(secret, body, str(STAMP), header, now=at, replays=guard)
+    # A retry of the same notification is a new delivery (new timestamp, new signature).
+    retry_stamp = STAMP + 60
+    retry = sign(secret, retry_stamp, body)
+    verify_delivery(secret, body, str(retry_stamp), retry, now=at, replays=guard)
+    # The guard forgets what its window no longer needs: memory stays bounded.
+    much_later = NOW + timedelta(hours=1)
+    fresh = sign(secret, int(much_later.timestamp()), body)
+    verify_delivery(
+        secret, body, str(int(much_later.timestamp())), fresh, now=much_later, replays=guard
+    )
+    assert len(guard) == 1
+
+
+def test_each_target_has_its_own_secret() -> None:
+    master = b"master-secret-of-the-street"
+    desk, leader = target_secret(master, "desk"), target_secret(master, "leader")
+    assert desk != leader and len(desk) == 64 and master not in desk
+    assert desk == target_secret(master, "desk")  # stable across restarts
+    assert target_secret(b"another-master-secret", "desk") != desk
+    body = b"{}"
+    assert not verify(leader, body, str(STAMP), sign(desk, STAMP, body), now=NOW)
 
 
 def test_body_is_the_record_plus_the_notification() -> None:
@@ -598,3 +662,34 @@ def test_properties_of_the_decisions(first: Level, script: list[tuple[str, objec
             assert n.at - first_at[episode] >= POLICY.steps[int(k)].after
     # Deterministic.
     assert simulate(first, script) == decisions
+
+
+def test_a_target_may_have_its_own_secret_file(tmp_path: Path) -> None:
+    from api.notifier import target_secrets
+
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "desk.key").write_text("  desk-only-secret-0123456789\n")
+    policy = tmp_path / "escalation.yaml"
+    policy.write_text(
+        "targets:\n"
+        "  desk: {url: 'http://127.0.0.1:9/desk', secret_file: secrets/desk.key}\n"
+        "  leader: {url: 'http://127.0.0.1:9/leader'}\n"
+        "defaults:\n"
+        "  steps: [{after: 0, targets: [desk, leader]}]\n"
+    )
+    config = load_escalation(policy)
+    assert config.targets["desk"].secret_file == tmp_path / "secrets" / "desk.key"
+    master = b"master-secret-of-the-street"
+    secrets = target_secrets(config, master)
+    assert secrets == {
+        "desk": b"desk-only-secret-0123456789",
+        "leader": target_secret(master, "leader"),
+    }
+
+    (tmp_path / "secrets" / "desk.key").write_text("short\n")
+    with pytest.raises(ValueError, match=r"desk: secret_file .* fewer than 16 bytes") as short:
+        target_secrets(config, master)
+    assert "short" not in str(short.value).replace("secret_file", "")
+    (tmp_path / "secrets" / "desk.key").unlink()
+    with pytest.raises(ValueError, match="desk: cannot read secret_file"):
+        target_secrets(config, master)

@@ -18,7 +18,9 @@ from infra.tokens import (
     TokenInfo,
     create_token,
     list_tokens,
+    parse_lifetime,
     revoke_token,
+    token_active,
     verify_token,
 )
 
@@ -44,8 +46,15 @@ def test_create_verify_revoke(engine: Engine) -> None:
     info = verify_token(engine, token)
     assert info is not None
     assert info == TokenInfo(
-        id=info.id, name="张阿姨 (volunteer)", role=Role.VOLUNTEER, created_at=T0, revoked_at=None
+        id=info.id,
+        name="张阿姨 (volunteer)",
+        role=Role.VOLUNTEER,
+        created_at=T0,
+        revoked_at=None,
+        principal=info.principal,
+        expires_at=None,
     )
+    assert info.principal.startswith("p_") and len(info.principal) == 18
     assert info.active
     assert info.created_at.tzinfo is not None
 
@@ -130,3 +139,102 @@ def test_role_is_a_str_enum() -> None:
     assert [r.value for r in Role] == ["volunteer", "operator", "admin"]
     assert Role("operator") is Role.OPERATOR
     assert f"{Role.ADMIN}" == "admin"
+
+
+def test_a_token_expires(engine: Engine) -> None:
+    token = create_token(engine, "夜班 operator", Role.OPERATOR, T0, expires_in=timedelta(hours=8))
+    info = verify_token(engine, token, T0 + timedelta(hours=7, minutes=59))
+    assert info is not None and info.expires_at == T0 + timedelta(hours=8)
+    assert token_active(engine, info.id, T0 + timedelta(hours=7, minutes=59))
+    assert verify_token(engine, token, T0 + timedelta(hours=8)) is None
+    assert not token_active(engine, info.id, T0 + timedelta(hours=8))
+    assert not info.valid_at(T0 + timedelta(hours=9))
+    for bad in (timedelta(0), timedelta(seconds=-1)):
+        with pytest.raises(ValueError, match="expires_in"):
+            create_token(engine, "x", Role.OPERATOR, T0, expires_in=bad)
+
+
+def test_revocation_shows_in_token_active(engine: Engine) -> None:
+    token = create_token(engine, "值班员", Role.OPERATOR, T0)
+    info = verify_token(engine, token)
+    assert info is not None and token_active(engine, info.id, T0)
+    revoke_token(engine, info.id, T0)
+    assert not token_active(engine, info.id, T0)
+    assert not token_active(engine, 9999, T0)
+
+
+def test_same_name_different_principals_and_a_replacement_keeps_its_principal(
+    engine: Engine,
+) -> None:
+    first = verify_token(engine, create_token(engine, "王芳", Role.VOLUNTEER, T0))
+    second = verify_token(engine, create_token(engine, "王芳", Role.VOLUNTEER, T0))
+    assert first is not None and second is not None
+    assert first.principal != second.principal
+    again = verify_token(
+        engine, create_token(engine, "王芳 (新手机)", Role.VOLUNTEER, T0, principal=first.principal)
+    )
+    assert again is not None and again.principal == first.principal
+    with pytest.raises(ValueError, match="no token belongs to principal"):
+        create_token(engine, "x", Role.VOLUNTEER, T0, principal="p_nobody")
+
+
+def test_migration_gives_older_tokens_their_name_as_principal(tmp_path: Path) -> None:
+    """Tokens made before revision 0007 keep their reports: the name becomes the principal."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from infra.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    make_engine(url).dispose()
+    command.upgrade(alembic_config(url), "0006")
+    old = make_engine(url)
+    with old.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                "VALUES ('王芳', 'volunteer', :h, :at)"
+            ),
+            {"h": "0" * 64, "at": "2025-03-01 08:30:00.000000"},
+        )
+    old.dispose()
+    migrate(url)
+    new = make_engine(url)
+    try:
+        [info] = list_tokens(new)
+        assert (info.name, info.principal, info.expires_at) == ("王芳", "王芳", None)
+    finally:
+        new.dispose()
+
+
+def test_cli_creates_an_expiring_token_and_lists_principals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.cli import main
+
+    monkeypatch.setenv("PUHUI_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("PUHUI_STATE_DIR", str(tmp_path))
+    argv = ["token", "create", "--role", "operator", "--name", "夜班 值班员", "--expires-in", "8h"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "expires" in out[0]
+    token = out[-1]
+    assert token.startswith(TOKEN_PREFIX)
+    assert main(["token", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "夜班 值班员" in listed and "\texpires " in listed and token not in listed
+    assert main(["token", "create", "--role", "operator", "--name", "x", "--expires-in", "8"]) == 2
+    assert "not a lifetime" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("8h", 28800), ("7d", 604800), ("1.5h", 5400)]
+)
+def test_lifetimes(text: str, seconds: int) -> None:
+    assert parse_lifetime(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "8", "h", "-1h", "0h", "8 hours", "1w"])
+def test_bad_lifetimes(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_lifetime(text)
