@@ -8,6 +8,8 @@ here; tests construct ``Settings(...)`` and call the factory directly.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -119,11 +121,13 @@ def create_api(
             await bus.start()
         if notifier is not None:
             await notifier.start()
-        retention.start()
+        erasing = asyncio.create_task(retention.run_forever(), name="puhui-retention")
         try:
             yield
         finally:
-            await retention.stop()
+            erasing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await erasing
             if notifier is not None:
                 await notifier.stop()
             if bus is not None:

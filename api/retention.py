@@ -6,7 +6,6 @@ running it do no harm."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -26,7 +25,6 @@ class RetentionJob:
         self, engine: Engine, now: Callable[[], datetime], days: float, every_seconds: float
     ) -> None:
         self.engine, self.now, self.days, self.every = engine, now, days, every_seconds
-        self._task: asyncio.Task[None] | None = None
         self.runs = 0
 
     async def run_once(self) -> Erased:
@@ -43,21 +41,11 @@ class RetentionJob:
             )
         return erased
 
-    async def _loop(self) -> None:
+    async def run_forever(self) -> None:
+        """Run now, then every ``every_seconds``, until cancelled (the API's lifespan)."""
         while True:
             try:
                 await self.run_once()
             except Exception as exc:  # the database may be away: try again next time
                 log.warning("retention job failed: %s", type(exc).__name__)
             await asyncio.sleep(self.every)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="puhui-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None

@@ -182,7 +182,9 @@ def test_exchange_over_http(api: ApiSetup) -> None:
         body = response.json()
         assert (body["name"], body["role"]) == ("志愿者 小陈", "volunteer")
         me = client.get("/api/me", headers={"Authorization": f"Bearer {body['token']}"})
-        assert me.json() == {"name": "志愿者 小陈", "role": "volunteer"}
+        got = me.json()
+        assert (got["name"], got["role"], got["expires_at"]) == ("志愿者 小陈", "volunteer", None)
+        assert got["principal"].startswith("p_")
 
         again = client.post("/api/invitations/exchange", json={"invite": secret})
         assert again.status_code == 410

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from alerts.notify import Notification, NotificationKind, webhook_body
@@ -32,8 +32,8 @@ from api_support import LANE, NAMES, T0, ApiSetup, episode, make_api, store
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-VOLUNTEER = NAMES["volunteer"]
-OTHER = NAMES["volunteer2"]
+VOLUNTEER = "p_0000000000000001"  # the volunteers' principals: see the ``api`` fixture
+OTHER = "p_0000000000000002"
 
 
 def report(rid: str, who: str, days_ago: float, now: Any) -> VolunteerReport:
@@ -42,7 +42,7 @@ def report(rid: str, who: str, days_ago: float, now: Any) -> VolunteerReport:
         reporter_id=who,
         zone_id=LANE,
         category=ReportCategory.CROWDING,
-        description=f"{who} 看到人很多",
+        description=f"{who} 看到人很多",  # the volunteer's words
         submitted_at=now - timedelta(days=days_ago),
         lat=31.2,
         lon=121.47,
@@ -52,7 +52,14 @@ def report(rid: str, who: str, days_ago: float, now: Any) -> VolunteerReport:
 
 @pytest.fixture
 def api(tmp_path: Path) -> ApiSetup:
-    return make_api(tmp_path)
+    """The API, its two volunteer tokens' principals set to ``VOLUNTEER`` and ``OTHER``."""
+    setup = make_api(tmp_path)
+    with Session(setup.engine) as session, session.begin():
+        for who, principal in (("volunteer", VOLUNTEER), ("volunteer2", OTHER)):
+            session.execute(
+                update(TokenRow).where(TokenRow.name == NAMES[who]).values(principal=principal)
+            )
+    return setup
 
 
 @pytest.fixture
