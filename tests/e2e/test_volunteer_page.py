@@ -96,6 +96,11 @@ def test_invitation_location_and_a_report_made_offline(
     phone.goto(f"{stack.base_url}/report#invite={secret}")
     expect(phone.locator("#view-new")).to_be_visible(timeout=15_000)
     expect(phone.locator("#tabs")).to_be_visible()
+    # a short privacy notice beside the form: who sees the report, what goes public, how long
+    notice = phone.locator("#privacy-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("180 天")
+    expect(notice).to_contain_text("不含你的身份和原话")
     assert "invite" not in phone.url
     token = phone.evaluate("localStorage.getItem('puhui.report.token')")
     assert api_get(stack, "/api/me", token) == {"name": name, "role": "volunteer"}
