@@ -103,7 +103,9 @@ def test_invitation_location_and_a_report_made_offline(
     expect(notice).to_contain_text("不含你的身份和原话")
     assert "invite" not in phone.url
     token = phone.evaluate("localStorage.getItem('puhui.report.token')")
-    assert api_get(stack, "/api/me", token) == {"name": name, "role": "volunteer"}
+    me = api_get(stack, "/api/me", token)
+    assert (me["name"], me["role"]) == (name, "volunteer") and me["principal"].startswith("p_")
+    principal = me["principal"]  # reports are the volunteer's by this stable id
     assert secret not in stack.api_log.read_text(errors="replace")
 
     # A new tab (the first one closed) is still signed in.
@@ -170,7 +172,11 @@ def test_invitation_location_and_a_report_made_offline(
     submitted = datetime.fromisoformat(seen["submitted_at"].replace("Z", "+00:00"))
     assert abs((submitted - made_at).total_seconds()) < 0.001
     assert submitted < online_at
-    assert (seen["zone_id"], seen["reporter_id"], seen["description"]) == (PLAZA, name, description)
+    assert (seen["zone_id"], seen["reporter_id"], seen["description"]) == (
+        PLAZA,
+        principal,
+        description,
+    )
     assert seen["lat"] == pytest.approx(31.2103) and seen["lon"] == pytest.approx(121.4703)
 
     # Sending it again (a second tab, a flaky signal) changes nothing.
@@ -185,7 +191,7 @@ def test_invitation_location_and_a_report_made_offline(
     assert [r["report_id"] for r in mine["items"]] == [report_id]
     with stack.engine.connect() as conn:
         count = conn.execute(
-            text("select count(*) from reports where reporter_id = :n"), {"n": name}
+            text("select count(*) from reports where reporter_id = :n"), {"n": principal}
         ).scalar_one()
     assert count == 1
 
