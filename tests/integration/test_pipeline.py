@@ -287,10 +287,16 @@ def test_reports_open_merge_and_corroborate_alerts_and_are_stored(
             report("rep-5", "vol-d", "fire", 5, zone=ATRIUM),
         ],
     )
-    msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 5)
+    msgs = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 6)
     recs = alert_records(msgs)
     lane = [(r["risk"], r["change"], r["level"]) for r in recs if r["zone_id"] == LANE]
-    assert lane == [("report", "raised", "orange"), ("report", "escalated", "red")]
+    # vol-a opens it; vol-a again changes nothing; vol-b is new (a revision, same level);
+    # vol-c is the third distinct reporter: one level up
+    assert lane == [
+        ("report", "raised", "orange"),
+        ("report", "corroborated", "orange"),
+        ("report", "escalated", "red"),
+    ]
     fire = [(r["change"], r["level"]) for r in recs if r["zone_id"] == ATRIUM]
     assert fire == [("raised", "orange"), ("escalated", "red"), ("corroborated", "red")]
     rows = wait_db(
