@@ -116,6 +116,9 @@ class Change(StrEnum):
     CONFIRMED = "confirmed"  # a predicted alert's level was actually reached
     CORROBORATED = "corroborated"  # a volunteer's report joined a sensor alert
     RESOLVED = "resolved"
+    #: The condition was present again within the hold time after an operator resolved the
+    #: alert: the same alert (same id, next revision) fires again instead of an unlinked twin.
+    REOPENED = "reopened"
 
 
 class ReportCategory(StrEnum):
@@ -233,6 +236,18 @@ class AlertRecord(_Wire):
     actor: str | None = None
     note: str | None = None
     assignee: str | None = None
+    #: Who acknowledged the alert's current condition and when (cleared again when the alert
+    #: escalates or reopens: a worse condition needs a person's eyes again).
+    acknowledged_by: str | None = None
+    acknowledged_at: AwareDatetime | None = None
+    #: Resolved on its own (the condition cleared) before any person acknowledged it, at a level
+    #: that latches (橙/红 by default): it stays on the board until someone acknowledges it.
+    latched: bool = False
+
+    @property
+    def acknowledged(self) -> bool:
+        """Whether a person has acknowledged (or closed) the alert's current condition."""
+        return self.acknowledged_by is not None
 
     def to_bytes(self) -> bytes:
         """The record as UTF-8 JSON, as published."""
