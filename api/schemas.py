@@ -293,6 +293,10 @@ class AlertItem(_Out):
                     },
                     "assignee": None,
                     "inhibited": False,
+                    "acknowledged": False,
+                    "acknowledged_by": None,
+                    "acknowledged_at": None,
+                    "latched": False,
                 }
             ]
         },
@@ -315,12 +319,41 @@ class AlertItem(_Out):
     inhibited: bool = Field(
         False, description="Muted by a more important alert in the zone (shown, not notified)"
     )
+    acknowledged: bool = Field(
+        False, description="A person has acknowledged the alert's current condition (or closed it)"
+    )
+    acknowledged_by: str | None = Field(None, description="Who acknowledged it")
+    acknowledged_at: datetime | None = Field(None, description="When it was acknowledged")
+    latched: bool = Field(
+        False,
+        description="Resolved on its own before anyone acknowledged it (橙/红): it stays on the "
+        "board until a person acknowledges it",
+    )
 
 
 class AlertPage(Page):
     """Alerts, most severe level first, then the most recently changed."""
 
     items: list[AlertItem]
+
+
+class ShiftLogItem(AlertItem):
+    """A resolved alert in the shift log: when, by whom and how it was closed."""
+
+    resolved_at: datetime = Field(description="When the alert was resolved (event time)")
+    closed_how: str = Field(
+        description="`operator`: a person resolved it (`resolved_by`, `note`); `cleared`: the "
+        "condition cleared on its own for the hold time"
+    )
+    resolved_by: str | None = Field(description="The operator who resolved it; null if cleared")
+    note: str | None = Field(description="The operator's note on resolving, if any")
+
+
+class ShiftLogPage(Page):
+    """Alerts resolved in the last ``hours``, newest first."""
+
+    hours: float
+    items: list[ShiftLogItem]
 
 
 class HistoryEntry(_Out):

@@ -28,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     select,
     text,
@@ -83,10 +84,15 @@ class AlertRow(Base):
     summary_zh: Mapped[str] = mapped_column(Text)
     summary_en: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Resolved on its own before anyone acknowledged it: stays on the board until someone does.
+    latched: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_alerts_zone_risk", "zone_id", "risk"),
         Index("ix_alerts_status", "status"),
+        Index("ix_alerts_latched", "latched"),
     )
 
 
@@ -230,6 +236,9 @@ def write_alert_records(engine: Engine, records: Sequence[AlertRecord]) -> None:
             "summary_zh": r.summary.zh,
             "summary_en": r.summary.en,
             "evidence": r.evidence,
+            "acknowledged_by": r.acknowledged_by,
+            "acknowledged_at": r.acknowledged_at,
+            "latched": r.latched,
         }
         for r in latest.values()
     ]
@@ -263,6 +272,9 @@ def write_alert_records(engine: Engine, records: Sequence[AlertRecord]) -> None:
                 "summary_zh",
                 "summary_en",
                 "evidence",
+                "acknowledged_by",
+                "acknowledged_at",
+                "latched",
             )
         },
         where=alerts.c.revision < up.excluded.revision,

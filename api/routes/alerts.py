@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -31,6 +32,7 @@ from api.queries import (
     list_alerts,
     load_history,
     reports_for_alert,
+    resolved_since,
 )
 from api.routes.common import FilterQuery, Limit, Offset, alert_filter, alert_item, listing_item
 from api.schemas import (
@@ -42,6 +44,7 @@ from api.schemas import (
     AssignIn,
     CommandAccepted,
     IncidentPage,
+    ShiftLogPage,
     error_responses,
 )
 from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction
@@ -132,8 +135,10 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
     @router.get(
         "/api/alerts",
         summary="Alerts, most severe first (default: the open ones)",
-        description=_FILTER_DOC + " Default status: firing and acknowledged. Ordered by level "
-        "(red first), then the most recently changed.",
+        description=_FILTER_DOC + " Default: what the control room must see — firing, "
+        "acknowledged (still firing) and **latched** alerts (橙/红 alerts that resolved on their "
+        "own before anyone acknowledged them: `status` resolved, `latched` true, until a person "
+        "acknowledges them). Ordered by level (red first), then the most recently changed.",
         response_model=AlertPage,
         responses=error_responses(401, 403, 422),
     )
@@ -155,6 +160,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
             risk=risk,
             level=level,
             default_statuses=OPEN_STATUSES,
+            default_latched=True,
         )
         rows, total = list_alerts(ctx.engine, where, limit=limit, offset=offset)
         items = [alert_item(ctx, r.alert, r.latest) for r in rows]
@@ -191,6 +197,40 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         rows, total = list_alerts(ctx.engine, where, limit=limit, offset=offset, order="recent")
         items = [listing_item(ctx, r) for r in rows]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    @router.get(
+        "/api/shift-log",
+        summary="The shift log: every alert resolved in the last N hours, who closed it and how",
+        description="Newest first. `closed_how` is `operator` (a person resolved it: "
+        "`resolved_by`, `note`) or `cleared` (the condition cleared on its own for the hold "
+        "time); `acknowledged_by`/`acknowledged_at` say who has seen it, and `latched` that "
+        "nobody has yet (it is still on the board). `hours` counts back from now (wall clock) "
+        "over the alerts' resolve times.",
+        response_model=ShiftLogPage,
+        tags=["incidents"],
+        responses=error_responses(401, 403, 422),
+    )
+    def shift_log(
+        _caller: OperatorCaller,
+        hours: Annotated[
+            float, Query(gt=0, le=168, description="How far back, in hours (default 12)")
+        ] = 12.0,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        since = ctx.now() - timedelta(hours=hours)
+        rows, total = resolved_since(ctx.engine, since, limit=limit, offset=offset)
+        items = [
+            {
+                **alert_item(ctx, alert, done.record),
+                "resolved_at": done.at,
+                "closed_how": "operator" if done.actor else "cleared",
+                "resolved_by": done.actor,
+                "note": done.note,
+            }
+            for alert, done in rows
+        ]
+        return {"items": items, "total": total, "limit": limit, "offset": offset, "hours": hours}
 
     @router.get(
         "/api/alerts/{alert_id}",
@@ -300,7 +340,15 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         if alert is None:
             raise NotFound(f"no alert {alert_id}")
         if alert.status == AlertStatus.RESOLVED:
-            raise Conflict(f"alert {alert_id} is resolved; only open alerts can be acted on")
+            if alert.latched and action == CommandAction.ACKNOWLEDGE:
+                pass  # resolved on its own, unacknowledged: a person acknowledges it
+            elif alert.latched:
+                raise Conflict(
+                    f"alert {alert_id} already resolved on its own; acknowledge it to take it "
+                    "off the board"
+                )
+            else:
+                raise Conflict(f"alert {alert_id} is resolved; only open alerts can be acted on")
         cmd = AlertCommand(
             command_id=str(uuid.uuid4()),
             alert_id=alert.alert_id,
@@ -320,7 +368,10 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
     action_doc = (
         "Publishes an `AlertCommand` to `puhui.alert-commands` (keyed by zone); the worker "
         "applies it and publishes the alert record, which lands in the alert's history with the "
-        "caller as actor and the note. Only open alerts: a resolved one is a 409."
+        "caller as actor and the note. Only open alerts: a resolved one is a 409 — except "
+        "acknowledging a latched alert (resolved on its own, unacknowledged), which takes it off "
+        "the board. Resolving an alert whose condition is still present is accepted, and the "
+        "worker reopens the same alert (`change` reopened, same id) at its next assessment."
     )
     action_errors = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
 

@@ -102,7 +102,15 @@ def test_the_board_shows_open_alerts_most_severe_first(
         "summary",
         "assignee",
         "inhibited",
+        "acknowledged",
+        "acknowledged_by",
+        "acknowledged_at",
+        "latched",
     }
+    assert lane["acknowledged"] is False and lane["latched"] is False
+    atrium = page["items"][2]
+    assert atrium["acknowledged"] is True and atrium["acknowledged_by"] == NAMES["operator"]
+    assert atrium["acknowledged_at"] == "2026-10-01T11:02:00Z"
 
 
 def test_same_level_newest_first(api: ApiSetup, client: TestClient) -> None:
@@ -580,6 +588,7 @@ def test_openapi_documents_every_endpoint(api: ApiSetup, client: TestClient) -> 
         "/api/alerts/{alert_id}/resolve": {"post"},
         "/api/alerts/{alert_id}/cap": {"get"},
         "/api/incidents": {"get"},
+        "/api/shift-log": {"get"},
         "/api/silences": {"get", "post"},
         "/api/silences/{silence_id}": {"delete"},
         "/api/zones": {"get"},
@@ -592,3 +601,82 @@ def test_openapi_documents_every_endpoint(api: ApiSetup, client: TestClient) -> 
     assert schemas["ReportIn"]["examples"][0]["zone_id"] == LANE
     assert LANE in schemas["ReportIn"]["properties"]["zone_id"]["enum"]
     assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+# -- latching and the shift log -----------------------------------------------------------------
+
+
+def latched_episode(zone: str, start: Any, cause: str) -> list[Any]:
+    """A 红 alert that cleared on its own (hold time) before anyone acknowledged it."""
+    from alerts.state import Assessment, transition
+    from models.contracts import Summary
+
+    state = None
+    out: list[Any] = []
+    for minute, level in ((0, Level.RED), (1, None), (7, None)):
+        summary = Summary(zh="红", en="red") if level else None
+        at = start + timedelta(minutes=minute)
+        assessment = Assessment(zone, Risk.FIRE, level, at, f"{cause}{minute}", {}, summary)
+        state, records = transition(state, assessment, timedelta(minutes=5), {Level.RED})
+        out.extend(records)
+    return out
+
+
+def test_a_latched_alert_stays_on_the_board_until_acknowledged(
+    api: ApiSetup, client: TestClient, board: dict[str, Any]
+) -> None:
+    h = api.auth("operator")
+    gone = latched_episode(MALL, T0 - timedelta(minutes=30), "fire")
+    assert gone[-1].latched and gone[-1].status.value == "resolved"
+    store(api.engine, gone)
+    alert_id = gone[-1].alert_id
+    listed = client.get("/api/alerts", headers=h).json()["items"]
+    (item,) = [i for i in listed if i["alert_id"] == alert_id]
+    assert item["status"] == "resolved" and item["latched"] and not item["acknowledged"]
+    assert ids(client.get("/api/alerts?status=firing", headers=h)).count(alert_id) == 0
+    # resolving or assigning it makes no sense: 409 saying what to do instead
+    response = client.post(f"/api/alerts/{alert_id}/resolve", headers=h)
+    assert response.status_code == 409 and "acknowledge" in response.json()["error"]["message"]
+    assert sent_commands(api) == []
+    # acknowledging it is accepted, as a command to the worker
+    assert client.post(f"/api/alerts/{alert_id}/ack", headers=h).status_code == 202
+    (sent,) = sent_commands(api)
+    assert sent[2].alert_id == alert_id and sent[2].action.value == "acknowledge"
+    # the worker's record lands: off the board, in the shift log with who acknowledged it
+    from alerts.state import AlertState, operator_action
+
+    last = gone[-1]
+    state = AlertState(
+        alert_id=alert_id,
+        zone_id=last.zone_id,
+        risk=last.risk,
+        level=last.level,
+        status=last.status,
+        revision=last.revision,
+        opened_at=last.opened_at,
+        latched=True,
+    )
+    _, ack = operator_action(state, Change.ACKNOWLEDGED, api.clock(), NAMES["operator"])
+    store(api.engine, [ack])
+    assert alert_id not in ids(client.get("/api/alerts", headers=h))
+    log = client.get("/api/shift-log?hours=1", headers=h).json()
+    (entry,) = [i for i in log["items"] if i["alert_id"] == alert_id]
+    assert entry["closed_how"] == "cleared" and entry["resolved_by"] is None
+    assert entry["acknowledged_by"] == NAMES["operator"] and not entry["latched"]
+    assert entry["resolved_at"] == "2026-10-01T10:37:00Z"
+
+
+def test_the_shift_log_lists_what_was_resolved_in_the_last_hours(
+    api: ApiSetup, client: TestClient, board: dict[str, Any]
+) -> None:
+    h = api.auth("operator")
+    # the board's old episode was resolved by an operator 2 h 5 min before the API's clock
+    assert client.get("/api/shift-log?hours=2", headers=h).json()["total"] == 0
+    log = client.get("/api/shift-log?hours=3", headers=h).json()
+    assert log["total"] == 1 and log["hours"] == 3
+    (entry,) = log["items"]
+    assert entry["alert_id"] == board["old"].alert_id
+    assert entry["closed_how"] == "operator" and entry["resolved_by"] == NAMES["operator"]
+    assert entry["note"] == "已处理" and entry["acknowledged_by"] == NAMES["operator"]
+    assert client.get("/api/shift-log?hours=0", headers=h).status_code == 422
+    assert client.get("/api/shift-log", headers=api.auth("volunteer")).status_code == 403

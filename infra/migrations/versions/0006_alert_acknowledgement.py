@@ -1,0 +1,34 @@
+"""Who acknowledged an alert, and whether it latched (resolved on its own, unacknowledged).
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-05
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("alerts") as batch:
+        batch.add_column(sa.Column("acknowledged_by", sa.String(128), nullable=True))
+        batch.add_column(sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("latched", sa.Boolean, nullable=False, server_default=sa.false())
+        )
+        batch.create_index("ix_alerts_latched", ["latched"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("alerts") as batch:
+        batch.drop_index("ix_alerts_latched")
+        batch.drop_column("latched")
+        batch.drop_column("acknowledged_at")
+        batch.drop_column("acknowledged_by")
