@@ -154,6 +154,9 @@ const Puhui = (() => {
     acknowledged: { zh: "已确认", en: "Acknowledged" },
     assigned: { zh: "已指派", en: "Assigned" },
     resolved: { zh: "已解除", en: "Resolved" },
+    reopened: { zh: "重新触发", en: "Reopened" },
+    confirmed: { zh: "预判成真", en: "Forecast confirmed" },
+    corroborated: { zh: "志愿者印证", en: "Corroborated by a volunteer" },
     linked: { zh: "已关联告警", en: "Linked to an alert" },
   };
 

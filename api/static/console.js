@@ -1,10 +1,13 @@
 /* Puhui 浦汇 — the operators' console at "/".
  *
- * Board: open alerts (firing, acknowledged) from GET /api/alerts, kept current by the
+ * Board: open alerts (firing, acknowledged) and latched ones (resolved on their own before anyone
+ * acknowledged them: they stay until a person does) from GET /api/alerts, kept current by the
  * server-sent events of /api/alerts/stream, with a periodic full refresh as a fallback
  * ("?poll=SECONDS", default 20; "?poll=0" turns the fallback off, so only the stream updates
  * the board). Zones: GET /api/zones every 10 s. Detail: GET /api/alerts/{id}; actions POST
- * /api/alerts/{id}/ack|assign|resolve. All user text goes in as text (see common.js).
+ * /api/alerts/{id}/ack|assign|resolve; the panel follows the alert live (the newest revision the
+ * stream announced wins over an older database read). Shift log: GET /api/shift-log. All user
+ * text goes in as text (see common.js).
  */
 "use strict";
 
@@ -25,6 +28,7 @@
     alerts: new Map(), // alert_id -> alert (list shape)
     zones: new Map(), // zone_id -> zone
     selected: null, // alert_id shown in the detail panel
+    latest: new Map(), // alert_id -> newest record the stream announced (also for resolved ones)
     fresh: new Set(), // alert ids that just arrived live (highlighted briefly)
     source: null, // EventSource
     timers: [],
@@ -76,7 +80,7 @@
     const who = $("#whoami");
     fill(who, me.name, " · ", me.role === "admin" ? bi({ zh: "管理员", en: "admin" }) : bi({ zh: "值班员", en: "operator" }));
     who.hidden = false;
-    await Promise.all([loadZones(), loadAlerts()]);
+    await Promise.all([loadZones(), loadAlerts(), loadShiftLog()]);
     startLive();
   }
 
@@ -94,11 +98,10 @@
 
   async function loadAlerts() {
     try {
-      const pages = await Promise.all(
-        OPEN.map((s) => api.get(`/api/alerts?status=${s}&limit=200`)),
-      );
+      // The default board: firing, acknowledged and latched (resolved, unacknowledged).
+      const page = await api.get("/api/alerts?limit=200");
       const next = new Map();
-      for (const page of pages) for (const a of page.items || []) next.set(a.alert_id, a);
+      for (const a of page.items || []) next.set(a.alert_id, a);
       // A record that arrived live while the request was in flight may be newer: keep it.
       for (const [id, a] of state.alerts) {
         const n = next.get(id);
@@ -126,6 +129,47 @@
     }
   }
 
+  let shiftSeq = 0;
+  async function loadShiftLog() {
+    const seq = ++shiftSeq;
+    const hours = Number($("#shiftlog-hours").value) || 12;
+    try {
+      const page = await api.get(`/api/shift-log?hours=${hours}&limit=200`);
+      if (seq !== shiftSeq) return;
+      renderShiftLog(page);
+      $("#shiftlog-error").hidden = true;
+    } catch (err) {
+      if (err.status === 401) return;
+      showError("#shiftlog-error", `交班日志读取失败 / Cannot load the shift log: ${err.message}`);
+    }
+  }
+  $("#shiftlog-hours").addEventListener("change", () => loadShiftLog());
+
+  function renderShiftLog(page) {
+    const items = page.items || [];
+    fill($("#shiftlog-count"), page.total ? String(page.total) : "");
+    $("#shiftlog-empty").hidden = items.length > 0;
+    fill($("#shiftlog tbody"), items.map((e) => {
+      const zone = zoneNames(e.zone_id, e.zone_name);
+      const how = e.closed_how === "operator"
+        ? [bi({ zh: "值班员解除", en: "Resolved by" }), " ", h("strong", { class: "resolved-by" }, e.resolved_by || "—")]
+        : bi({ zh: "条件消失，自动解除", en: "Cleared on its own" });
+      const ack = e.acknowledged_by
+        ? [h("strong", { class: "acknowledged-by" }, e.acknowledged_by), " ", timeEl(e.acknowledged_at)]
+        : e.latched
+          ? h("span", { class: "tag latched" }, bi({ zh: "待确认", en: "Unacknowledged" }))
+          : "—";
+      return h("tr", { dataset: { alertId: e.alert_id, how: e.closed_how } },
+        h("td", {}, timeEl(e.resolved_at)),
+        h("td", {}, levelBadge(e.level)),
+        h("td", {}, h("span", { class: "zh" }, zone.zh), " · ", bi(label(RISKS, e.risk))),
+        h("td", { class: "how" }, how),
+        h("td", { class: "ack" }, ack),
+        h("td", { class: "note" }, e.note || ""),
+      );
+    }));
+  }
+
   function showError(sel, text) {
     const el = $(sel);
     el.textContent = text;
@@ -137,7 +181,9 @@
     if (!rec || !rec.alert_id) return;
     const old = state.alerts.get(rec.alert_id);
     if (old && (old.revision || 0) > (rec.revision || 0)) return; // stale
-    if (!OPEN.includes(rec.status)) {
+    const known = state.latest.get(rec.alert_id);
+    if (!known || (known.revision || 0) < (rec.revision || 0)) state.latest.set(rec.alert_id, rec);
+    if (!onBoard(rec)) {
       state.alerts.delete(rec.alert_id);
     } else {
       const merged = { ...(old || {}), ...rec, updated_at: rec.at || rec.updated_at };
@@ -153,6 +199,12 @@
     }
     renderBoard();
     if (state.selected === rec.alert_id) loadDetail(rec.alert_id, { keepForm: true });
+    if (rec.status === "resolved") loadShiftLog();
+  }
+
+  /** Whether an alert belongs on the board: open, or latched (resolved, not yet acknowledged). */
+  function onBoard(a) {
+    return OPEN.includes(a.status) || (a.status === "resolved" && a.latched === true);
   }
 
   // ------------------------------------------------------------------ live --------------------
@@ -198,6 +250,7 @@
     });
     if (POLL_SECONDS > 0) state.timers.push(setInterval(loadAlerts, POLL_SECONDS * 1000));
     state.timers.push(setInterval(loadZones, ZONES_SECONDS * 1000));
+    state.timers.push(setInterval(loadShiftLog, 30 * 1000));
   }
 
   function stopLive() {
@@ -239,7 +292,10 @@
     }
     $("#no-alerts").hidden = alerts.length > 0;
     const firing = alerts.filter((a) => a.status === "firing").length;
-    fill($("#alert-count"), alerts.length ? `${alerts.length}（${firing} 告警中 / firing）` : "");
+    const latched = alerts.filter((a) => a.latched).length;
+    fill($("#alert-count"), alerts.length
+      ? `${alerts.length}（${firing} 告警中 / firing${latched ? `，${latched} 已解除待确认 / cleared, unacknowledged` : ""}）`
+      : "");
   }
 
   function alertCard(a) {
@@ -248,6 +304,7 @@
     const zone = zoneNames(a.zone_id, a.zone_name);
     const summary = a.summary || {};
     const classes = ["alert-card", `level-${a.level}`, `status-${a.status}`];
+    if (a.latched) classes.push("latched");
     if (state.fresh.has(a.alert_id)) classes.push("fresh");
     if (state.selected === a.alert_id) classes.push("selected");
     return h(
@@ -258,7 +315,7 @@
         {
           type: "button",
           class: classes.join(" "),
-          dataset: { alertId: a.alert_id, level: a.level, status: a.status, risk: a.risk, zone: a.zone_id },
+          dataset: { alertId: a.alert_id, level: a.level, status: a.status, risk: a.risk, zone: a.zone_id, latched: a.latched ? "true" : "false" },
           "aria-pressed": state.selected === a.alert_id ? "true" : "false",
           onclick: () => select(a.alert_id),
         },
@@ -266,6 +323,7 @@
           levelBadge(a.level),
           h("span", { class: "risk" }, bi(risk)),
           h("span", { class: `status-tag status-${a.status}`, dataset: { status: a.status } }, bi(status)),
+          a.latched ? h("span", { class: "tag latched" }, bi({ zh: "待确认", en: "Unacknowledged" })) : null,
           a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预测", en: "Predicted" })) : null,
         ),
         h("span", { class: "zone" }, h("span", { class: "zh" }, zone.zh), zone.en ? h("span", { class: "en" }, ` ${zone.en}`) : null),
@@ -334,6 +392,17 @@
       return;
     }
     if (seq !== detailSeq || state.selected !== alertId) return;
+    // The stream can be ahead of the database: show the newest revision it announced at once,
+    // and read again until the database has caught up (history, reports).
+    const newer = state.latest.get(alertId);
+    if (newer && (newer.revision || 0) > (a.revision || 0)) {
+      a = { ...a, ...newer, updated_at: newer.at || a.updated_at, acknowledged: !!newer.acknowledged_by };
+      if (attempt < 20) {
+        setTimeout(() => {
+          if (seq === detailSeq && state.selected === alertId) loadDetail(alertId, { keepForm: true, attempt: attempt + 1 });
+        }, 300 + 100 * attempt);
+      }
+    }
     // Keep what the operator is typing when the panel is redrawn for a live update.
     const saved = keepForm ? {
       note: ($("#action-note") || {}).value || "",
@@ -359,11 +428,15 @@
   function renderDetail(a, saved) {
     const panel = $("#detail");
     panel.dataset.revision = String(a.revision);
+    panel.dataset.status = a.status;
+    panel.dataset.level = a.level;
+    panel.dataset.latched = latched ? "true" : "false";
     const risk = label(RISKS, a.risk);
     const status = label(ALERT_STATUSES, a.status);
     const zone = zoneNames(a.zone_id, a.zone_name);
     const summary = a.summary || {};
     const open = OPEN.includes(a.status);
+    const latched = a.status === "resolved" && a.latched === true;
     const evidence = a.evidence && typeof a.evidence === "object" ? Object.entries(a.evidence) : [];
     const history = Array.isArray(a.history) ? [...a.history].sort((x, y) => (y.revision || 0) - (x.revision || 0)) : [];
     const reports = Array.isArray(a.reports) ? a.reports : [];
@@ -409,7 +482,9 @@
     const assignBtn = h("button", { type: "button", id: "btn-assign", onclick: act("assign") }, "指派 ", h("span", { class: "en" }, "Assign"));
     const resolveBtn = h("button", { type: "button", class: "danger", id: "btn-resolve", onclick: act("resolve") }, "解除 ", h("span", { class: "en" }, "Resolve"));
     function updateButtons() {
-      ackBtn.disabled = a.status !== "firing";
+      // Actions follow the status: a latched alert can only be acknowledged; a resolved one
+      // (acknowledged or closed) takes no action at all.
+      ackBtn.disabled = !(a.status === "firing" || latched);
       assignBtn.disabled = !open;
       resolveBtn.disabled = !open;
     }
@@ -423,6 +498,8 @@
       ),
       h("p", { class: "detail-status" },
         h("span", { class: `status-tag status-${a.status}`, id: "detail-status", dataset: { status: a.status } }, bi(status)),
+        latched ? h("span", { class: "tag latched" }, bi({ zh: "已自行解除，待确认", en: "Cleared on its own, unacknowledged" })) : null,
+        a.acknowledged_by ? [" · 确认 ", h("span", { class: "en" }, "Acknowledged by "), h("strong", { class: "acknowledged-by" }, a.acknowledged_by), " ", timeEl(a.acknowledged_at)] : null,
         a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预测", en: "Predicted" })) : null,
         " ", h("span", { class: "muted" }, `#${a.revision ?? "?"}`),
         a.assignee ? [" · 指派 ", h("span", { class: "en" }, "Assignee "), h("strong", { class: "assignee" }, a.assignee)] : null,
@@ -433,13 +510,16 @@
       summary.en ? h("p", { class: "summary en" }, summary.en) : null,
       h("p", { class: "meta" }, "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at), " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at), " · ", h("code", { class: "id" }, a.alert_id)),
 
-      open
-        ? h("div", { class: "actions" },
+      h("div", { class: "actions" },
+        open || latched ? [
           h("div", { class: "field" }, h("label", { for: "action-note" }, "备注 ", h("span", { class: "en" }, "Note")), note),
           h("div", { class: "field" }, h("label", { for: "action-assignee" }, "指派给 ", h("span", { class: "en" }, "Assign to")), assignee),
-          h("div", { class: "buttons" }, ackBtn, assignBtn, resolveBtn),
-          message)
-        : h("p", { class: "muted" }, "此告警已解除 ", h("span", { class: "en" }, "This alert is resolved")),
+        ] : null,
+        h("div", { class: "buttons" }, ackBtn, assignBtn, resolveBtn),
+        latched
+          ? h("p", { class: "muted resolved-note" }, "此告警已自行解除，请确认后移出看板 ", h("span", { class: "en" }, "Cleared on its own: acknowledge it to take it off the board"))
+          : open ? null : h("p", { class: "muted resolved-note" }, "此告警已解除 ", h("span", { class: "en" }, "This alert is resolved")),
+        message),
 
       section("证据", "Evidence",
         evidence.length

@@ -410,3 +410,101 @@ def test_pages_are_static_files_under_a_strict_content_security_policy() -> None
     for path in ["/static/missing.js", "/static/..%2Fpages.py", "/static/%2e%2e", "/static/x.py"]:
         assert client.get(path).status_code == 404, path
     assert "/report" not in app.openapi()["paths"]
+
+
+# -------------------------------------------------------------------- alarm management --------
+
+
+def crowd(stack: Stack, people: int, at: datetime, sensor: str = "cam-e2e-1") -> None:
+    """One people count of ``ZONE`` onto the worker's readings topic (kafka-python)."""
+    import json
+
+    from conftest import produce
+
+    body = {
+        "reading_id": f"{sensor}:{at.isoformat()}",
+        "sensor_id": sensor,
+        "zone_id": ZONE,
+        "kind": "people_count",
+        "value": people,
+        "observed_at": at.isoformat(),
+    }
+    bootstrap = stack.worker.env["PUHUI_KAFKA_BOOTSTRAP"]
+    produce(bootstrap, stack.worker.topics.readings, [(ZONE.encode(), json.dumps(body).encode())])
+
+
+def api_get(stack: Stack, token: str, path: str) -> Any:
+    import json
+
+    request = urllib.request.Request(
+        f"{stack.base_url}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
+    stack: Stack, pages: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Latching: a 红 crowding alert whose crowd goes away before anyone looked stays on the
+    board as resolved-unacknowledged; the open panel follows it live and its actions follow the
+    status; acknowledging takes it off the board and into the shift log."""
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    operator = stack.token("operator", "值班员 老杨")
+    console = pages(DESKTOP)
+    open_console(console, stack, operator)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+
+    crowd(stack, 1600, start)  # 1600 / capacity 1260 = 127 %: 红
+    card = console.locator(f'.alert-card[data-risk="crowding"][data-zone="{ZONE}"]')
+    try:
+        expect(card).to_have_count(1, timeout=PIPELINE_MS)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{stack.tails()}") from None
+    expect(card).to_have_attribute("data-level", "red")
+    alert_id = card.get_attribute("data-alert-id")
+    assert alert_id
+    card.click()
+    panel = console.locator("#detail")
+    expect(panel).to_have_attribute("data-status", "firing", timeout=15_000)
+    expect(console.locator("#btn-ack")).to_be_enabled()
+    expect(console.locator("#btn-resolve")).to_be_enabled()
+
+    # The crowd leaves; after the hold time (5 min of event time) the alert resolves itself.
+    crowd(stack, 100, start + timedelta(minutes=1))
+    crowd(stack, 100, start + timedelta(minutes=7))
+    expect(card).to_have_attribute("data-status", "resolved", timeout=PIPELINE_MS)
+    expect(card).to_have_attribute("data-latched", "true")
+    expect(card).to_contain_text("待确认")
+    # The panel followed it without a click, and only acknowledging is left to do.
+    expect(panel).to_have_attribute("data-status", "resolved", timeout=15_000)
+    expect(panel).to_have_attribute("data-latched", "true")
+    expect(console.locator("#btn-resolve")).to_be_disabled()
+    expect(console.locator("#btn-assign")).to_be_disabled()
+    expect(console.locator("#btn-ack")).to_be_enabled()
+    # What the board shows is what the API says.
+    board = api_get(stack, operator, "/api/alerts")
+    (listed,) = [a for a in board["items"] if a["alert_id"] == alert_id]
+    assert listed["status"] == "resolved" and listed["latched"] is True
+    assert listed["acknowledged"] is False
+    assert console.locator(".alert-card").count() == board["total"]
+    shot(console, "console-latched")
+
+    console.click("#btn-ack")
+    expect(card).to_have_count(0, timeout=30_000)
+    expect(panel).to_have_attribute("data-latched", "false", timeout=15_000)
+    for button in ("#btn-ack", "#btn-assign", "#btn-resolve"):
+        expect(console.locator(button)).to_be_disabled()
+    expect(panel.locator(".acknowledged-by")).to_have_text("值班员 老杨")
+    # The shift log says how it was closed and who has seen it.
+    console.select_option("#shiftlog-hours", "1")
+    row = console.locator(f'#shiftlog tr[data-alert-id="{alert_id}"]')
+    expect(row).to_have_attribute("data-how", "cleared", timeout=30_000)
+    expect(row.locator(".acknowledged-by")).to_have_text("值班员 老杨")
+    log = api_get(stack, operator, "/api/shift-log?hours=1")
+    (entry,) = [e for e in log["items"] if e["alert_id"] == alert_id]
+    assert entry["acknowledged_by"] == "值班员 老杨" and entry["closed_how"] == "cleared"
+    assert console.problems == []
