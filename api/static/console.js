@@ -146,7 +146,16 @@
   $("#shiftlog-hours").addEventListener("change", () => loadShiftLog());
 
   function renderShiftLog(page) {
-    const items = page.items || [];
+    // The stream can be ahead of the database: an acknowledgement it announced shows at once,
+    // and the log is read again shortly.
+    let behind = false;
+    const items = (page.items || []).map((e) => {
+      const newer = state.latest.get(e.alert_id);
+      if (!newer || (newer.revision || 0) <= (e.revision || 0)) return e;
+      behind = true;
+      return { ...e, acknowledged_by: newer.acknowledged_by, acknowledged_at: newer.acknowledged_at, latched: newer.latched };
+    });
+    if (behind) state.timers.push(setTimeout(loadShiftLog, 1500));
     fill($("#shiftlog-count"), page.total ? String(page.total) : "");
     $("#shiftlog-empty").hidden = items.length > 0;
     fill($("#shiftlog tbody"), items.map((e) => {
@@ -199,7 +208,10 @@
     }
     renderBoard();
     if (state.selected === rec.alert_id) loadDetail(rec.alert_id, { keepForm: true });
-    if (rec.status === "resolved") loadShiftLog();
+    if (rec.status === "resolved") {
+      loadShiftLog();
+      state.timers.push(setTimeout(loadShiftLog, 2000)); // the database may be a moment behind
+    }
   }
 
   /** Whether an alert belongs on the board: open, or latched (resolved, not yet acknowledged). */
@@ -428,15 +440,15 @@
   function renderDetail(a, saved) {
     const panel = $("#detail");
     panel.dataset.revision = String(a.revision);
-    panel.dataset.status = a.status;
-    panel.dataset.level = a.level;
-    panel.dataset.latched = latched ? "true" : "false";
     const risk = label(RISKS, a.risk);
     const status = label(ALERT_STATUSES, a.status);
     const zone = zoneNames(a.zone_id, a.zone_name);
     const summary = a.summary || {};
     const open = OPEN.includes(a.status);
     const latched = a.status === "resolved" && a.latched === true;
+    panel.dataset.status = a.status;
+    panel.dataset.level = a.level;
+    panel.dataset.latched = latched ? "true" : "false";
     const evidence = a.evidence && typeof a.evidence === "object" ? Object.entries(a.evidence) : [];
     const history = Array.isArray(a.history) ? [...a.history].sort((x, y) => (y.revision || 0) - (x.revision || 0)) : [];
     const reports = Array.isArray(a.reports) ? a.reports : [];

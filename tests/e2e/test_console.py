@@ -486,11 +486,20 @@ def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
     expect(console.locator("#btn-assign")).to_be_disabled()
     expect(console.locator("#btn-ack")).to_be_enabled()
     # What the board shows is what the API says.
-    board = api_get(stack, operator, "/api/alerts")
+    from api_support import wait_for
+
+    def board_has_it_latched() -> Any:
+        board = api_get(stack, operator, "/api/alerts")
+        found = [a for a in board["items"] if a["alert_id"] == alert_id and a["latched"]]
+        return board if found else None
+
+    board = wait_for(board_has_it_latched)  # the stream may be a moment ahead of the database
     (listed,) = [a for a in board["items"] if a["alert_id"] == alert_id]
     assert listed["status"] == "resolved" and listed["latched"] is True
     assert listed["acknowledged"] is False
-    assert console.locator(".alert-card").count() == board["total"]
+    latched = [a["alert_id"] for a in board["items"] if a["latched"]]
+    cards = console.locator('.alert-card[data-latched="true"]')
+    assert [cards.nth(i).get_attribute("data-alert-id") for i in range(cards.count())] == latched
     shot(console, "console-latched")
 
     console.click("#btn-ack")
@@ -504,7 +513,10 @@ def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
     row = console.locator(f'#shiftlog tr[data-alert-id="{alert_id}"]')
     expect(row).to_have_attribute("data-how", "cleared", timeout=30_000)
     expect(row.locator(".acknowledged-by")).to_have_text("值班员 老杨")
-    log = api_get(stack, operator, "/api/shift-log?hours=1")
-    (entry,) = [e for e in log["items"] if e["alert_id"] == alert_id]
+    def logged() -> Any:
+        log = api_get(stack, operator, "/api/shift-log?hours=1")
+        return [e for e in log["items"] if e["alert_id"] == alert_id and e["acknowledged_by"]]
+
+    (entry,) = wait_for(logged)
     assert entry["acknowledged_by"] == "值班员 老杨" and entry["closed_how"] == "cleared"
     assert console.problems == []
