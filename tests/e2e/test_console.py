@@ -513,6 +513,7 @@ def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
     row = console.locator(f'#shiftlog tr[data-alert-id="{alert_id}"]')
     expect(row).to_have_attribute("data-how", "cleared", timeout=30_000)
     expect(row.locator(".acknowledged-by")).to_have_text("值班员 老杨")
+
     def logged() -> Any:
         log = api_get(stack, operator, "/api/shift-log?hours=1")
         return [e for e in log["items"] if e["alert_id"] == alert_id and e["acknowledged_by"]]
