@@ -57,7 +57,9 @@ class AlertFilter:
             (AlertRow.risk, self.risks),
             (AlertRow.level, self.levels),
         ]
-        out = [column.in_(list(values)) for column, values in pairs if values is not None]
+        out: list[Any] = [
+            column.in_(list(values)) for column, values in pairs if values is not None
+        ]
         if self.statuses is not None:
             status = AlertRow.status.in_(list(self.statuses))
             out.append(or_(status, AlertRow.latched.is_(True)) if self.latched else status)

@@ -297,6 +297,7 @@ class AlertItem(_Out):
                     "acknowledged_by": None,
                     "acknowledged_at": None,
                     "latched": False,
+                    "expected_at": None,
                 }
             ]
         },
@@ -328,6 +329,10 @@ class AlertItem(_Out):
         False,
         description="Resolved on its own before anyone acknowledged it (橙/红): it stays on the "
         "board until a person acknowledges it",
+    )
+    expected_at: datetime | None = Field(
+        None,
+        description="For a forecast (预判, `predicted`): when the forecast level is expected",
     )
 
 
@@ -382,9 +387,32 @@ class LinkedReport(_Out):
     photo_url: str | None
 
 
+class ExplanationFigure(_Out):
+    """One figure behind an alert, with its unit."""
+
+    zh: str
+    en: str
+    value: str
+
+
+class Explanation(_Out):
+    """Why the alert has its level, in words: the rule it crossed ("承载率 121 % ≥ 120 % → 红"),
+    its figures with units; for a forecast, the expected time (``expected_at`` and ``HH:MM``
+    Beijing time)."""
+
+    zh: str
+    en: str
+    figures: list[ExplanationFigure]
+    expected_at: datetime | None = None
+    expected_clock: str | None = None
+
+
 class AlertDetail(AlertItem):
     """An alert with its evidence, its whole history and the reports linked to it."""
 
+    explanation: Explanation | None = Field(
+        None, description="The rule crossed and the figures, in words (null if unknown)"
+    )
     evidence: dict[str, Any]
     history: list[HistoryEntry]
     reports: list[LinkedReport]

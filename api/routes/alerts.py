@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -20,6 +21,8 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from alerts.config import RuleBook, RulesFileError, load_rules
+from alerts.explain import explain
 from api.auth import Caller, OperatorCaller, StreamCaller
 from api.bus import PublishError
 from api.cap import CapRef, build_cap, cap_ref
@@ -47,7 +50,8 @@ from api.schemas import (
     ShiftLogPage,
     error_responses,
 )
-from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction
+from infra.db import AlertRow
+from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction, Level, Risk
 
 __all__ = ["alerts_router", "sse_event"]
 
@@ -72,6 +76,25 @@ def sse_event(record: AlertRecord) -> str:
 def alerts_router(ctx: ApiContext) -> APIRouter:
     """``/api/alerts/**`` and ``/api/incidents``."""
     router = APIRouter(tags=["alerts"])
+    try:
+        rule_book: RuleBook | None = load_rules(ctx.settings.rules_file, ctx.zones)
+    except RulesFileError:
+        rule_book = None  # the worker refuses such a file; the detail then has no words
+
+    def explanation_of(alert: AlertRow) -> dict[str, Any] | None:
+        if rule_book is None:
+            return None
+        try:
+            words = explain(
+                Risk(alert.risk),
+                Level(alert.level),
+                alert.evidence or {},
+                rule_book.for_zone(alert.zone_id),
+                predicted=alert.predicted,
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+        return asdict(words)
 
     # -- live stream (declared before /api/alerts/{alert_id}, which would match "stream") ------
 
@@ -246,6 +269,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         latest = history[-1].record if history else None
         return {
             **alert_item(ctx, alert, latest),
+            "explanation": explanation_of(alert),
             "evidence": alert.evidence,
             "history": [
                 {

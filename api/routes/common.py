@@ -124,7 +124,15 @@ def alert_item(ctx: ApiContext, alert: AlertRow, latest: dict[str, Any] | None) 
         "acknowledged_by": alert.acknowledged_by,
         "acknowledged_at": alert.acknowledged_at,
         "latched": bool(alert.latched),
+        "expected_at": expected_at(alert.evidence) if alert.predicted else None,
     }
+
+
+def expected_at(evidence: dict[str, Any] | None) -> str | None:
+    """When a forecast expects its level to be reached (``evidence.forecast.expected_at``)."""
+    forecast = (evidence or {}).get("forecast")
+    value = forecast.get("expected_at") if isinstance(forecast, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def listing_item(ctx: ApiContext, listing: AlertListing) -> dict[str, Any]:

@@ -195,7 +195,11 @@
     if (!onBoard(rec)) {
       state.alerts.delete(rec.alert_id);
     } else {
-      const merged = { ...(old || {}), ...rec, updated_at: rec.at || rec.updated_at };
+      const forecast = rec.evidence && rec.evidence.forecast;
+      const merged = {
+        ...(old || {}), ...rec, updated_at: rec.at || rec.updated_at,
+        expected_at: rec.predicted && forecast ? forecast.expected_at : null,
+      };
       if (!old) {
         state.fresh.add(rec.alert_id);
         setTimeout(() => {
@@ -317,6 +321,7 @@
     const summary = a.summary || {};
     const classes = ["alert-card", `level-${a.level}`, `status-${a.status}`];
     if (a.latched) classes.push("latched");
+    if (a.predicted) classes.push("forecast");
     if (state.fresh.has(a.alert_id)) classes.push("fresh");
     if (state.selected === a.alert_id) classes.push("selected");
     return h(
@@ -336,8 +341,14 @@
           h("span", { class: "risk" }, bi(risk)),
           h("span", { class: `status-tag status-${a.status}`, dataset: { status: a.status } }, bi(status)),
           a.latched ? h("span", { class: "tag latched" }, bi({ zh: "待确认", en: "Unacknowledged" })) : null,
-          a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预测", en: "Predicted" })) : null,
+          a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预判", en: "Forecast" })) : null,
         ),
+        a.predicted && a.expected_at
+          ? h("span", { class: "forecast-line" },
+            "预计 ", h("strong", { class: "expected-clock" }, clock(a.expected_at)), " 达到橙色 · ",
+            h("span", { class: "en" }, `orange expected at ${clock(a.expected_at)} · `),
+            h("span", { class: "countdown", dataset: { expectedAt: a.expected_at } }, countdownText(a.expected_at)))
+          : null,
         h("span", { class: "zone" }, h("span", { class: "zh" }, zone.zh), zone.en ? h("span", { class: "en" }, ` ${zone.en}`) : null),
         summary.zh ? h("span", { class: "summary" }, summary.zh) : null,
         summary.en ? h("span", { class: "summary en" }, summary.en) : null,
@@ -430,6 +441,26 @@
     return h("section", { class: "detail-section" }, h("h3", {}, titleZh, " ", h("span", { class: "en" }, titleEn)), content);
   }
 
+  const clockFormat = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false });
+  /** HH:MM in Beijing time. */
+  function clock(iso) {
+    const t = Date.parse(iso);
+    return Number.isFinite(t) ? clockFormat.format(new Date(t)) : "";
+  }
+
+  /** "还有 8 分 12 秒 / in 8 min 12 s", or "已过 … / … ago" once the time has passed. */
+  function countdownText(iso) {
+    const ms = Date.parse(iso) - Date.now();
+    if (!Number.isFinite(ms)) return "";
+    const total = Math.round(Math.abs(ms) / 1000);
+    const m = Math.floor(total / 60);
+    const sec = total % 60;
+    return ms >= 0 ? `还有 ${m} 分 ${sec} 秒 / in ${m} min ${sec} s` : `已过 ${m} 分 ${sec} 秒 / ${m} min ${sec} s ago`;
+  }
+  setInterval(() => {
+    for (const el of document.querySelectorAll(".countdown[data-expected-at]")) el.textContent = countdownText(el.dataset.expectedAt);
+  }, 1000);
+
   function evidenceValue(v) {
     if (v === null || v === undefined) return "—";
     if (Array.isArray(v) && v.every((x) => x === null || typeof x !== "object")) return v.join(", ");
@@ -450,6 +481,7 @@
     panel.dataset.level = a.level;
     panel.dataset.latched = latched ? "true" : "false";
     const evidence = a.evidence && typeof a.evidence === "object" ? Object.entries(a.evidence) : [];
+    const explanation = a.explanation && typeof a.explanation === "object" ? a.explanation : null;
     const history = Array.isArray(a.history) ? [...a.history].sort((x, y) => (y.revision || 0) - (x.revision || 0)) : [];
     const reports = Array.isArray(a.reports) ? a.reports : [];
 
@@ -520,7 +552,7 @@
         a.site ? h("span", { class: "muted" }, ` · ${a.site}`) : null, a.grid ? h("span", { class: "muted" }, ` · ${a.grid}`) : null),
       summary.zh ? h("p", { class: "summary" }, summary.zh) : null,
       summary.en ? h("p", { class: "summary en" }, summary.en) : null,
-      h("p", { class: "meta" }, "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at), " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at), " · ", h("code", { class: "id" }, a.alert_id)),
+      h("p", { class: "meta" }, "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at), " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at)),
 
       h("div", { class: "actions" },
         open || latched ? [
@@ -533,10 +565,28 @@
           : open ? null : h("p", { class: "muted resolved-note" }, "此告警已解除 ", h("span", { class: "en" }, "This alert is resolved")),
         message),
 
-      section("证据", "Evidence",
-        evidence.length
-          ? h("dl", { class: "evidence" }, evidence.map(([k, v]) => [h("dt", {}, k), h("dd", {}, evidenceValue(v))]))
-          : h("p", { class: "muted" }, "—")),
+      section("为何告警", "Why",
+        explanation
+          ? [
+            h("p", { class: "rule", id: "detail-rule", lang: "zh-CN" }, explanation.zh),
+            h("p", { class: "rule en", id: "detail-rule-en", lang: "en" }, explanation.en),
+            explanation.expected_at
+              ? h("p", { class: "forecast-time" }, "预计 ", h("span", { class: "en" }, "Expected "),
+                h("strong", { class: "expected-clock" }, explanation.expected_clock || ""), " · ",
+                h("span", { class: "countdown", dataset: { expectedAt: explanation.expected_at } }, countdownText(explanation.expected_at)))
+              : null,
+            (explanation.figures || []).length
+              ? h("dl", { class: "figures" }, explanation.figures.map((f) => [
+                h("dt", {}, f.zh, " ", h("span", { class: "en" }, f.en)), h("dd", {}, f.value)]))
+              : null,
+          ]
+          : h("p", { class: "muted" }, "—"),
+        h("details", { class: "raw" },
+          h("summary", {}, "原始数据与编号 ", h("span", { class: "en" }, "Raw evidence and ids")),
+          h("p", { class: "meta" }, h("code", { class: "id" }, a.alert_id)),
+          evidence.length
+            ? h("dl", { class: "evidence" }, evidence.map(([k, v]) => [h("dt", {}, k), h("dd", {}, evidenceValue(v))]))
+            : h("p", { class: "muted" }, "—"))),
 
       section("关联报告", "Linked reports",
         reports.length

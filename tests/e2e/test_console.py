@@ -472,6 +472,13 @@ def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
     expect(panel).to_have_attribute("data-status", "firing", timeout=15_000)
     expect(console.locator("#btn-ack")).to_be_enabled()
     expect(console.locator("#btn-resolve")).to_be_enabled()
+    # Why it fired, in words: the rule crossed, as the API explains it.
+    expect(console.locator("#detail-rule")).to_have_text("承载率 127 % ≥ 120 % → 红")
+    expect(console.locator("#detail-rule-en")).to_have_text("occupancy 127 % ≥ 120 % → red")
+    detail = api_get(stack, operator, f"/api/alerts/{alert_id}")
+    assert detail["explanation"]["zh"] == "承载率 127 % ≥ 120 % → 红"
+    expect(panel.locator(".figures")).to_contain_text("1600 人")
+    expect(panel.locator("details.raw")).not_to_have_attribute("open", "")  # ids folded away
 
     # The crowd leaves; after the hold time (5 min of event time) the alert resolves itself.
     crowd(stack, 100, start + timedelta(minutes=1))
@@ -520,4 +527,43 @@ def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
 
     (entry,) = wait_for(logged)
     assert entry["acknowledged_by"] == "值班员 老杨" and entry["closed_how"] == "cleared"
+    assert console.problems == []
+
+
+def test_a_forecast_card_looks_different_and_counts_down(
+    stack: Stack, pages: Callable[[dict[str, Any]], Any]
+) -> None:
+    """预判: a rising crowd raises a predicted alert; its card has its own look, the expected
+    clock time (Beijing) and a countdown that runs."""
+    import re
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    operator = stack.token("operator", "值班员 小吴")
+    console = pages(DESKTOP)
+    open_console(console, stack, operator)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for minute in range(8):  # +40 people a minute: 3.0 persons/m² (capacity) in about 12 min
+        crowd(stack, 500 + 40 * minute, now - timedelta(minutes=7 - minute))
+    card = console.locator(f'.alert-card.forecast[data-risk="crowding"][data-zone="{ZONE}"]')
+    try:
+        expect(card).to_have_count(1, timeout=PIPELINE_MS)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{stack.tails()}") from None
+    expect(card.locator(".tag.predicted")).to_contain_text("预判")
+    countdown = card.locator(".countdown")
+    expect(countdown).to_have_text(re.compile(r"^还有 \d+ 分 \d+ 秒"))
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first, timeout=5_000)  # it runs
+    alert_id = card.get_attribute("data-alert-id")
+    detail = api_get(stack, operator, f"/api/alerts/{alert_id}")
+    assert detail["predicted"] is True
+    clock = detail["explanation"]["expected_clock"]
+    assert re.fullmatch(r"\d\d:\d\d", clock)
+    expect(card.locator(".expected-clock")).to_have_text(clock)
+    card.click()
+    expect(console.locator("#detail-rule")).to_have_text(detail["explanation"]["zh"])
+    expect(console.locator("#detail .expected-clock")).to_have_text(clock)
+    shot(console, "console-forecast")
     assert console.problems == []

@@ -106,6 +106,7 @@ def test_the_board_shows_open_alerts_most_severe_first(
         "acknowledged_by",
         "acknowledged_at",
         "latched",
+        "expected_at",
     }
     assert lane["acknowledged"] is False and lane["latched"] is False
     atrium = page["items"][2]
@@ -680,3 +681,29 @@ def test_the_shift_log_lists_what_was_resolved_in_the_last_hours(
     assert entry["note"] == "已处理" and entry["acknowledged_by"] == NAMES["operator"]
     assert client.get("/api/shift-log?hours=0", headers=h).status_code == 422
     assert client.get("/api/shift-log", headers=api.auth("volunteer")).status_code == 403
+
+
+def test_the_detail_explains_the_rule_crossed_in_words(api: ApiSetup, client: TestClient) -> None:
+    from alerts.config import default_rules
+    from alerts.engine import ZoneState, process_reading
+    from models.contracts import SensorReading
+    from models.zones import load_bundled_zones
+
+    zone = load_bundled_zones().get(LANE)
+    assert zone is not None and zone.capacity == 1260
+    reading = SensorReading(
+        reading_id="cam-1@t0",
+        sensor_id="cam-1",
+        zone_id=LANE,
+        kind="people_count",
+        value=1524,
+        observed_at=T0,
+    )
+    records = process_reading(ZoneState(LANE), reading, zone, default_rules()).records
+    store(api.engine, records)
+    detail = client.get(f"/api/alerts/{records[0].alert_id}", headers=api.auth("operator")).json()
+    words = detail["explanation"]
+    assert words["zh"] == "承载率 121 % ≥ 120 % → 红"
+    assert words["en"] == "occupancy 121 % ≥ 120 % → red"
+    assert {"zh": "人数", "en": "People", "value": "1524 人"} in words["figures"]
+    assert detail["evidence"]["occupancy"] == 1.21  # the raw figures stay, for the fold
