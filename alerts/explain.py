@@ -305,7 +305,10 @@ def _report(level: Level, evidence: dict[str, JsonValue], rules: ZoneRules) -> E
     escalate = rules.reports.escalate_reporters
     window = _minutes(rules.reports.merge_window_seconds)
     if level.rank > base.rank:
-        zh = f"{n} 位志愿者 {window} 分钟内报告「{cat_zh}」（≥ {escalate} 人升一级）{_arrow(level)[0]}"
+        zh = (
+            f"{n} 位志愿者 {window} 分钟内报告「{cat_zh}」"
+            f"（≥ {escalate} 人升一级）{_arrow(level)[0]}"
+        )
         en = (
             f"{n} volunteers reported {cat_en} within {window} min "
             f"(≥ {escalate} raise it one level) {_arrow(level)[1]}"
