@@ -306,6 +306,9 @@ class Step:
     #: time), each with the alert it opened or joined.
     linked: list[tuple[VolunteerReport, str | None]] = field(default_factory=list)
     pending: bool = False
+    #: A reading older than its sensor's latest (out of order, or older data replayed): inert
+    #: like a repeat (``duplicate`` is set too), but counted apart — it is not a repeat.
+    stale: bool = False
 
 
 # ------------------------------------------------------------------------------ bookkeeping --
@@ -738,8 +741,10 @@ def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules:
     clock, so hold times and duration rules run on while the zone's other sensors keep
     reporting; a reading also ends its sensor's silence.
     """
+    previous = state.sensors.get(reading.sensor_id)
     if not _apply_reading(state, reading, zone, rules):
-        return Step(duplicate=True, records=[])
+        older = previous is not None and _ts(reading.observed_at) < previous.at
+        return Step(duplicate=True, records=[], stale=older)
     assert state.clock is not None
     now = state.clock
     records: list[AlertRecord] = []

@@ -326,3 +326,13 @@ def test_resolved_by_an_operator_reopens_only_within_the_hold_time() -> None:
     assert feed(state, [people(10, 2)]) == []
     (later,) = feed(state, [people(450, 1 + RULES.hold_seconds / 60 + 1)])
     assert later.change == Change.RAISED and later.alert_id != raised.alert_id
+
+
+def test_an_older_reading_is_stale_a_repeat_is_not() -> None:
+    state = ZoneState("lane-1")
+    latest = people(100, 5, rid="p5")
+    process_reading(state, latest, ZONE, RULES)
+    repeat = process_reading(state, latest, ZONE, RULES)
+    assert repeat.duplicate and not repeat.stale
+    older = process_reading(state, people(900, 4, rid="p4"), ZONE, RULES)
+    assert older.duplicate and older.stale and older.records == []
