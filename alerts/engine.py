@@ -941,6 +941,7 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
                 command.actor,
                 command.note,
                 command.assignee,
+                command.note_public,
             )
             if new is None:
                 del state.alerts[key]
@@ -961,7 +962,12 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
     latched = state.latched.get(command.alert_id)
     if latched is not None and command.action == CommandAction.ACKNOWLEDGE:
         _, record = operator_action(
-            latched, Change.ACKNOWLEDGED, command.issued_at, command.actor, command.note
+            latched,
+            Change.ACKNOWLEDGED,
+            command.issued_at,
+            command.actor,
+            command.note,
+            note_public=command.note_public,
         )
         del state.latched[command.alert_id]
         return CommandOutcome("applied", record)

@@ -282,6 +282,7 @@ def operator_action(
     actor: str,
     note: str | None = None,
     assignee: str | None = None,
+    note_public: bool = False,
 ) -> tuple[AlertState | None, AlertRecord]:
     """An operator acknowledges, assigns or resolves an open alert (a command, not a reading).
 
@@ -326,7 +327,9 @@ def operator_action(
     else:
         raise ValueError(f"{change.value} is not an operator action")
     assert shown is not None
-    record = _record(shown, change, at).model_copy(update={"actor": actor, "note": note})
+    record = _record(shown, change, at).model_copy(
+        update={"actor": actor, "note": note, "note_public": note_public and note is not None}
+    )
     return new, record
 
 

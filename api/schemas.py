@@ -167,11 +167,14 @@ class ReportAccepted(_Out):
 
 
 class ReportStatus(StrEnum):
-    """A report's status: ``submitted`` until the pipeline links it to an alert, then that
-    alert's status."""
+    """A report's status, honest about who has acted: ``submitted`` until the pipeline links it
+    to an alert; ``linked`` once it has (no person has acted on the alert yet);
+    ``acknowledged`` once an operator has acted (acknowledged, assigned or closed it);
+    ``resolved`` once the alert is closed and a person has seen it. An alert that cleared on its
+    own and nobody has acknowledged yet leaves the report ``linked``."""
 
     SUBMITTED = "submitted"
-    FIRING = "firing"
+    LINKED = "linked"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 
@@ -438,6 +441,11 @@ class ActionIn(_In):
     note: CleanText | None = Field(
         None, max_length=2000, pattern=TEXT, description="Goes into the audit trail"
     )
+    public: bool = Field(
+        False,
+        description="Show the note to the volunteers whose reports are linked to the alert "
+        "(default: internal to the control room)",
+    )
 
 
 class AssignIn(_In):
@@ -453,6 +461,11 @@ class AssignIn(_In):
     )
     note: CleanText | None = Field(
         None, max_length=2000, pattern=TEXT, description="Goes into the audit trail"
+    )
+    public: bool = Field(
+        False,
+        description="Show the note to the volunteers whose reports are linked to the alert "
+        "(default: internal to the control room)",
     )
 
 

@@ -243,6 +243,9 @@ class AlertRecord(_Wire):
     #: Resolved on its own (the condition cleared) before any person acknowledged it, at a level
     #: that latches (橙/红 by default): it stays on the board until someone acknowledges it.
     latched: bool = False
+    #: The operator marked ``note`` for the reporters of the alert's linked reports; notes are
+    #: internal to the control room otherwise.
+    note_public: bool = False
 
     @property
     def acknowledged(self) -> bool:
@@ -277,6 +280,8 @@ class AlertCommand(_Wire):
     issued_at: _Time
     note: Annotated[str, Field(max_length=2000)] | None = None
     assignee: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    #: Show ``note`` to the reporters of the alert's reports (default: internal).
+    note_public: bool = False
 
     def to_bytes(self) -> bytes:
         """The command as UTF-8 JSON, as published."""

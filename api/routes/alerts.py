@@ -359,6 +359,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         caller: Caller,
         note: str | None,
         assignee: str | None = None,
+        public: bool = False,
     ) -> CommandAccepted:
         alert = await run_in_threadpool(get_alert, ctx.engine, alert_id)
         if alert is None:
@@ -382,6 +383,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
             issued_at=ctx.now(),
             note=note,
             assignee=assignee,
+            note_public=public and note is not None,
         )
         try:
             await ctx.publisher.publish(ctx.topics.commands, cmd.zone_id.encode(), cmd.to_bytes())
@@ -413,7 +415,8 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         body: Annotated[ActionIn | None, Body()] = None,
     ) -> CommandAccepted:
         note = body.note if body is not None else None
-        return await command(alert_id, CommandAction.ACKNOWLEDGE, caller, note)
+        public = body.public if body is not None else False
+        return await command(alert_id, CommandAction.ACKNOWLEDGE, caller, note, public=public)
 
     @router.post(
         "/api/alerts/{alert_id}/assign",
@@ -428,7 +431,9 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         body: AssignIn,
         caller: OperatorCaller,
     ) -> CommandAccepted:
-        return await command(alert_id, CommandAction.ASSIGN, caller, body.note, body.assignee)
+        return await command(
+            alert_id, CommandAction.ASSIGN, caller, body.note, body.assignee, body.public
+        )
 
     @router.post(
         "/api/alerts/{alert_id}/resolve",
@@ -444,6 +449,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         body: Annotated[ActionIn | None, Body()] = None,
     ) -> CommandAccepted:
         note = body.note if body is not None else None
-        return await command(alert_id, CommandAction.RESOLVE, caller, note)
+        public = body.public if body is not None else False
+        return await command(alert_id, CommandAction.RESOLVE, caller, note, public=public)
 
     return router

@@ -135,8 +135,8 @@ const Puhui = (() => {
 
   const STATUSES = {
     submitted: { zh: "已提交", en: "Submitted" },
-    firing: { zh: "处理中", en: "In progress" },
-    acknowledged: { zh: "已确认", en: "Acknowledged" },
+    linked: { zh: "已关联告警", en: "Linked to an alert" },
+    acknowledged: { zh: "值班员已处理", en: "An operator is on it" },
     resolved: { zh: "已解除", en: "Resolved" },
   };
   // On the console an alert that is firing has not been handled yet.

@@ -429,6 +429,7 @@
     // Keep what the operator is typing when the panel is redrawn for a live update.
     const saved = keepForm ? {
       note: ($("#action-note") || {}).value || "",
+      notePublic: !!($("#action-note-public") || {}).checked,
       assignee: ($("#action-assignee") || {}).value || "",
       // "Sent, waiting…" stays until the alert changes (a new revision means it was applied).
       message: $("#action-message") && panel.dataset.revision === String(a.revision)
@@ -487,6 +488,8 @@
 
     const note = h("textarea", { id: "action-note", rows: "2", maxlength: "2000", placeholder: "可选 / optional" });
     note.value = saved ? saved.note : "";
+    const notePublic = h("input", { id: "action-note-public", type: "checkbox" });
+    notePublic.checked = saved ? saved.notePublic : false;
     const assignee = h("input", { id: "action-assignee", type: "text", maxlength: "128", autocomplete: "off", placeholder: "姓名 / name" });
     assignee.value = saved ? saved.assignee : "";
     const message = h("p", { id: "action-message", class: "action-message", role: "status", "aria-live": "polite" });
@@ -494,7 +497,10 @@
 
     const act = (action) => async () => {
       const body = {};
-      if (note.value.trim()) body.note = note.value.trim();
+      if (note.value.trim()) {
+        body.note = note.value.trim();
+        if (notePublic.checked) body.public = true;
+      }
       if (action === "assign") {
         const name = assignee.value.trim();
         if (!name) {
@@ -509,6 +515,7 @@
       try {
         await api.post(`/api/alerts/${encodeURIComponent(a.alert_id)}/${action}`, body);
         note.value = "";
+        notePublic.checked = false;
         if (action === "assign") assignee.value = "";
         fill(message, "已提交，等待处理 ", h("span", { class: "en" }, "Sent; waiting for the pipeline to apply it"));
         // The change arrives on the stream; read the detail again in case the stream is down.
@@ -556,7 +563,10 @@
 
       h("div", { class: "actions" },
         open || latched ? [
-          h("div", { class: "field" }, h("label", { for: "action-note" }, "备注 ", h("span", { class: "en" }, "Note")), note),
+          h("div", { class: "field" }, h("label", { for: "action-note" }, "备注 ", h("span", { class: "en" }, "Note")), note,
+            h("label", { class: "check", for: "action-note-public" }, notePublic,
+              " 对报告的志愿者公开（默认仅内部可见）",
+              h("span", { class: "en" }, " Show to the reporting volunteers (internal by default)"))),
           h("div", { class: "field" }, h("label", { for: "action-assignee" }, "指派给 ", h("span", { class: "en" }, "Assign to")), assignee),
         ] : null,
         h("div", { class: "buttons" }, ackBtn, assignBtn, resolveBtn),

@@ -707,3 +707,20 @@ def test_the_detail_explains_the_rule_crossed_in_words(api: ApiSetup, client: Te
     assert words["en"] == "occupancy 121 % ≥ 120 % → red"
     assert {"zh": "人数", "en": "People", "value": "1524 人"} in words["figures"]
     assert detail["evidence"]["occupancy"] == 1.21  # the raw figures stay, for the fold
+
+
+def test_notes_are_internal_unless_marked_public(
+    api: ApiSetup, client: TestClient, board: dict[str, Any]
+) -> None:
+    h = api.auth("operator")
+    lane = board["lane"].alert_id
+    assert (
+        client.post(f"/api/alerts/{lane}/ack", headers=h, json={"note": "内部"}).status_code == 202
+    )
+    body = {"assignee": "网格员 王", "note": "已派人", "public": True}
+    assert client.post(f"/api/alerts/{lane}/assign", headers=h, json=body).status_code == 202
+    first, second = (sent[2] for sent in sent_commands(api))
+    assert (first.note, first.note_public) == ("内部", False)
+    assert (second.note, second.note_public) == ("已派人", True)
+    bad = client.post(f"/api/alerts/{lane}/ack", headers=h, json={"public": "yes please"})
+    assert bad.status_code == 422
