@@ -279,6 +279,11 @@ def test_report_reaches_the_console_live_and_the_acknowledgement_comes_back(
         raise AssertionError(f"{err}\n{stack.tails()}") from None
     expect(card).to_have_attribute("data-status", "firing")
     expect(card.locator(".badge")).to_have_text("橙 Orange")  # injury opens at 橙
+    # Linked, not "being handled": no person has looked at it yet.
+    status = phone.locator("#report-status")
+    expect(status).to_have_attribute("data-status", "linked", timeout=30_000)
+    expect(status).to_contain_text("已关联告警")
+    expect(phone.locator("#view-status")).not_to_contain_text("正在处理")
     expect(card).to_contain_text(ZONE_ZH)
     report = console.locator(f'#detail .report[data-report-id="{report_id}"]')
     expect(report.locator(".description")).to_have_text(description)
@@ -295,14 +300,25 @@ def test_report_reaches_the_console_live_and_the_acknowledgement_comes_back(
     expect(acked.locator(".note")).to_have_text(note)
     shot(console, "console-desktop")
 
-    # The volunteer's status page polls its report and shows the acknowledgement.
-    status = phone.locator("#report-status")
+    # The volunteer's status page polls its report and shows that a person acted — but not the
+    # operator's note, which was not marked public.
     expect(status).to_have_attribute("data-status", "acknowledged", timeout=30_000)
-    expect(status).to_contain_text("已确认")
+    expect(status).to_contain_text("值班员已处理")
     update = phone.locator('#report-updates li[data-change="acknowledged"]')
     expect(update).to_contain_text("已确认")
-    expect(update.locator(".note")).to_have_text(note)
+    expect(update.locator(".note")).to_have_count(0)
+    expect(phone.locator("#view-status")).not_to_contain_text(note)
     shot(phone, "report-status-mobile")
+
+    # A note marked public reaches the reporter.
+    public = "网格员已到场 (grid worker on site)"
+    console.fill("#action-assignee", "网格员 老李")
+    console.fill("#action-note", public)
+    console.check("#action-note-public")
+    console.click("#btn-assign")
+    shared = phone.locator('#report-updates li[data-change="assigned"] .note')
+    expect(shared).to_have_text(public, timeout=30_000)
+    expect(phone.locator("#view-status")).not_to_contain_text(note)
 
     assert console.problems == []
     assert phone.problems == []
@@ -365,6 +381,7 @@ def test_markup_in_reports_notes_and_names_shows_as_text_on_the_console(
     note = f"已派人 {SCRIPT} {IMG}"
     console.fill("#action-assignee", assignee)
     console.fill("#action-note", note)
+    console.check("#action-note-public")  # for the volunteer to see it
     console.click("#btn-assign")
     expect(card.locator(".assignee")).to_have_text(assignee, timeout=30_000)
     assigned = console.locator('#detail .history tr[data-change="assigned"]')
@@ -372,7 +389,7 @@ def test_markup_in_reports_notes_and_names_shows_as_text_on_the_console(
     expect(assigned.locator(".note")).to_have_text(note)
     assert console.locator("#app img, #app script, #app b").count() == 0
 
-    # The volunteer sees the operator's note, as text too.
+    # The volunteer sees the operator's public note, as text too.
     update = phone.locator('#report-updates li[data-change="assigned"] .note')
     expect(update).to_have_text(note, timeout=30_000)
     assert phone.locator("#view-status img, #view-status script").count() == 0
