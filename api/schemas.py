@@ -615,8 +615,23 @@ class ZoneItem(_Out):
     inflow_per_min: float | None = None
     outflow_per_min: float | None = None
     updated_at: datetime | None = None
+    received_at: datetime | None = Field(
+        None, description="Wall clock when the worker took in the zone's latest reading"
+    )
+    reading_age_seconds: float | None = Field(
+        None, description="Seconds since then (wall clock), when the API answered"
+    )
     open_alerts: int = Field(0, description="Alerts of the zone that are firing or acknowledged")
     alert_level: Level | None = Field(None, description="The most severe open alert's level")
+
+
+class FeedStatus(_Out):
+    """Is the sensor feed alive? Wall-clock age of the newest reading any zone took in."""
+
+    latest_reading_at: datetime | None = Field(description="Null: no reading yet")
+    age_seconds: float | None
+    silent_after_seconds: float = Field(description="`PUHUI_FEED_SILENT_SECONDS`")
+    silent: bool = Field(description="A reading came in once, and none for silent_after_seconds")
 
 
 class ZoneList(_Out):

@@ -148,6 +148,8 @@ class ZoneStatusRow(Base):
     inflow_per_min: Mapped[float | None]
     outflow_per_min: Mapped[float | None]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Wall clock when the worker took in the zone's latest reading (feed freshness).
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TokenRow(Base):
@@ -343,7 +345,16 @@ def upsert_zone_status(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
     stmt = _insert(engine, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.zone_id],
-        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "zone_id"},
+        set_={
+            c.name: (
+                # a sweep-only update (no reading) keeps when the latest reading came in
+                func.coalesce(stmt.excluded[c.name], c)
+                if c.name == "received_at"
+                else stmt.excluded[c.name]
+            )
+            for c in table.c
+            if c.name != "zone_id"
+        },
     )
     with engine.begin() as conn:
         conn.execute(stmt, list(rows))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,6 +206,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def store_report(report: VolunteerReport, alert_id: str | None) -> None:
         await _retry("report", lambda: upsert_reports(engine, [(report, alert_id)]), metrics)
 
+    received: dict[str, float] = {}  # zone -> wall time its latest reading was processed
     handle_reading = ReadingHandler(
         zones=zones,
         rules=rules,
@@ -214,6 +216,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         send_dead_letter=sender(dead_topic),
         send_reading=sender(readings_topic),
         store_report=store_report,
+        on_zone_reading=lambda zone_id: received.__setitem__(zone_id, time.time()),
     )
 
     handle_report = ReportHandler(
@@ -304,6 +307,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                     "inflow_per_min": view.inflow_per_min,
                     "outflow_per_min": view.outflow_per_min,
                     "updated_at": datetime.fromtimestamp(state.clock, tz=UTC),
+                    "received_at": (
+                        datetime.fromtimestamp(received[zone.id], tz=UTC)
+                        if zone.id in received
+                        else None
+                    ),
                 }
             )
         if rows:

@@ -590,6 +590,7 @@ def test_openapi_documents_every_endpoint(api: ApiSetup, client: TestClient) -> 
         "/api/alerts/{alert_id}/cap": {"get"},
         "/api/incidents": {"get"},
         "/api/shift-log": {"get"},
+        "/api/feed": {"get"},
         "/api/silences": {"get", "post"},
         "/api/silences/{silence_id}": {"delete"},
         "/api/zones": {"get"},
@@ -724,3 +725,36 @@ def test_notes_are_internal_unless_marked_public(
     assert (second.note, second.note_public) == ("已派人", True)
     bad = client.post(f"/api/alerts/{lane}/ack", headers=h, json={"public": "yes please"})
     assert bad.status_code == 422
+
+
+def test_feed_freshness_turns_silent_after_the_setting(tmp_path: Path) -> None:
+    api = make_api(tmp_path, feed_silent_seconds=30.0)
+    h = api.auth("operator")
+    with TestClient(api.app) as client:
+        quiet = client.get("/api/feed", headers=h).json()
+        assert quiet == {
+            "latest_reading_at": None,
+            "age_seconds": None,
+            "silent_after_seconds": 30.0,
+            "silent": False,  # a feed that never started is not "stopped"
+        }
+        received = api.clock()
+        upsert_zone_status(
+            api.engine,
+            [{"zone_id": LANE, "people": 10.0, "updated_at": T0, "received_at": received}],
+        )
+        api.clock.advance(20)
+        live = client.get("/api/feed", headers=h).json()
+        assert live["age_seconds"] == 20.0 and live["silent"] is False
+        (zone,) = [
+            z for z in client.get("/api/zones", headers=h).json()["items"] if z["id"] == LANE
+        ]
+        assert zone["reading_age_seconds"] == 20.0
+        # a status update without a reading (a sweep) keeps when the latest reading came in
+        upsert_zone_status(
+            api.engine, [{"zone_id": LANE, "people": 11.0, "updated_at": T0, "received_at": None}]
+        )
+        api.clock.advance(11)
+        silent = client.get("/api/feed", headers=h).json()
+        assert silent["age_seconds"] == 31.0 and silent["silent"] is True
+        assert client.get("/api/feed", headers=api.auth("volunteer")).status_code == 403

@@ -1,4 +1,5 @@
-"""Who acknowledged an alert, and whether it latched (resolved on its own, unacknowledged).
+"""Who acknowledged an alert, and whether it latched (resolved on its own, unacknowledged);
+when (wall clock) a zone's latest reading was taken in.
 
 Revision ID: 0006
 Revises: 0005
@@ -24,9 +25,13 @@ def upgrade() -> None:
             sa.Column("latched", sa.Boolean, nullable=False, server_default=sa.false())
         )
         batch.create_index("ix_alerts_latched", ["latched"])
+    with op.batch_alter_table("zone_status") as batch:
+        batch.add_column(sa.Column("received_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("zone_status") as batch:
+        batch.drop_column("received_at")
     with op.batch_alter_table("alerts") as batch:
         batch.drop_index("ix_alerts_latched")
         batch.drop_column("latched")
