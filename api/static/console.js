@@ -20,6 +20,7 @@
   const pollParam = params.get("poll");
   const POLL_SECONDS = pollParam === null || pollParam === "" ? 20 : Math.max(0, Number(pollParam) || 0);
   const ZONES_SECONDS = 10;
+  const FEED_SECONDS = 2;
   const OPEN = ["firing", "acknowledged"];
 
   const api = client(TOKEN_KEY, { onUnauthorized: () => signOut("令牌无效或已吊销 / The token is invalid or revoked") });
@@ -33,6 +34,8 @@
     source: null, // EventSource
     timers: [],
     me: null,
+    live: "off", // the stream's state
+    feed: null, // GET /api/feed, with the local time it was read (fetchedAt)
   };
 
   // ------------------------------------------------------------------ sign-in -----------------
@@ -226,8 +229,51 @@
   // ------------------------------------------------------------------ live --------------------
 
   function setLive(kind) {
+    state.live = kind;
+    renderHeader();
+  }
+
+  /** Seconds since the newest reading came in, as of now (the API's age plus local time since). */
+  function feedAge() {
+    const f = state.feed;
+    if (!f || f.age_seconds === null || f.age_seconds === undefined) return null;
+    return f.age_seconds + (Date.now() - f.fetchedAt) / 1000;
+  }
+
+  async function loadFeed() {
+    try {
+      const f = await api.get("/api/feed");
+      state.feed = { ...f, fetchedAt: Date.now() };
+    } catch (err) {
+      if (err.status === 401) return;
+    }
+    renderHeader();
+  }
+
+  function ageText(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 120) return `${s} 秒前 / ${s} s ago`;
+    const m = Math.round(s / 60);
+    return `${m} 分钟前 / ${m} min ago`;
+  }
+
+  /** The header says 实时 only while the stream is up and readings keep coming. */
+  function renderHeader() {
     const el = $("#live");
+    const age = feedAge();
+    const silent = state.feed && age !== null && age > state.feed.silent_after_seconds;
+    const kind = state.live === "live" && silent ? "silent" : state.live;
     el.dataset.state = kind;
+    const banner = $("#feed-alert");
+    if (silent) {
+      const s = Math.round(age);
+      fill($("#live-text"), bi({ zh: `数据中断 ${s} 秒`, en: `Feed silent ${s} s` }));
+      fill(banner, `数据中断：已 ${s} 秒没有收到任何传感器读数（阈值 ${state.feed.silent_after_seconds} 秒）。看板上的状态可能已过时，请检查数据接入。`,
+        h("span", { class: "en" }, ` No sensor reading for ${s} s (limit ${state.feed.silent_after_seconds} s): the board may be out of date; check the feed.`));
+      banner.hidden = false;
+      return;
+    }
+    banner.hidden = true;
     const text = {
       live: { zh: "实时", en: "Live" },
       connecting: { zh: "连接中", en: "Connecting" },
@@ -236,6 +282,7 @@
     }[kind];
     fill($("#live-text"), bi(text));
   }
+  setInterval(() => { if (state.feed) renderHeader(); }, 1000);
 
   function startLive() {
     stopLive();
@@ -267,6 +314,8 @@
     if (POLL_SECONDS > 0) state.timers.push(setInterval(loadAlerts, POLL_SECONDS * 1000));
     state.timers.push(setInterval(loadZones, ZONES_SECONDS * 1000));
     state.timers.push(setInterval(loadShiftLog, 30 * 1000));
+    loadFeed();
+    state.timers.push(setInterval(loadFeed, FEED_SECONDS * 1000));
   }
 
   function stopLive() {
@@ -380,6 +429,7 @@
         h("td", { class: "n" }, `${num(z.inflow_per_min, 1)} / ${num(z.outflow_per_min, 1)}`),
         h("td", { class: "level" }, z.level ? levelBadge(z.level) : h("span", { class: "muted" }, "正常 ", h("span", { class: "en" }, "Normal"))),
         h("td", {}, timeEl(z.updated_at)),
+        h("td", { class: "n age" }, z.reading_age_seconds === null || z.reading_age_seconds === undefined ? "—" : ageText(z.reading_age_seconds)),
       );
     }));
   }

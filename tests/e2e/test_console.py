@@ -105,11 +105,14 @@ class Stack:
 
 
 @pytest.fixture
-def stack(make_worker: Callable[..., Worker], tmp_path: Path) -> Iterator[Stack]:
-    """``puhui worker`` (``make_worker``) and ``puhui api`` on a free port with the same env."""
+def stack(
+    make_worker: Callable[..., Worker], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """``puhui worker`` (``make_worker``) and ``puhui api`` on a free port with the same env
+    (plus the settings an indirect parametrization gives, e.g. a short feed-silence limit)."""
     from infra.db import make_engine
 
-    worker = make_worker()
+    worker = make_worker(**getattr(request, "param", {}))
     port = free_port()
     env = {**worker.env, "PUHUI_HTTP_HOST": "127.0.0.1", "PUHUI_HTTP_PORT": str(port)}
     api_log = tmp_path / "api.log"
@@ -583,4 +586,46 @@ def test_a_forecast_card_looks_different_and_counts_down(
     expect(console.locator("#detail-rule")).to_have_text(detail["explanation"]["zh"])
     expect(console.locator("#detail .expected-clock")).to_have_text(clock)
     shot(console, "console-forecast")
+    assert console.problems == []
+
+
+@pytest.mark.parametrize("stack", [{"PUHUI_FEED_SILENT_SECONDS": "4"}], indirect=True)
+def test_a_stopped_feed_turns_the_header_into_a_warning_within_seconds(
+    stack: Stack, pages: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Freshness: while readings come in the header says 实时 and the zone shows the age of its
+    latest reading; a feed silent longer than the setting (4 s here) turns the header into a
+    warning and raises a visible alert in the console; a new reading brings 实时 back."""
+    from playwright.sync_api import expect
+
+    operator = stack.token("operator", "值班员 小孙")
+    console = pages(DESKTOP)
+    open_console(console, stack, operator)
+    live = console.locator("#live")
+    banner = console.locator("#feed-alert")
+    crowd(stack, 300, datetime.now(UTC).replace(microsecond=0))
+    try:
+        # the zone status reaches the API (the worker writes it every few seconds)
+        from api_support import wait_for
+
+        wait_for(lambda: api_get(stack, operator, "/api/feed")["latest_reading_at"], timeout=60)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{stack.tails()}") from None
+    feed = api_get(stack, operator, "/api/feed")
+    assert feed["silent_after_seconds"] == 4.0
+    # Nothing more comes in: the warning shows within seconds of the limit.
+    expect(live).to_have_attribute("data-state", "silent", timeout=15_000)
+    expect(live).to_contain_text("数据中断")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("没有收到任何传感器读数")
+    assert api_get(stack, operator, "/api/feed")["silent"] is True
+    console.reload()  # the zones table shows the age of the zone's latest reading
+    expect(console.locator("#app")).to_be_visible()
+    age = console.locator(f'#zones tr[data-zone="{ZONE}"] td.age')
+    expect(age).to_contain_text("秒前", timeout=15_000)
+    shot(console, "console-feed-silent")
+    # The feed resumes: 实时 again.
+    crowd(stack, 310, datetime.now(UTC).replace(microsecond=0))
+    expect(live).to_have_attribute("data-state", "live", timeout=30_000)
+    expect(banner).to_be_hidden()
     assert console.problems == []
