@@ -443,6 +443,7 @@ class ActionIn(_In):
     )
     public: bool = Field(
         False,
+        strict=True,
         description="Show the note to the volunteers whose reports are linked to the alert "
         "(default: internal to the control room)",
     )
@@ -464,6 +465,7 @@ class AssignIn(_In):
     )
     public: bool = Field(
         False,
+        strict=True,
         description="Show the note to the volunteers whose reports are linked to the alert "
         "(default: internal to the control room)",
     )
