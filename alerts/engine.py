@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from alerts.config import ZoneRules
+from alerts.explain import measured
 from alerts.forecast import forecast_crossing
 from alerts.peaks import WindowMax
 from alerts.rules import crowding_level, fire_level, level_for, worst
@@ -538,8 +539,8 @@ def _threshold(
         evidence: dict[str, Any] = {**worst_sensor, "reading_id": cause}
         summary = None
         if level is not None:
-            kind, value = worst_sensor["kind"], worst_sensor["value"]
-            summary = _summary(zone, risk, level, f"{kind} = {value:g}", f"{kind} = {value:g}")
+            zh, en = measured(SensorKind(worst_sensor["kind"]), worst_sensor["value"])
+            summary = _summary(zone, risk, level, zh, en)
         return Assessment(zone.id, risk, level, _dt(at), cause, evidence, summary)
 
     return assess

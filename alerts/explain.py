@@ -142,6 +142,15 @@ def beijing_clock(moment: datetime) -> str:
     return moment.astimezone(BEIJING).strftime("%H:%M")
 
 
+def measured(kind: SensorKind, value: float) -> tuple[str, str]:
+    """A sensor's value in words with its unit: ("可燃气体浓度 30 % LEL", "gas 30 % LEL")."""
+    zh, en, unit = KIND_WORDS[kind]
+    if not unit:
+        return zh, en
+    sep = "" if unit in ("°C", "°") else " "
+    return f"{zh} {_num(value)}{sep}{unit}", f"{en} {_num(value)}{sep}{unit}"
+
+
 def explain(
     risk: Risk,
     level: Level,

@@ -606,7 +606,7 @@
         a.assignee ? [" · 指派 ", h("span", { class: "en" }, "Assignee "), h("strong", { class: "assignee" }, a.assignee)] : null,
       ),
       h("p", { class: "zone" }, h("span", { class: "zh" }, zone.zh), zone.en ? h("span", { class: "en" }, ` ${zone.en}`) : null,
-        a.site ? h("span", { class: "muted" }, ` · ${a.site}`) : null, a.grid ? h("span", { class: "muted" }, ` · ${a.grid}`) : null),
+        a.grid ? h("span", { class: "muted" }, " · ", bi(label(GRIDS, a.grid)), " 网格 ", h("span", { class: "en" }, "grid")) : null),
       summary.zh ? h("p", { class: "summary" }, summary.zh) : null,
       summary.en ? h("p", { class: "summary en" }, summary.en) : null,
       h("p", { class: "meta" }, "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at), " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at)),

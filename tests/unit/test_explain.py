@@ -115,3 +115,12 @@ def test_a_forecast_says_its_expected_time_in_beijing_time() -> None:
     assert words.expected_clock == "19:09" and words.expected_at == "2026-10-01T11:09:00+00:00"
     assert "约 19:09 达到橙色" in words.zh and "at about 19:09" in words.en
     assert words.zh.endswith("→ 黄")
+
+
+def test_threshold_summaries_name_the_measure_with_its_unit_not_its_key() -> None:
+    state = ZoneState(ZONE.id)
+    (water,) = process_reading(
+        state, reading(SensorKind.WATER_DEPTH, 32.5, 0, "wd-1"), ZONE, RULES
+    ).records
+    assert "积水深度 32.5 cm" in water.summary.zh and "water_depth" not in water.summary.zh
+    assert "water depth 32.5 cm" in water.summary.en
