@@ -112,6 +112,9 @@ class ZoneRules(_Strict):
     """Every rule that applies to one zone, after defaults, site and zone overrides."""
 
     hold_seconds: float = Field(300, gt=0)
+    #: Levels whose alerts latch: resolved on their own before anyone acknowledged them, they
+    #: stay on the board as resolved-unacknowledged until a person acknowledges (ISA-18.2).
+    latch_levels: tuple[LevelName, ...] = ("orange", "red")
     crowding: Crowding
     fire: Fire = Fire()
     thresholds: dict[SensorKind, Threshold] = Field(default_factory=dict)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from alerts.config import ZoneRules
+from alerts.explain import measured
 from alerts.forecast import forecast_crossing
 from alerts.peaks import WindowMax
 from alerts.rules import crowding_level, fire_level, level_for, worst
@@ -30,6 +31,7 @@ from alerts.state import (
     corroborate,
     join_report,
     operator_action,
+    reopen,
     transition,
 )
 from models.contracts import (
@@ -162,6 +164,12 @@ class ZoneState:
     # report alerts, by category: [(at, reporter_id, report_id)] within the merge window
     report_log: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
     alerts: dict[str, AlertState] = field(default_factory=dict)  # key: risk or report:<cat>
+    # resolved on their own before anyone acknowledged them (alert id -> final state), waiting
+    # for a person's acknowledgement; at most LATCHED_MAX per zone
+    latched: dict[str, AlertState] = field(default_factory=dict)
+    # alerts an operator resolved, by risk: (when, final state) — reopened if the condition is
+    # present again within the hold time
+    closed: dict[str, tuple[float, AlertState]] = field(default_factory=dict)
 
     # -- people -------------------------------------------------------------------------------
     def counting_source(self) -> str:
@@ -195,6 +203,8 @@ class ZoneState:
             "pending_reports": self.pending_reports,
             "report_log": {k: [list(e) for e in v] for k, v in self.report_log.items()},
             "alerts": {key: _alert_to_dict(a) for key, a in self.alerts.items()},
+            "latched": {key: _alert_to_dict(a) for key, a in self.latched.items()},
+            "closed": {key: [t, _alert_to_dict(a)] for key, (t, a) in self.closed.items()},
         }
 
     @classmethod
@@ -219,6 +229,8 @@ class ZoneState:
             pending_reports=list(data.get("pending_reports", [])),
             report_log={k: [(e[0], e[1], e[2]) for e in v] for k, v in data["report_log"].items()},
             alerts={k: _alert_from_dict(v) for k, v in data["alerts"].items()},
+            latched={k: _alert_from_dict(v) for k, v in data.get("latched", {}).items()},
+            closed={k: (v[0], _alert_from_dict(v[1])) for k, v in data.get("closed", {}).items()},
         )
 
 
@@ -238,6 +250,10 @@ def _alert_to_dict(alert: AlertState) -> dict[str, Any]:
         "summary": alert.summary.model_dump() if alert.summary else None,
         "assignee": alert.assignee,
         "inhibited": alert.inhibited,
+        "acknowledged_by": alert.acknowledged_by,
+        "acknowledged_at": alert.acknowledged_at.isoformat() if alert.acknowledged_at else None,
+        "latched": alert.latched,
+        "peak": alert.peak.value if alert.peak else None,
     }
 
 
@@ -257,6 +273,12 @@ def _alert_from_dict(data: dict[str, Any]) -> AlertState:
         summary=Summary(**data["summary"]) if data["summary"] else None,
         assignee=data.get("assignee"),
         inhibited=data.get("inhibited", False),
+        acknowledged_by=data.get("acknowledged_by"),
+        acknowledged_at=(
+            datetime.fromisoformat(data["acknowledged_at"]) if data.get("acknowledged_at") else None
+        ),
+        latched=data.get("latched", False),
+        peak=Level(data["peak"]) if data.get("peak") else None,
     )
 
 
@@ -287,6 +309,9 @@ class Step:
     #: time), each with the alert it opened or joined.
     linked: list[tuple[VolunteerReport, str | None]] = field(default_factory=list)
     pending: bool = False
+    #: A reading older than its sensor's latest (out of order, or older data replayed): inert
+    #: like a repeat (``duplicate`` is set too), but counted apart — it is not a repeat.
+    stale: bool = False
 
 
 # ------------------------------------------------------------------------------ bookkeeping --
@@ -522,8 +547,8 @@ def _threshold(
         evidence: dict[str, Any] = {**worst_sensor, "reading_id": cause}
         summary = None
         if level is not None:
-            kind, value = worst_sensor["kind"], worst_sensor["value"]
-            summary = _summary(zone, risk, level, f"{kind} = {value:g}", f"{kind} = {value:g}")
+            zh, en = measured(SensorKind(worst_sensor["kind"]), worst_sensor["value"])
+            summary = _summary(zone, risk, level, zh, en)
         return Assessment(zone.id, risk, level, _dt(at), cause, evidence, summary)
 
     return assess
@@ -631,12 +656,45 @@ def _step_risk(
                 inhibited_by=blocker,
             )
     hold = timedelta(0) if risk == Risk.SENSOR_OFFLINE else rules.hold
-    new, records = transition(current, assessment, hold)
+    if current is None and assessment.level is not None and key in state.closed:
+        closed_at, closed = state.closed.pop(key)
+        if at - closed_at <= rules.hold_seconds:
+            reopened, record = reopen(closed, assessment)
+            state.alerts[key] = reopened
+            return [record]
+    new, records = transition(current, assessment, hold, _latch_levels(rules))
     if new is None:
         state.alerts.pop(key, None)
+        for record in records:
+            if record.latched and current is not None:
+                _latch(state, current, record)
     else:
         state.alerts[key] = new
     return records
+
+
+#: Latched alerts a zone keeps at most (the oldest is dropped beyond: it stays in the log).
+LATCHED_MAX = 64
+
+
+def _latch_levels(rules: ZoneRules) -> frozenset[Level]:
+    return frozenset(Level(name) for name in rules.latch_levels)
+
+
+def _latch(state: ZoneState, alert: AlertState, record: AlertRecord) -> None:
+    """Keep a self-resolved, unacknowledged alert until a person acknowledges it."""
+    state.latched[alert.alert_id] = replace(
+        alert,
+        status=AlertStatus.RESOLVED,
+        revision=record.revision,
+        evidence=record.evidence,
+        summary=record.summary,
+        below_since=None,
+        below_peak=None,
+        latched=True,
+    )
+    while len(state.latched) > LATCHED_MAX:
+        del state.latched[next(iter(state.latched))]
 
 
 def zone_view(state: ZoneState, zone: Zone) -> ZoneView:
@@ -692,8 +750,10 @@ def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules:
     clock, so hold times and duration rules run on while the zone's other sensors keep
     reporting; a reading also ends its sensor's silence.
     """
+    previous = state.sensors.get(reading.sensor_id)
     if not _apply_reading(state, reading, zone, rules):
-        return Step(duplicate=True, records=[])
+        older = previous is not None and _ts(reading.observed_at) < previous.at
+        return Step(duplicate=True, records=[], stale=older)
     assert state.clock is not None
     now = state.clock
     records: list[AlertRecord] = []
@@ -891,12 +951,34 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
                 command.actor,
                 command.note,
                 command.assignee,
+                command.note_public,
             )
             if new is None:
                 del state.alerts[key]
                 if key.startswith("report:"):
                     state.report_log.pop(key, None)
+                else:
+                    final = replace(
+                        alert,
+                        status=AlertStatus.RESOLVED,
+                        revision=record.revision,
+                        acknowledged_by=record.acknowledged_by,
+                        acknowledged_at=record.acknowledged_at,
+                    )
+                    state.closed[key] = (_ts(command.issued_at), final)
             else:
                 state.alerts[key] = new
             return CommandOutcome("applied", record)
+    latched = state.latched.get(command.alert_id)
+    if latched is not None and command.action == CommandAction.ACKNOWLEDGE:
+        _, record = operator_action(
+            latched,
+            Change.ACKNOWLEDGED,
+            command.issued_at,
+            command.actor,
+            command.note,
+            note_public=command.note_public,
+        )
+        del state.latched[command.alert_id]
+        return CommandOutcome("applied", record)
     return CommandOutcome("not_open")

@@ -9,6 +9,7 @@ hovering at a threshold does not page an operator on every reading.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
@@ -70,6 +71,12 @@ class AlertState:
     summary: Summary | None = None
     assignee: str | None = None
     inhibited: bool = False
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    #: Set on the final (resolved) state of an alert that latched (see :func:`latch`).
+    latched: bool = False
+    #: The highest level the alert has had (``None``: never above ``level``).
+    peak: Level | None = None
 
 
 def alert_id_for(zone_id: str, risk: Risk, cause: str) -> str:
@@ -97,6 +104,9 @@ def _record(state: AlertState, change: Change, at: datetime) -> AlertRecord:
         evidence=state.evidence,
         summary=summary,
         assignee=state.assignee,
+        acknowledged_by=state.acknowledged_by,
+        acknowledged_at=state.acknowledged_at,
+        latched=state.latched,
     )
 
 
@@ -166,15 +176,27 @@ def _rank(level: Level | None) -> int:
     return 0 if level is None else level.rank
 
 
+def peak_of(state: AlertState) -> Level:
+    """The highest level ``state`` has had."""
+    if state.peak is not None and state.peak.rank > state.level.rank:
+        return state.peak
+    return state.level
+
+
 def transition(
-    state: AlertState | None, assessment: Assessment, hold: timedelta = DEFAULT_HOLD
+    state: AlertState | None,
+    assessment: Assessment,
+    hold: timedelta = DEFAULT_HOLD,
+    latch: Collection[Level] = (),
 ) -> tuple[AlertState | None, list[AlertRecord]]:
     """Apply one assessment to the open alert of its (zone, risk), if any.
 
     Returns the new state (``None`` once resolved or when nothing is open) and the alert records
     the change produced (zero or one). Pure: the same inputs always give the same outputs.
     A hold of zero lowers or resolves at once (used for sensor_offline: a sensor that reports
-    again is back).
+    again is back). An alert that resolves on its own before a person acknowledged it, having
+    reached a level in ``latch``, is marked ``latched``: it stays on the board until someone
+    acknowledges it (ISA-18.2's "returned to normal, unacknowledged").
     """
     level, at = assessment.level, assessment.at
     if state is None:
@@ -203,7 +225,10 @@ def transition(
         up = replace(
             state,
             level=level,
+            peak=peak_of(state),
             status=AlertStatus.FIRING,
+            acknowledged_by=None,
+            acknowledged_at=None,
             revision=state.revision + 1,
             predicted=assessment.predicted,
             below_since=None,
@@ -245,6 +270,7 @@ def transition(
         resolved = replace(
             state,
             status=AlertStatus.RESOLVED,
+            latched=state.acknowledged_by is None and peak_of(state) in latch,
             revision=state.revision + 1,
             below_since=None,
             below_peak=None,
@@ -255,6 +281,7 @@ def transition(
     down = replace(
         state,
         level=peak,
+        peak=peak_of(state),
         revision=state.revision + 1,
         predicted=assessment.predicted,
         # The hold window restarts from now for whatever is still below the new level.
@@ -310,26 +337,76 @@ def operator_action(
     actor: str,
     note: str | None = None,
     assignee: str | None = None,
+    note_public: bool = False,
 ) -> tuple[AlertState | None, AlertRecord]:
     """An operator acknowledges, assigns or resolves an open alert (a command, not a reading).
 
-    Acknowledging keeps the alert open (an escalation fires it again); assigning names who
-    handles it; resolving closes it — if the condition is still there, the next reading opens a
-    new alert, so an operator cannot silence a live danger by resolving it.
+    Acknowledging keeps the alert open (an escalation fires it again) and records who and
+    when; acknowledging a latched (resolved, unacknowledged) alert takes it off the board;
+    assigning names who handles it; resolving closes it — if the condition is present again
+    within the hold time, the engine reopens the same alert (:func:`reopen`), so an operator
+    cannot silence a live danger by resolving it and no unlinked twin appears.
     """
-    if change == Change.ACKNOWLEDGED:
-        new: AlertState | None = replace(
-            state, status=AlertStatus.ACKNOWLEDGED, revision=state.revision + 1
+    if change == Change.ACKNOWLEDGED and state.status == AlertStatus.RESOLVED:
+        # A latched alert (resolved on its own, unacknowledged): a person has now seen it.
+        shown = replace(
+            state,
+            revision=state.revision + 1,
+            latched=False,
+            acknowledged_by=actor,
+            acknowledged_at=at,
+        )
+        new: AlertState | None = None
+    elif change == Change.ACKNOWLEDGED:
+        new = replace(
+            state,
+            status=AlertStatus.ACKNOWLEDGED,
+            revision=state.revision + 1,
+            acknowledged_by=actor,
+            acknowledged_at=at,
         )
         shown = new
     elif change == Change.ASSIGNED:
         new = replace(state, revision=state.revision + 1, assignee=assignee or actor)
         shown = new
     elif change == Change.RESOLVED:
-        shown = replace(state, status=AlertStatus.RESOLVED, revision=state.revision + 1)
+        # A person closing the alert has seen it: that is an acknowledgement too.
+        shown = replace(
+            state,
+            status=AlertStatus.RESOLVED,
+            revision=state.revision + 1,
+            acknowledged_by=state.acknowledged_by or actor,
+            acknowledged_at=state.acknowledged_at or at,
+        )
         new = None
     else:
         raise ValueError(f"{change.value} is not an operator action")
     assert shown is not None
-    record = _record(shown, change, at).model_copy(update={"actor": actor, "note": note})
+    record = _record(shown, change, at).model_copy(
+        update={"actor": actor, "note": note, "note_public": note_public and note is not None}
+    )
     return new, record
+
+
+def reopen(closed: AlertState, assessment: Assessment) -> tuple[AlertState, AlertRecord]:
+    """The condition of an alert an operator resolved is present again (within the hold time):
+    the same alert fires again at the assessed level, next revision, ``change`` reopened.
+    Acknowledgement is cleared (a person must look again); the assignee stays."""
+    assert assessment.level is not None
+    opened = replace(
+        closed,
+        level=assessment.level,
+        peak=None,
+        status=AlertStatus.FIRING,
+        revision=closed.revision + 1,
+        predicted=assessment.predicted,
+        below_since=None,
+        below_peak=None,
+        evidence=_carry(closed.evidence, assessment.evidence),
+        summary=assessment.summary,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        latched=False,
+        inhibited=False,
+    )
+    return opened, _record(opened, Change.REOPENED, assessment.at)

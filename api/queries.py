@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from infra.db import AlertHistoryRow, AlertRow, ReportRow, ZoneStatusRow
-from models.contracts import AlertStatus, Level
+from models.contracts import AlertStatus, Change, Level
 
 __all__ = [
     "AlertFilter",
@@ -31,6 +31,7 @@ __all__ = [
     "load_history",
     "open_alerts_by_zone",
     "reports_for_alert",
+    "resolved_since",
     "zone_statuses",
 ]
 
@@ -46,15 +47,23 @@ class AlertFilter:
     zone_ids: tuple[str, ...] | None = None
     risks: tuple[str, ...] | None = None
     levels: tuple[str, ...] | None = None
+    #: Also match latched alerts (resolved on their own, not yet acknowledged), whatever
+    #: ``statuses`` says: the board keeps them until a person acknowledges them.
+    latched: bool = False
 
     def clauses(self) -> list[Any]:
         pairs = [
-            (AlertRow.status, self.statuses),
             (AlertRow.zone_id, self.zone_ids),
             (AlertRow.risk, self.risks),
             (AlertRow.level, self.levels),
         ]
-        return [column.in_(list(values)) for column, values in pairs if values is not None]
+        out: list[Any] = [
+            column.in_(list(values)) for column, values in pairs if values is not None
+        ]
+        if self.statuses is not None:
+            status = AlertRow.status.in_(list(self.statuses))
+            out.append(or_(status, AlertRow.latched.is_(True)) if self.latched else status)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,31 @@ def list_alerts(
     with Session(engine, expire_on_commit=False) as session:
         rows = [AlertListing(a, rec, int(n)) for a, rec, n in session.execute(query)]
         total = int(session.scalar(total_query) or 0)
+    return rows, total
+
+
+def resolved_since(
+    engine: Engine, since: datetime, *, limit: int, offset: int
+) -> tuple[list[tuple[AlertRow, AlertHistoryRow]], int]:
+    """Alerts resolved at or after ``since`` with the record that resolved them, newest first,
+    and their total count."""
+    where = and_(
+        AlertHistoryRow.change == Change.RESOLVED.value,
+        AlertHistoryRow.at >= since,
+    )
+    query = (
+        select(AlertRow, AlertHistoryRow)
+        .join(AlertHistoryRow, AlertHistoryRow.alert_id == AlertRow.alert_id)
+        .where(where)
+        .order_by(AlertHistoryRow.at.desc(), AlertRow.alert_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    with Session(engine, expire_on_commit=False) as session:
+        rows = [(a, h) for a, h in session.execute(query)]
+        total = int(
+            session.scalar(select(func.count()).select_from(AlertHistoryRow).where(where)) or 0
+        )
     return rows, total
 
 

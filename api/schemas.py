@@ -196,11 +196,14 @@ class ReportAccepted(_Out):
 
 
 class ReportStatus(StrEnum):
-    """A report's status: ``submitted`` until the pipeline links it to an alert, then that
-    alert's status."""
+    """A report's status, honest about who has acted: ``submitted`` until the pipeline links it
+    to an alert; ``linked`` once it has (no person has acted on the alert yet);
+    ``acknowledged`` once an operator has acted (acknowledged, assigned or closed it);
+    ``resolved`` once the alert is closed and a person has seen it. An alert that cleared on its
+    own and nobody has acknowledged yet leaves the report ``linked``."""
 
     SUBMITTED = "submitted"
-    FIRING = "firing"
+    LINKED = "linked"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
 
@@ -322,6 +325,11 @@ class AlertItem(_Out):
                     },
                     "assignee": None,
                     "inhibited": False,
+                    "acknowledged": False,
+                    "acknowledged_by": None,
+                    "acknowledged_at": None,
+                    "latched": False,
+                    "expected_at": None,
                 }
             ]
         },
@@ -344,12 +352,45 @@ class AlertItem(_Out):
     inhibited: bool = Field(
         False, description="Muted by a more important alert in the zone (shown, not notified)"
     )
+    acknowledged: bool = Field(
+        False, description="A person has acknowledged the alert's current condition (or closed it)"
+    )
+    acknowledged_by: str | None = Field(None, description="Who acknowledged it")
+    acknowledged_at: datetime | None = Field(None, description="When it was acknowledged")
+    latched: bool = Field(
+        False,
+        description="Resolved on its own before anyone acknowledged it (橙/红): it stays on the "
+        "board until a person acknowledges it",
+    )
+    expected_at: datetime | None = Field(
+        None,
+        description="For a forecast (预判, `predicted`): when the forecast level is expected",
+    )
 
 
 class AlertPage(Page):
     """Alerts, most severe level first, then the most recently changed."""
 
     items: list[AlertItem]
+
+
+class ShiftLogItem(AlertItem):
+    """A resolved alert in the shift log: when, by whom and how it was closed."""
+
+    resolved_at: datetime = Field(description="When the alert was resolved (event time)")
+    closed_how: str = Field(
+        description="`operator`: a person resolved it (`resolved_by`, `note`); `cleared`: the "
+        "condition cleared on its own for the hold time"
+    )
+    resolved_by: str | None = Field(description="The operator who resolved it; null if cleared")
+    note: str | None = Field(description="The operator's note on resolving, if any")
+
+
+class ShiftLogPage(Page):
+    """Alerts resolved in the last ``hours``, newest first."""
+
+    hours: float
+    items: list[ShiftLogItem]
 
 
 class HistoryEntry(_Out):
@@ -378,10 +419,33 @@ class LinkedReport(_Out):
     photo_url: str | None
 
 
+class ExplanationFigure(_Out):
+    """One figure behind an alert, with its unit."""
+
+    zh: str
+    en: str
+    value: str
+
+
+class Explanation(_Out):
+    """Why the alert has its level, in words: the rule it crossed ("承载率 121 % ≥ 120 % → 红"),
+    its figures with units; for a forecast, the expected time (``expected_at`` and ``HH:MM``
+    Beijing time)."""
+
+    zh: str
+    en: str
+    figures: list[ExplanationFigure]
+    expected_at: datetime | None = None
+    expected_clock: str | None = None
+
+
 class AlertDetail(AlertItem):
     """An alert with its evidence, its latest history (audit trail) and the latest reports
     linked to it; the rest page through ``/history`` and ``/reports``."""
 
+    explanation: Explanation | None = Field(
+        None, description="The rule crossed and the figures, in words (null if unknown)"
+    )
     evidence: dict[str, Any]
     history: list[HistoryEntry] = Field(description="The latest 100 changes, oldest first")
     history_total: int = Field(description="Changes in all (`GET /api/alerts/{id}/history`)")
@@ -421,6 +485,12 @@ class ActionIn(_In):
     note: CleanText | None = Field(
         None, max_length=2000, pattern=TEXT, description="Goes into the audit trail"
     )
+    public: bool = Field(
+        False,
+        strict=True,
+        description="Show the note to the volunteers whose reports are linked to the alert "
+        "(default: internal to the control room)",
+    )
 
 
 class AssignIn(_In):
@@ -436,6 +506,12 @@ class AssignIn(_In):
     )
     note: CleanText | None = Field(
         None, max_length=2000, pattern=TEXT, description="Goes into the audit trail"
+    )
+    public: bool = Field(
+        False,
+        strict=True,
+        description="Show the note to the volunteers whose reports are linked to the alert "
+        "(default: internal to the control room)",
     )
 
 
@@ -585,8 +661,23 @@ class ZoneItem(_Out):
     inflow_per_min: float | None = None
     outflow_per_min: float | None = None
     updated_at: datetime | None = None
+    received_at: datetime | None = Field(
+        None, description="Wall clock when the worker took in the zone's latest reading"
+    )
+    reading_age_seconds: float | None = Field(
+        None, description="Seconds since then (wall clock), when the API answered"
+    )
     open_alerts: int = Field(0, description="Alerts of the zone that are firing or acknowledged")
     alert_level: Level | None = Field(None, description="The most severe open alert's level")
+
+
+class FeedStatus(_Out):
+    """Is the sensor feed alive? Wall-clock age of the newest reading any zone took in."""
+
+    latest_reading_at: datetime | None = Field(description="Null: no reading yet")
+    age_seconds: float | None
+    silent_after_seconds: float = Field(description="`PUHUI_FEED_SILENT_SECONDS`")
+    silent: bool = Field(description="A reading came in once, and none for silent_after_seconds")
 
 
 class ZoneList(_Out):

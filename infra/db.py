@@ -28,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     select,
     text,
@@ -83,10 +84,15 @@ class AlertRow(Base):
     summary_zh: Mapped[str] = mapped_column(Text)
     summary_en: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Resolved on its own before anyone acknowledged it: stays on the board until someone does.
+    latched: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_alerts_zone_risk", "zone_id", "risk"),
         Index("ix_alerts_status", "status"),
+        Index("ix_alerts_latched", "latched"),
     )
 
 
@@ -144,6 +150,8 @@ class ZoneStatusRow(Base):
     inflow_per_min: Mapped[float | None]
     outflow_per_min: Mapped[float | None]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Wall clock when the worker took in the zone's latest reading (feed freshness).
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TokenRow(Base):
@@ -254,6 +262,9 @@ def write_alert_records(engine: Engine, records: Sequence[AlertRecord]) -> None:
             "summary_zh": r.summary.zh,
             "summary_en": r.summary.en,
             "evidence": r.evidence,
+            "acknowledged_by": r.acknowledged_by,
+            "acknowledged_at": r.acknowledged_at,
+            "latched": r.latched,
         }
         for r in latest.values()
     ]
@@ -287,6 +298,9 @@ def write_alert_records(engine: Engine, records: Sequence[AlertRecord]) -> None:
                 "summary_zh",
                 "summary_en",
                 "evidence",
+                "acknowledged_by",
+                "acknowledged_at",
+                "latched",
             )
         },
         where=alerts.c.revision < up.excluded.revision,
@@ -355,7 +369,16 @@ def upsert_zone_status(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
     stmt = _insert(engine, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.zone_id],
-        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name != "zone_id"},
+        set_={
+            c.name: (
+                # a sweep-only update (no reading) keeps when the latest reading came in
+                func.coalesce(stmt.excluded[c.name], c)
+                if c.name == "received_at"
+                else stmt.excluded[c.name]
+            )
+            for c in table.c
+            if c.name != "zone_id"
+        },
     )
     with engine.begin() as conn:
         conn.execute(stmt, list(rows))

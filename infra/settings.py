@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     hold_seconds: float | None = Field(
         None, gt=0, description="overrides the rules' hold time (event-time seconds) everywhere"
     )
+    feed_silent_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="the console warns when no reading has come in for this long (wall clock)",
+    )
     status_interval_seconds: float = Field(
         5.0, gt=0, description="how often the worker writes zone figures to the zone_status table"
     )

@@ -116,6 +116,9 @@ class Change(StrEnum):
     CONFIRMED = "confirmed"  # a predicted alert's level was actually reached
     CORROBORATED = "corroborated"  # a volunteer's report joined a sensor alert
     RESOLVED = "resolved"
+    #: The condition was present again within the hold time after an operator resolved the
+    #: alert: the same alert (same id, next revision) fires again instead of an unlinked twin.
+    REOPENED = "reopened"
 
 
 class ReportCategory(StrEnum):
@@ -271,6 +274,21 @@ class AlertRecord(_Wire):
     actor: _Id | None = None
     note: Annotated[str, Field(max_length=2000), _TEXT] | None = None
     assignee: Annotated[str, Field(min_length=1, max_length=128), _LINE] | None = None
+    #: Who acknowledged the alert's current condition and when (cleared again when the alert
+    #: escalates or reopens: a worse condition needs a person's eyes again).
+    acknowledged_by: _Id | None = None
+    acknowledged_at: AwareDatetime | None = None
+    #: Resolved on its own (the condition cleared) before any person acknowledged it, at a level
+    #: that latches (橙/红 by default): it stays on the board until someone acknowledges it.
+    latched: bool = False
+    #: The operator marked ``note`` for the reporters of the alert's linked reports; notes are
+    #: internal to the control room otherwise.
+    note_public: bool = False
+
+    @property
+    def acknowledged(self) -> bool:
+        """Whether a person has acknowledged (or closed) the alert's current condition."""
+        return self.acknowledged_by is not None
 
     def to_bytes(self) -> bytes:
         """The record as UTF-8 JSON, as published."""
@@ -300,6 +318,8 @@ class AlertCommand(_Wire):
     issued_at: _Time
     note: Annotated[str, Field(max_length=2000), _TEXT] | None = None
     assignee: Annotated[str, Field(min_length=1, max_length=128), _LINE] | None = None
+    #: Show ``note`` to the reporters of the alert's reports (default: internal).
+    note_public: bool = False
 
     def to_bytes(self) -> bytes:
         """The command as UTF-8 JSON, as published."""

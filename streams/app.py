@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,6 +221,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             where = Source(topics.reports, -1, -1, report.zone_id.encode(), None)
             await dead_letter(where, report.model_dump_json().encode(), UNSTORABLE, exc.detail)
 
+    received: dict[str, float] = {}  # zone -> wall time its latest reading was processed
     handle_reading = ReadingHandler(
         zones=zones,
         rules=rules,
@@ -230,6 +232,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         send_reading=sender(readings_topic),
         store_report=store_report,
         max_sensors=settings.max_sensors_per_zone,
+        on_zone_reading=lambda zone_id: received.__setitem__(zone_id, time.time()),
     )
 
     handle_report = ReportHandler(
@@ -332,6 +335,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                     "inflow_per_min": view.inflow_per_min,
                     "outflow_per_min": view.outflow_per_min,
                     "updated_at": datetime.fromtimestamp(state.clock, tz=UTC),
+                    "received_at": (
+                        datetime.fromtimestamp(received[zone.id], tz=UTC)
+                        if zone.id in received
+                        else None
+                    ),
                 }
             )
         if rows:

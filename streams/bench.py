@@ -517,6 +517,7 @@ def handled(sample: dict[str, float]) -> float:
     return (
         sample.get("puhui_readings_processed_total", 0.0)
         + sample.get("puhui_readings_duplicate_total", 0.0)
+        + sample.get("puhui_readings_stale_total", 0.0)
         + sample.get("puhui_readings_rejected_total", 0.0)
     )
 

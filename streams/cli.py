@@ -119,7 +119,14 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from infra.kafka_admin import ensure_topics
     from streams.app import load_registry
-    from streams.simulator import SCENARIOS, generate, generate_reports, run_scenario
+    from streams.simulator import (
+        SCENARIOS,
+        generate,
+        generate_reports,
+        newest_event_time,
+        run_scenario,
+        simulation_start,
+    )
     from streams.topics import TopicNames
 
     if args.scenario not in SCENARIOS:
@@ -128,7 +135,17 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     zones = load_registry(settings)
-    start = datetime.fromisoformat(args.start) if args.start else datetime.now(UTC)
+    topics = TopicNames.with_prefix(settings.topic_prefix)
+    if args.start:
+        start = datetime.fromisoformat(args.start)
+    else:
+        # After the newest event time already on the topic (a demo that ran ahead): readings
+        # older than their sensors' latest would all be dropped as stale.
+        newest = newest_event_time(settings.kafka_bootstrap, topics.readings)
+        now = datetime.now(UTC)
+        start = simulation_start(now, newest)
+        if newest is not None and newest >= now:
+            print(f"the readings topic already reaches {newest.isoformat()}", flush=True)
     if start.tzinfo is None:
         print("--start needs a UTC offset, e.g. 2026-10-01T18:00:00+08:00", file=sys.stderr)
         return 2
@@ -139,7 +156,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         for r in generate_reports(zones, start, window, scenario=args.scenario, seed=args.seed)
         if r.submitted_at < start + window
     ]
-    topics = TopicNames.with_prefix(settings.topic_prefix)
     ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
     speed = float("inf") if args.speed <= 0 else args.speed
     print(
@@ -497,7 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="produce simulated sensor readings")
     sim_options(simulate, 1.0)
     simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--start", help="event time of the first reading (default now)")
+    simulate.add_argument(
+        "--start",
+        help="event time of the first reading (default: now, or just after the newest event "
+        "time already on the readings topic if that is later)",
+    )
     simulate.set_defaults(func=cmd_simulate)
 
     up = sub.add_parser("up", help="broker + worker + API + simulator in the foreground")

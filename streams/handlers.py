@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from alerts.config import RuleBook
@@ -32,6 +33,7 @@ from models.contracts import (
     AlertRecord,
     Change,
     RejectedRecord,
+    SensorReading,
     VolunteerReport,
     decode_command,
     decode_reading,
@@ -41,6 +43,8 @@ from models.zones import ZoneRegistry
 from streams.metrics import PipelineMetrics
 
 log = logging.getLogger("puhui.worker")
+#: A stale reading is logged once in this many (the counter counts them all).
+STALE_LOG_EVERY = 1000
 
 INTERNAL_ERROR = "internal_error"
 #: How far (event-time seconds) a partition's watermark moves between two silence sweeps.
@@ -274,6 +278,24 @@ class ReadingHandler:
     # the metrics' label children, looked up once (prometheus_client's labels() is not free)
     _processed: dict[str, Any] = field(default_factory=dict)
     _zone_gauges: dict[str, ZoneGauges] = field(default_factory=dict)
+    _stale_seen: int = 0
+
+    def _note_stale(self, reading: SensorReading, state: ZoneState) -> None:
+        """Log a stale reading at a sampled rate: the first, then one in ``STALE_LOG_EVERY``."""
+        self._stale_seen += 1
+        if self._stale_seen % STALE_LOG_EVERY != 1 and STALE_LOG_EVERY > 1:
+            return
+        sensor = state.sensors.get(reading.sensor_id)
+        latest = datetime.fromtimestamp(sensor.at, UTC).isoformat() if sensor else "?"
+        log.warning(
+            "stale reading (older than its sensor's latest; %d so far, 1 in %d logged): "
+            "sensor %s at %s, its latest %s",
+            self._stale_seen,
+            STALE_LOG_EVERY,
+            reading.sensor_id,
+            reading.observed_at.isoformat(),
+            latest,
+        )
 
     def forget_zone_gauges(self) -> None:
         """Call after the zone gauges were cleared: their cached children are detached."""
@@ -321,6 +343,10 @@ class ReadingHandler:
             await self._dead_letter(raw, source, TOO_MANY_SENSORS, detail)
             return
         step = process_reading(state, reading, zone, self.rules.for_zone(zone.id))
+        if step.stale:
+            self.metrics.readings_stale.inc()
+            self._note_stale(reading, state)
+            return
         if step.duplicate:
             self.metrics.readings_duplicate.inc()
             return

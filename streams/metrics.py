@@ -39,6 +39,7 @@ class PipelineMetrics:
     readings_processed: Counter
     readings_rejected: Counter
     readings_duplicate: Counter
+    readings_stale: Counter
     readings_rekeyed: Counter
     reports_processed: Counter
     zone_people: Gauge
@@ -99,6 +100,12 @@ class PipelineMetrics:
             readings_duplicate=Counter(
                 "puhui_readings_duplicate",
                 "Readings dropped because their reading_id was already processed",
+                registry=registry,
+            ),
+            readings_stale=Counter(
+                "puhui_readings_stale",
+                "Readings older than their sensor's latest (out of order, or older data "
+                "replayed), dropped: they cannot change the present",
                 registry=registry,
             ),
             readings_rekeyed=Counter(

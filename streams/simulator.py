@@ -1651,3 +1651,57 @@ def run_scenario(
     )
     _produce(bootstrap, (entry[3] for entry in merged), speed=speed, on_sent=tally, stop=stop)
     return counts[0], counts[1]
+
+
+#: How many of each partition's last records :func:`newest_event_time` reads.
+_TAIL_RECORDS: Final = 256
+
+
+def newest_event_time(bootstrap: str, topic: str, timeout: float = 15.0) -> datetime | None:
+    """The newest ``observed_at`` among the last records of each partition of ``topic`` (a
+    readings topic), or ``None`` when it is empty or missing. Records that are not readings are
+    skipped. Producers (this simulator among them) send in event-time order per zone, so a
+    partition's tail holds its newest times."""
+    import json
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500
+    )
+    newest: datetime | None = None
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            return None
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        ends = consumer.end_offsets(tps)
+        begins = consumer.beginning_offsets(tps)
+        pending = {tp for tp in tps if ends[tp] > begins[tp]}
+        for tp in tps:
+            consumer.seek(tp, max(begins[tp], ends[tp] - _TAIL_RECORDS))
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for tp, batch in consumer.poll(timeout_ms=300).items():
+                for message in batch:
+                    try:
+                        observed = json.loads(message.value)["observed_at"]
+                        moment = datetime.fromisoformat(observed)
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    if moment.tzinfo is not None and (newest is None or moment > newest):
+                        newest = moment
+                    if message.offset >= ends[tp] - 1:
+                        pending.discard(tp)
+    finally:
+        consumer.close()
+    return newest
+
+
+def simulation_start(now: datetime, newest: datetime | None) -> datetime:
+    """Where a simulation without ``--start`` begins: now, or just after the newest event time
+    already on the topic if that is later — older readings would be dropped as stale."""
+    if newest is None or newest < now:
+        return now
+    return (newest + timedelta(seconds=1)).astimezone(UTC)

@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from alerts.config import RuleBook, RulesFileError, load_rules
+from alerts.explain import explain
 from api.auth import Caller, OperatorCaller, StreamCaller
 from api.bus import PublishError
 from api.cap import CapRef, build_cap, cap_ref
@@ -32,6 +36,7 @@ from api.queries import (
     list_alerts,
     load_history,
     reports_for_alert,
+    resolved_since,
 )
 from api.routes.common import FilterQuery, Limit, Offset, alert_filter, alert_item, listing_item
 from api.schemas import (
@@ -45,12 +50,13 @@ from api.schemas import (
     HistoryPage,
     IncidentPage,
     LinkedReportPage,
+    ShiftLogPage,
     error_responses,
 )
-from infra.db import AlertHistoryRow, ReportRow
+from infra.db import AlertHistoryRow, AlertRow, ReportRow
 from infra.privacy import record_access, report_ids
 from infra.tokens import token_active
-from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction
+from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction, Level, Risk
 
 __all__ = ["alerts_router", "sse_event"]
 
@@ -110,6 +116,25 @@ def sse_event(record: AlertRecord) -> str:
 def alerts_router(ctx: ApiContext) -> APIRouter:
     """``/api/alerts/**`` and ``/api/incidents``."""
     router = APIRouter(tags=["alerts"])
+    try:
+        rule_book: RuleBook | None = load_rules(ctx.settings.rules_file, ctx.zones)
+    except RulesFileError:
+        rule_book = None  # the worker refuses such a file; the detail then has no words
+
+    def explanation_of(alert: AlertRow) -> dict[str, Any] | None:
+        if rule_book is None:
+            return None
+        try:
+            words = explain(
+                Risk(alert.risk),
+                Level(alert.level),
+                alert.evidence or {},
+                rule_book.for_zone(alert.zone_id),
+                predicted=alert.predicted,
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+        return asdict(words)
 
     # -- live stream (declared before /api/alerts/{alert_id}, which would match "stream") ------
 
@@ -199,8 +224,10 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
     @router.get(
         "/api/alerts",
         summary="Alerts, most severe first (default: the open ones)",
-        description=_FILTER_DOC + " Default status: firing and acknowledged. Ordered by level "
-        "(red first), then the most recently changed.",
+        description=_FILTER_DOC + " Default: what the control room must see — firing, "
+        "acknowledged (still firing) and **latched** alerts (橙/红 alerts that resolved on their "
+        "own before anyone acknowledged them: `status` resolved, `latched` true, until a person "
+        "acknowledges them). Ordered by level (red first), then the most recently changed.",
         response_model=AlertPage,
         responses=error_responses(401, 403, 422),
     )
@@ -222,6 +249,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
             risk=risk,
             level=level,
             default_statuses=OPEN_STATUSES,
+            default_latched=True,
         )
         rows, total = list_alerts(ctx.engine, where, limit=limit, offset=offset)
         items = [alert_item(ctx, r.alert, r.latest) for r in rows]
@@ -260,6 +288,40 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @router.get(
+        "/api/shift-log",
+        summary="The shift log: every alert resolved in the last N hours, who closed it and how",
+        description="Newest first. `closed_how` is `operator` (a person resolved it: "
+        "`resolved_by`, `note`) or `cleared` (the condition cleared on its own for the hold "
+        "time); `acknowledged_by`/`acknowledged_at` say who has seen it, and `latched` that "
+        "nobody has yet (it is still on the board). `hours` counts back from now (wall clock) "
+        "over the alerts' resolve times.",
+        response_model=ShiftLogPage,
+        tags=["incidents"],
+        responses=error_responses(401, 403, 422),
+    )
+    def shift_log(
+        _caller: OperatorCaller,
+        hours: Annotated[
+            float, Query(gt=0, le=168, description="How far back, in hours (default 12)")
+        ] = 12.0,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        since = ctx.now() - timedelta(hours=hours)
+        rows, total = resolved_since(ctx.engine, since, limit=limit, offset=offset)
+        items = [
+            {
+                **alert_item(ctx, alert, done.record),
+                "resolved_at": done.at,
+                "closed_how": "operator" if done.actor else "cleared",
+                "resolved_by": done.actor,
+                "note": done.note,
+            }
+            for alert, done in rows
+        ]
+        return {"items": items, "total": total, "limit": limit, "offset": offset, "hours": hours}
+
+    @router.get(
         "/api/alerts/{alert_id}",
         summary="One alert with its evidence, history (audit trail) and linked reports",
         response_model=AlertDetail,
@@ -275,6 +337,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         read_reports(caller, reports, f"GET /api/alerts/{alert_id}")
         return {
             **alert_item(ctx, alert, latest),
+            "explanation": explanation_of(alert),
             "evidence": alert.evidence,
             "history": [history_entry(h) for h in history],
             "history_total": history_total,
@@ -378,12 +441,21 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         caller: Caller,
         note: str | None,
         assignee: str | None = None,
+        public: bool = False,
     ) -> CommandAccepted:
         alert = await run_in_threadpool(get_alert, ctx.engine, alert_id)
         if alert is None:
             raise NotFound(f"no alert {alert_id}")
         if alert.status == AlertStatus.RESOLVED:
-            raise Conflict(f"alert {alert_id} is resolved; only open alerts can be acted on")
+            if alert.latched and action == CommandAction.ACKNOWLEDGE:
+                pass  # resolved on its own, unacknowledged: a person acknowledges it
+            elif alert.latched:
+                raise Conflict(
+                    f"alert {alert_id} already resolved on its own; acknowledge it to take it "
+                    "off the board"
+                )
+            else:
+                raise Conflict(f"alert {alert_id} is resolved; only open alerts can be acted on")
         cmd = AlertCommand(
             command_id=str(uuid.uuid4()),
             alert_id=alert.alert_id,
@@ -393,6 +465,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
             issued_at=ctx.now(),
             note=note,
             assignee=assignee,
+            note_public=public and note is not None,
         )
         try:
             await ctx.publisher.publish(ctx.topics.commands, cmd.zone_id.encode(), cmd.to_bytes())
@@ -403,7 +476,10 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
     action_doc = (
         "Publishes an `AlertCommand` to `puhui.alert-commands` (keyed by zone); the worker "
         "applies it and publishes the alert record, which lands in the alert's history with the "
-        "caller as actor and the note. Only open alerts: a resolved one is a 409."
+        "caller as actor and the note. Only open alerts: a resolved one is a 409 — except "
+        "acknowledging a latched alert (resolved on its own, unacknowledged), which takes it off "
+        "the board. Resolving an alert whose condition is still present is accepted, and the "
+        "worker reopens the same alert (`change` reopened, same id) at its next assessment."
     )
     action_errors = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
 
@@ -421,7 +497,8 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         body: Annotated[ActionIn | None, Body()] = None,
     ) -> CommandAccepted:
         note = body.note if body is not None else None
-        return await command(alert_id, CommandAction.ACKNOWLEDGE, caller, note)
+        public = body.public if body is not None else False
+        return await command(alert_id, CommandAction.ACKNOWLEDGE, caller, note, public=public)
 
     @router.post(
         "/api/alerts/{alert_id}/assign",
@@ -436,7 +513,9 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         body: AssignIn,
         caller: OperatorCaller,
     ) -> CommandAccepted:
-        return await command(alert_id, CommandAction.ASSIGN, caller, body.note, body.assignee)
+        return await command(
+            alert_id, CommandAction.ASSIGN, caller, body.note, body.assignee, body.public
+        )
 
     @router.post(
         "/api/alerts/{alert_id}/resolve",
@@ -452,6 +531,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         body: Annotated[ActionIn | None, Body()] = None,
     ) -> CommandAccepted:
         note = body.note if body is not None else None
-        return await command(alert_id, CommandAction.RESOLVE, caller, note)
+        public = body.public if body is not None else False
+        return await command(alert_id, CommandAction.RESOLVE, caller, note, public=public)
 
     return router

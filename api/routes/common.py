@@ -63,10 +63,12 @@ def alert_filter(
     risk: list[str] | None,
     level: list[str] | None,
     default_statuses: tuple[str, ...] | None,
+    default_latched: bool = False,
 ) -> AlertFilter:
     """Validate the list filters (422 naming the parameter) and build the query filter.
 
-    ``status=all`` lifts the default status restriction.
+    ``status=all`` lifts the default status restriction; ``default_latched`` adds the latched
+    alerts (resolved, unacknowledged) to the default statuses — not to explicit ones.
     """
     statuses = split_values(status, "status")
     if statuses is not None and "all" in statuses:
@@ -87,6 +89,7 @@ def alert_filter(
         zone_ids=tuple(sorted(zone_ids)) if zone_ids is not None else None,
         risks=tuple(risks) if risks is not None else None,
         levels=tuple(levels) if levels is not None else None,
+        latched=default_latched and statuses is None,
     )
 
 
@@ -117,7 +120,19 @@ def alert_item(ctx: ApiContext, alert: AlertRow, latest: dict[str, Any] | None) 
         "summary": {"zh": alert.summary_zh, "en": alert.summary_en},
         "assignee": assignee_of(latest),
         "inhibited": bool((latest or {}).get("inhibited", False)),
+        "acknowledged": alert.acknowledged_by is not None,
+        "acknowledged_by": alert.acknowledged_by,
+        "acknowledged_at": alert.acknowledged_at,
+        "latched": bool(alert.latched),
+        "expected_at": expected_at(alert.evidence) if alert.predicted else None,
     }
+
+
+def expected_at(evidence: dict[str, Any] | None) -> str | None:
+    """When a forecast expects its level to be reached (``evidence.forecast.expected_at``)."""
+    forecast = (evidence or {}).get("forecast")
+    value = forecast.get("expected_at") if isinstance(forecast, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def listing_item(ctx: ApiContext, listing: AlertListing) -> dict[str, Any]:

@@ -70,19 +70,23 @@ def report_view(
     history: list[AlertHistoryRow],
     caller: Caller,
 ) -> dict[str, Any]:
-    """A report as its reader sees it: actors' names are shown to operators only."""
-    status = ReportStatus(alert.status) if alert is not None else ReportStatus.SUBMITTED
+    """A report as its reader sees it: actors' names and internal notes are shown to operators
+    only, and a volunteer sees the alert's changes from their report on (not its whole past)."""
+    status = report_status(alert, history)
+    shown = history if alert is not None else []
+    if not caller.is_operator:
+        shown = [h for h in shown if h.at >= row.submitted_at or h.actor is not None]
     updates = [
         {
             "at": h.at,
             "change": h.change,
             "status": h.status,
-            "note": h.note,
+            "note": h.note if caller.is_operator or _public(h) else None,
             "actor": h.actor if caller.is_operator else None,
         }
-        for h in (history if alert is not None else [])
+        for h in shown
     ]
-    notes = [h.note for h in history if alert is not None and h.note]
+    notes = [u["note"] for u in updates if u["note"]]
     updated = max([row.submitted_at, *(h.at for h in history if alert is not None)])
     return {
         "report_id": row.report_id,
@@ -129,6 +133,22 @@ def _repeat(row: ReportRow, body: ReportIn, caller: Caller) -> ReportAccepted:
             "report_id is already used by another report: choose a new id for a new report"
         )
     return ReportAccepted(report_id=row.report_id, submitted_at=row.submitted_at)
+
+
+def _public(h: AlertHistoryRow) -> bool:
+    return bool((h.record or {}).get("note_public"))
+
+
+def report_status(alert: AlertRow | None, history: list[AlertHistoryRow]) -> ReportStatus:
+    """``submitted`` → ``linked`` → ``acknowledged`` (a person acted) → ``resolved`` (closed and
+    seen by a person). A latched alert (cleared on its own, unacknowledged) is not resolved for
+    the reporter: nobody has looked yet."""
+    if alert is None:
+        return ReportStatus.SUBMITTED
+    acted = alert.acknowledged_by is not None or any(h.actor for h in history)
+    if alert.status == "resolved" and not alert.latched:
+        return ReportStatus.RESOLVED
+    return ReportStatus.ACKNOWLEDGED if acted else ReportStatus.LINKED
 
 
 def reports_router(ctx: ApiContext) -> APIRouter:

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.auth import VolunteerCaller
+from api.auth import OperatorCaller, VolunteerCaller
 from api.context import ApiContext
 from api.queries import open_alerts_by_zone, zone_statuses
-from api.schemas import Me, ZoneList, error_responses
+from api.schemas import FeedStatus, Me, ZoneList, error_responses
 
 __all__ = ["zones_router"]
 
@@ -24,6 +24,7 @@ _FIGURES = (
     "inflow_per_min",
     "outflow_per_min",
     "updated_at",
+    "received_at",
 )
 
 
@@ -58,6 +59,7 @@ def zones_router(ctx: ApiContext) -> APIRouter:
     def zones(_caller: VolunteerCaller) -> dict[str, Any]:
         statuses = zone_statuses(ctx.engine)
         open_alerts = open_alerts_by_zone(ctx.engine)
+        now = ctx.now()
         items = []
         for zone in ctx.zones:
             item: dict[str, Any] = {
@@ -75,10 +77,34 @@ def zones_router(ctx: ApiContext) -> APIRouter:
             status = statuses.get(zone.id)
             for name in _FIGURES:
                 item[name] = getattr(status, name) if status is not None else None
+            received = item["received_at"]
+            item["reading_age_seconds"] = (
+                round((now - received).total_seconds(), 1) if received is not None else None
+            )
             count, level = open_alerts.get(zone.id, (0, None))
             item["open_alerts"] = count
             item["alert_level"] = level
             items.append(item)
         return {"items": items}
+
+    @router.get(
+        "/api/feed",
+        summary="Is the sensor feed alive? (the console's 实时 / silent header)",
+        description="The wall-clock age of the newest reading any zone took in; `silent` once "
+        "it exceeds `PUHUI_FEED_SILENT_SECONDS` (a feed that never started is not `silent`).",
+        response_model=FeedStatus,
+        responses=error_responses(401, 403),
+    )
+    def feed(_caller: OperatorCaller) -> dict[str, Any]:
+        received = [s.received_at for s in zone_statuses(ctx.engine).values() if s.received_at]
+        latest = max(received) if received else None
+        age = (ctx.now() - latest).total_seconds() if latest is not None else None
+        limit = ctx.settings.feed_silent_seconds
+        return {
+            "latest_reading_at": latest,
+            "age_seconds": round(age, 1) if age is not None else None,
+            "silent_after_seconds": limit,
+            "silent": age is not None and age > limit,
+        }
 
     return router

@@ -187,8 +187,8 @@ const Puhui = (() => {
 
   const STATUSES = {
     submitted: { zh: "已提交", en: "Submitted" },
-    firing: { zh: "处理中", en: "In progress" },
-    acknowledged: { zh: "已确认", en: "Acknowledged" },
+    linked: { zh: "已关联告警", en: "Linked to an alert" },
+    acknowledged: { zh: "值班员已处理", en: "An operator is on it" },
     resolved: { zh: "已解除", en: "Resolved" },
   };
   // On the console an alert that is firing has not been handled yet.
@@ -206,6 +206,9 @@ const Puhui = (() => {
     acknowledged: { zh: "已确认", en: "Acknowledged" },
     assigned: { zh: "已指派", en: "Assigned" },
     resolved: { zh: "已解除", en: "Resolved" },
+    reopened: { zh: "重新触发", en: "Reopened" },
+    confirmed: { zh: "预判成真", en: "Forecast confirmed" },
+    corroborated: { zh: "志愿者印证", en: "Corroborated by a volunteer" },
     linked: { zh: "已关联告警", en: "Linked to an alert" },
   };
 

@@ -1,12 +1,15 @@
 /* Puhui 浦汇 — the operators' console at "/".
  *
- * Board: open alerts (firing, acknowledged) from GET /api/alerts, kept current by the
+ * Board: open alerts (firing, acknowledged) and latched ones (resolved on their own before anyone
+ * acknowledged them: they stay until a person does) from GET /api/alerts, kept current by the
  * server-sent events of /api/alerts/stream (read with fetch, so that the token travels in the
  * Authorization header, never in a URL: EventSource cannot set headers), with a periodic full
  * refresh as a fallback
  * ("?poll=SECONDS", default 20; "?poll=0" turns the fallback off, so only the stream updates
  * the board). Zones: GET /api/zones every 10 s. Detail: GET /api/alerts/{id}; actions POST
- * /api/alerts/{id}/ack|assign|resolve. All user text goes in as text (see common.js).
+ * /api/alerts/{id}/ack|assign|resolve; the panel follows the alert live (the newest revision the
+ * stream announced wins over an older database read). Shift log: GET /api/shift-log. All user
+ * text goes in as text (see common.js).
  */
 "use strict";
 
@@ -19,6 +22,7 @@
   const pollParam = params.get("poll");
   const POLL_SECONDS = pollParam === null || pollParam === "" ? 20 : Math.max(0, Number(pollParam) || 0);
   const ZONES_SECONDS = 10;
+  const FEED_SECONDS = 2;
   const OPEN = ["firing", "acknowledged"];
 
   const api = client(TOKEN_KEY, { onUnauthorized: () => signOut("令牌无效或已吊销 / The token is invalid or revoked") });
@@ -27,10 +31,13 @@
     alerts: new Map(), // alert_id -> alert (list shape)
     zones: new Map(), // zone_id -> zone
     selected: null, // alert_id shown in the detail panel
+    latest: new Map(), // alert_id -> newest record the stream announced (also for resolved ones)
     fresh: new Set(), // alert ids that just arrived live (highlighted briefly)
     source: null, // the live stream's AbortController
     timers: [],
     me: null,
+    live: "off", // the stream's state
+    feed: null, // GET /api/feed, with the local time it was read (fetchedAt)
   };
 
   // ------------------------------------------------------------------ sign-in -----------------
@@ -88,7 +95,7 @@
     const who = $("#whoami");
     fill(who, me.name, " · ", me.role === "admin" ? bi({ zh: "管理员", en: "admin" }) : bi({ zh: "值班员", en: "operator" }));
     who.hidden = false;
-    await Promise.all([loadZones(), loadAlerts()]);
+    await Promise.all([loadZones(), loadAlerts(), loadShiftLog()]);
     startLive();
   }
 
@@ -106,11 +113,10 @@
 
   async function loadAlerts() {
     try {
-      const pages = await Promise.all(
-        OPEN.map((s) => api.get(`/api/alerts?status=${s}&limit=200`)),
-      );
+      // The default board: firing, acknowledged and latched (resolved, unacknowledged).
+      const page = await api.get("/api/alerts?limit=200");
       const next = new Map();
-      for (const page of pages) for (const a of page.items || []) next.set(a.alert_id, a);
+      for (const a of page.items || []) next.set(a.alert_id, a);
       // A record that arrived live while the request was in flight may be newer: keep it.
       for (const [id, a] of state.alerts) {
         const n = next.get(id);
@@ -138,6 +144,56 @@
     }
   }
 
+  let shiftSeq = 0;
+  async function loadShiftLog() {
+    const seq = ++shiftSeq;
+    const hours = Number($("#shiftlog-hours").value) || 12;
+    try {
+      const page = await api.get(`/api/shift-log?hours=${hours}&limit=200`);
+      if (seq !== shiftSeq) return;
+      renderShiftLog(page);
+      $("#shiftlog-error").hidden = true;
+    } catch (err) {
+      if (err.status === 401) return;
+      showError("#shiftlog-error", `交班日志读取失败 / Cannot load the shift log: ${err.message}`);
+    }
+  }
+  $("#shiftlog-hours").addEventListener("change", () => loadShiftLog());
+
+  function renderShiftLog(page) {
+    // The stream can be ahead of the database: an acknowledgement it announced shows at once,
+    // and the log is read again shortly.
+    let behind = false;
+    const items = (page.items || []).map((e) => {
+      const newer = state.latest.get(e.alert_id);
+      if (!newer || (newer.revision || 0) <= (e.revision || 0)) return e;
+      behind = true;
+      return { ...e, acknowledged_by: newer.acknowledged_by, acknowledged_at: newer.acknowledged_at, latched: newer.latched };
+    });
+    if (behind) state.timers.push(setTimeout(loadShiftLog, 1500));
+    fill($("#shiftlog-count"), page.total ? String(page.total) : "");
+    $("#shiftlog-empty").hidden = items.length > 0;
+    fill($("#shiftlog tbody"), items.map((e) => {
+      const zone = zoneNames(e.zone_id, e.zone_name);
+      const how = e.closed_how === "operator"
+        ? [bi({ zh: "值班员解除", en: "Resolved by" }), " ", h("strong", { class: "resolved-by" }, e.resolved_by || "—")]
+        : bi({ zh: "条件消失，自动解除", en: "Cleared on its own" });
+      const ack = e.acknowledged_by
+        ? [h("strong", { class: "acknowledged-by" }, e.acknowledged_by), " ", timeEl(e.acknowledged_at)]
+        : e.latched
+          ? h("span", { class: "tag latched" }, bi({ zh: "待确认", en: "Unacknowledged" }))
+          : "—";
+      return h("tr", { dataset: { alertId: e.alert_id, how: e.closed_how } },
+        h("td", {}, timeEl(e.resolved_at)),
+        h("td", {}, levelBadge(e.level)),
+        h("td", {}, h("span", { class: "zh" }, zone.zh), " · ", bi(label(RISKS, e.risk))),
+        h("td", { class: "how" }, how),
+        h("td", { class: "ack" }, ack),
+        h("td", { class: "note" }, e.note || ""),
+      );
+    }));
+  }
+
   function showError(sel, text) {
     const el = $(sel);
     el.textContent = text;
@@ -149,10 +205,16 @@
     if (!rec || !rec.alert_id) return;
     const old = state.alerts.get(rec.alert_id);
     if (old && (old.revision || 0) > (rec.revision || 0)) return; // stale
-    if (!OPEN.includes(rec.status)) {
+    const known = state.latest.get(rec.alert_id);
+    if (!known || (known.revision || 0) < (rec.revision || 0)) state.latest.set(rec.alert_id, rec);
+    if (!onBoard(rec)) {
       state.alerts.delete(rec.alert_id);
     } else {
-      const merged = { ...(old || {}), ...rec, updated_at: rec.at || rec.updated_at };
+      const forecast = rec.evidence && rec.evidence.forecast;
+      const merged = {
+        ...(old || {}), ...rec, updated_at: rec.at || rec.updated_at,
+        expected_at: rec.predicted && forecast ? forecast.expected_at : null,
+      };
       if (!old) {
         state.fresh.add(rec.alert_id);
         setTimeout(() => {
@@ -165,13 +227,65 @@
     }
     renderBoard();
     if (state.selected === rec.alert_id) loadDetail(rec.alert_id, { keepForm: true });
+    if (rec.status === "resolved") {
+      loadShiftLog();
+      state.timers.push(setTimeout(loadShiftLog, 2000)); // the database may be a moment behind
+    }
+  }
+
+  /** Whether an alert belongs on the board: open, or latched (resolved, not yet acknowledged). */
+  function onBoard(a) {
+    return OPEN.includes(a.status) || (a.status === "resolved" && a.latched === true);
   }
 
   // ------------------------------------------------------------------ live --------------------
 
   function setLive(kind) {
+    state.live = kind;
+    renderHeader();
+  }
+
+  /** Seconds since the newest reading came in, as of now (the API's age plus local time since). */
+  function feedAge() {
+    const f = state.feed;
+    if (!f || f.age_seconds === null || f.age_seconds === undefined) return null;
+    return f.age_seconds + (Date.now() - f.fetchedAt) / 1000;
+  }
+
+  async function loadFeed() {
+    try {
+      const f = await api.get("/api/feed");
+      state.feed = { ...f, fetchedAt: Date.now() };
+    } catch (err) {
+      if (err.status === 401) return;
+    }
+    renderHeader();
+  }
+
+  function ageText(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 120) return `${s} 秒前 / ${s} s ago`;
+    const m = Math.round(s / 60);
+    return `${m} 分钟前 / ${m} min ago`;
+  }
+
+  /** The header says 实时 only while the stream is up and readings keep coming. */
+  function renderHeader() {
     const el = $("#live");
+    const age = feedAge();
+    const silent = state.feed && age !== null && age > state.feed.silent_after_seconds;
+    const kind = state.live === "live" && silent ? "silent" : state.live;
     el.dataset.state = kind;
+    const banner = $("#feed-alert");
+    if (silent) {
+      const s = Math.round(age);
+      fill($("#live-text"), bi({ zh: `数据中断 ${s} 秒`, en: `Feed silent ${s} s` }));
+      fill(banner, `数据中断：已 ${s} 秒没有收到任何传感器读数（阈值 ${state.feed.silent_after_seconds} 秒）。看板上的状态可能已过时，请检查数据接入。`,
+        h("span", { class: "en" }, ` No sensor reading for ${s} s (limit ${state.feed.silent_after_seconds} s): the board may be out of date; check the feed.`));
+      banner.hidden = false;
+      return;
+    }
+    banner.hidden = true;
     const text = {
       live: { zh: "实时", en: "Live" },
       connecting: { zh: "连接中", en: "Connecting" },
@@ -180,6 +294,7 @@
     }[kind];
     fill($("#live-text"), bi(text));
   }
+  setInterval(() => { if (state.feed) renderHeader(); }, 1000);
 
   /**
    * Read a text/event-stream response body, calling onEvent(type, data) for each event and
@@ -285,6 +400,9 @@
     connect();
     if (POLL_SECONDS > 0) state.timers.push(setInterval(loadAlerts, POLL_SECONDS * 1000));
     state.timers.push(setInterval(loadZones, ZONES_SECONDS * 1000));
+    state.timers.push(setInterval(loadShiftLog, 30 * 1000));
+    loadFeed();
+    state.timers.push(setInterval(loadFeed, FEED_SECONDS * 1000));
   }
 
   function stopLive() {
@@ -326,7 +444,10 @@
     }
     $("#no-alerts").hidden = alerts.length > 0;
     const firing = alerts.filter((a) => a.status === "firing").length;
-    fill($("#alert-count"), alerts.length ? `${alerts.length}（${firing} 告警中 / firing）` : "");
+    const latched = alerts.filter((a) => a.latched).length;
+    fill($("#alert-count"), alerts.length
+      ? `${alerts.length}（${firing} 告警中 / firing${latched ? `，${latched} 已解除待确认 / cleared, unacknowledged` : ""}）`
+      : "");
   }
 
   function alertCard(a) {
@@ -335,6 +456,8 @@
     const zone = zoneNames(a.zone_id, a.zone_name);
     const summary = a.summary || {};
     const classes = ["alert-card", `level-${a.level}`, `status-${a.status}`];
+    if (a.latched) classes.push("latched");
+    if (a.predicted) classes.push("forecast");
     if (state.fresh.has(a.alert_id)) classes.push("fresh");
     if (state.selected === a.alert_id) classes.push("selected");
     return h(
@@ -345,7 +468,7 @@
         {
           type: "button",
           class: classes.join(" "),
-          dataset: { alertId: a.alert_id, level: a.level, status: a.status, risk: a.risk, zone: a.zone_id },
+          dataset: { alertId: a.alert_id, level: a.level, status: a.status, risk: a.risk, zone: a.zone_id, latched: a.latched ? "true" : "false" },
           "aria-pressed": state.selected === a.alert_id ? "true" : "false",
           onclick: () => select(a.alert_id),
         },
@@ -353,8 +476,15 @@
           levelBadge(a.level),
           h("span", { class: "risk" }, bi(risk)),
           h("span", { class: `status-tag status-${a.status}`, dataset: { status: a.status } }, bi(status)),
-          a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预测", en: "Predicted" })) : null,
+          a.latched ? h("span", { class: "tag latched" }, bi({ zh: "待确认", en: "Unacknowledged" })) : null,
+          a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预判", en: "Forecast" })) : null,
         ),
+        a.predicted && a.expected_at
+          ? h("span", { class: "forecast-line" },
+            "预计 ", h("strong", { class: "expected-clock" }, clock(a.expected_at)), " 达到橙色 · ",
+            h("span", { class: "en" }, `orange expected at ${clock(a.expected_at)} · `),
+            h("span", { class: "countdown", dataset: { expectedAt: a.expected_at } }, countdownText(a.expected_at)))
+          : null,
         h("span", { class: "zone" }, h("span", { class: "zh" }, zone.zh), zone.en ? h("span", { class: "en" }, ` ${zone.en}`) : null),
         summary.zh ? h("span", { class: "summary" }, summary.zh) : null,
         summary.en ? h("span", { class: "summary en" }, summary.en) : null,
@@ -386,6 +516,7 @@
         h("td", { class: "n" }, `${num(z.inflow_per_min, 1)} / ${num(z.outflow_per_min, 1)}`),
         h("td", { class: "level" }, z.level ? levelBadge(z.level) : h("span", { class: "muted" }, "正常 ", h("span", { class: "en" }, "Normal"))),
         h("td", {}, timeEl(z.updated_at)),
+        h("td", { class: "n age" }, z.reading_age_seconds === null || z.reading_age_seconds === undefined ? "—" : ageText(z.reading_age_seconds)),
       );
     }));
   }
@@ -421,9 +552,21 @@
       return;
     }
     if (seq !== detailSeq || state.selected !== alertId) return;
+    // The stream can be ahead of the database: show the newest revision it announced at once,
+    // and read again until the database has caught up (history, reports).
+    const newer = state.latest.get(alertId);
+    if (newer && (newer.revision || 0) > (a.revision || 0)) {
+      a = { ...a, ...newer, updated_at: newer.at || a.updated_at, acknowledged: !!newer.acknowledged_by };
+      if (attempt < 20) {
+        setTimeout(() => {
+          if (seq === detailSeq && state.selected === alertId) loadDetail(alertId, { keepForm: true, attempt: attempt + 1 });
+        }, 300 + 100 * attempt);
+      }
+    }
     // Keep what the operator is typing when the panel is redrawn for a live update.
     const saved = keepForm ? {
       note: ($("#action-note") || {}).value || "",
+      notePublic: !!($("#action-note-public") || {}).checked,
       assignee: ($("#action-assignee") || {}).value || "",
       // "Sent, waiting…" stays until the alert changes (a new revision means it was applied).
       message: $("#action-message") && panel.dataset.revision === String(a.revision)
@@ -435,6 +578,26 @@
   function section(titleZh, titleEn, ...content) {
     return h("section", { class: "detail-section" }, h("h3", {}, titleZh, " ", h("span", { class: "en" }, titleEn)), content);
   }
+
+  const clockFormat = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false });
+  /** HH:MM in Beijing time. */
+  function clock(iso) {
+    const t = Date.parse(iso);
+    return Number.isFinite(t) ? clockFormat.format(new Date(t)) : "";
+  }
+
+  /** "还有 8 分 12 秒 / in 8 min 12 s", or "已过 … / … ago" once the time has passed. */
+  function countdownText(iso) {
+    const ms = Date.parse(iso) - Date.now();
+    if (!Number.isFinite(ms)) return "";
+    const total = Math.round(Math.abs(ms) / 1000);
+    const m = Math.floor(total / 60);
+    const sec = total % 60;
+    return ms >= 0 ? `还有 ${m} 分 ${sec} 秒 / in ${m} min ${sec} s` : `已过 ${m} 分 ${sec} 秒 / ${m} min ${sec} s ago`;
+  }
+  setInterval(() => {
+    for (const el of document.querySelectorAll(".countdown[data-expected-at]")) el.textContent = countdownText(el.dataset.expectedAt);
+  }, 1000);
 
   function evidenceValue(v) {
     if (v === null || v === undefined) return "—";
@@ -451,12 +614,19 @@
     const zone = zoneNames(a.zone_id, a.zone_name);
     const summary = a.summary || {};
     const open = OPEN.includes(a.status);
+    const latched = a.status === "resolved" && a.latched === true;
+    panel.dataset.status = a.status;
+    panel.dataset.level = a.level;
+    panel.dataset.latched = latched ? "true" : "false";
     const evidence = a.evidence && typeof a.evidence === "object" ? Object.entries(a.evidence) : [];
+    const explanation = a.explanation && typeof a.explanation === "object" ? a.explanation : null;
     const history = Array.isArray(a.history) ? [...a.history].sort((x, y) => (y.revision || 0) - (x.revision || 0)) : [];
     const reports = Array.isArray(a.reports) ? a.reports : [];
 
     const note = h("textarea", { id: "action-note", rows: "2", maxlength: "2000", placeholder: "可选 / optional" });
     note.value = saved ? saved.note : "";
+    const notePublic = h("input", { id: "action-note-public", type: "checkbox" });
+    notePublic.checked = saved ? saved.notePublic : false;
     const assignee = h("input", { id: "action-assignee", type: "text", maxlength: "128", autocomplete: "off", placeholder: "姓名 / name" });
     assignee.value = saved ? saved.assignee : "";
     const message = h("p", { id: "action-message", class: "action-message", role: "status", "aria-live": "polite" });
@@ -464,7 +634,10 @@
 
     const act = (action) => async () => {
       const body = {};
-      if (note.value.trim()) body.note = note.value.trim();
+      if (note.value.trim()) {
+        body.note = note.value.trim();
+        if (notePublic.checked) body.public = true;
+      }
       if (action === "assign") {
         const name = assignee.value.trim();
         if (!name) {
@@ -479,6 +652,7 @@
       try {
         await api.post(`/api/alerts/${encodeURIComponent(a.alert_id)}/${action}`, body);
         note.value = "";
+        notePublic.checked = false;
         if (action === "assign") assignee.value = "";
         fill(message, "已提交，等待处理 ", h("span", { class: "en" }, "Sent; waiting for the pipeline to apply it"));
         // The change arrives on the stream; read the detail again in case the stream is down.
@@ -496,7 +670,9 @@
     const assignBtn = h("button", { type: "button", id: "btn-assign", onclick: act("assign") }, "指派 ", h("span", { class: "en" }, "Assign"));
     const resolveBtn = h("button", { type: "button", class: "danger", id: "btn-resolve", onclick: act("resolve") }, "解除 ", h("span", { class: "en" }, "Resolve"));
     function updateButtons() {
-      ackBtn.disabled = a.status !== "firing";
+      // Actions follow the status: a latched alert can only be acknowledged; a resolved one
+      // (acknowledged or closed) takes no action at all.
+      ackBtn.disabled = !(a.status === "firing" || latched);
       assignBtn.disabled = !open;
       resolveBtn.disabled = !open;
     }
@@ -510,28 +686,54 @@
       ),
       h("p", { class: "detail-status" },
         h("span", { class: `status-tag status-${a.status}`, id: "detail-status", dataset: { status: a.status } }, bi(status)),
+        latched ? h("span", { class: "tag latched" }, bi({ zh: "已自行解除，待确认", en: "Cleared on its own, unacknowledged" })) : null,
+        a.acknowledged_by ? [" · 确认 ", h("span", { class: "en" }, "Acknowledged by "), h("strong", { class: "acknowledged-by" }, a.acknowledged_by), " ", timeEl(a.acknowledged_at)] : null,
         a.predicted ? h("span", { class: "tag predicted" }, bi({ zh: "预测", en: "Predicted" })) : null,
         " ", h("span", { class: "muted" }, `#${a.revision ?? "?"}`),
         a.assignee ? [" · 指派 ", h("span", { class: "en" }, "Assignee "), h("strong", { class: "assignee" }, a.assignee)] : null,
       ),
       h("p", { class: "zone" }, h("span", { class: "zh" }, zone.zh), zone.en ? h("span", { class: "en" }, ` ${zone.en}`) : null,
-        a.site ? h("span", { class: "muted" }, ` · ${a.site}`) : null, a.grid ? h("span", { class: "muted" }, ` · ${a.grid}`) : null),
+        a.grid ? h("span", { class: "muted" }, " · ", bi(label(GRIDS, a.grid)), " 网格 ", h("span", { class: "en" }, "grid")) : null),
       summary.zh ? h("p", { class: "summary" }, summary.zh) : null,
       summary.en ? h("p", { class: "summary en" }, summary.en) : null,
-      h("p", { class: "meta" }, "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at), " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at), " · ", h("code", { class: "id" }, a.alert_id)),
+      h("p", { class: "meta" }, "开始 ", h("span", { class: "en" }, "Opened "), timeEl(a.opened_at), " · 更新 ", h("span", { class: "en" }, "Updated "), timeEl(a.updated_at)),
 
-      open
-        ? h("div", { class: "actions" },
-          h("div", { class: "field" }, h("label", { for: "action-note" }, "备注 ", h("span", { class: "en" }, "Note")), note),
+      h("div", { class: "actions" },
+        open || latched ? [
+          h("div", { class: "field" }, h("label", { for: "action-note" }, "备注 ", h("span", { class: "en" }, "Note")), note,
+            h("label", { class: "check", for: "action-note-public" }, notePublic,
+              " 对报告的志愿者公开（默认仅内部可见）",
+              h("span", { class: "en" }, " Show to the reporting volunteers (internal by default)"))),
           h("div", { class: "field" }, h("label", { for: "action-assignee" }, "指派给 ", h("span", { class: "en" }, "Assign to")), assignee),
-          h("div", { class: "buttons" }, ackBtn, assignBtn, resolveBtn),
-          message)
-        : h("p", { class: "muted" }, "此告警已解除 ", h("span", { class: "en" }, "This alert is resolved")),
+        ] : null,
+        h("div", { class: "buttons" }, ackBtn, assignBtn, resolveBtn),
+        latched
+          ? h("p", { class: "muted resolved-note" }, "此告警已自行解除，请确认后移出看板 ", h("span", { class: "en" }, "Cleared on its own: acknowledge it to take it off the board"))
+          : open ? null : h("p", { class: "muted resolved-note" }, "此告警已解除 ", h("span", { class: "en" }, "This alert is resolved")),
+        message),
 
-      section("证据", "Evidence",
-        evidence.length
-          ? h("dl", { class: "evidence" }, evidence.map(([k, v]) => [h("dt", {}, k), h("dd", {}, evidenceValue(v))]))
-          : h("p", { class: "muted" }, "—")),
+      section("为何告警", "Why",
+        explanation
+          ? [
+            h("p", { class: "rule", id: "detail-rule", lang: "zh-CN" }, explanation.zh),
+            h("p", { class: "rule en", id: "detail-rule-en", lang: "en" }, explanation.en),
+            explanation.expected_at
+              ? h("p", { class: "forecast-time" }, "预计 ", h("span", { class: "en" }, "Expected "),
+                h("strong", { class: "expected-clock" }, explanation.expected_clock || ""), " · ",
+                h("span", { class: "countdown", dataset: { expectedAt: explanation.expected_at } }, countdownText(explanation.expected_at)))
+              : null,
+            (explanation.figures || []).length
+              ? h("dl", { class: "figures" }, explanation.figures.map((f) => [
+                h("dt", {}, f.zh, " ", h("span", { class: "en" }, f.en)), h("dd", {}, f.value)]))
+              : null,
+          ]
+          : h("p", { class: "muted" }, "—"),
+        h("details", { class: "raw" },
+          h("summary", {}, "原始数据与编号 ", h("span", { class: "en" }, "Raw evidence and ids")),
+          h("p", { class: "meta" }, h("code", { class: "id" }, a.alert_id)),
+          evidence.length
+            ? h("dl", { class: "evidence" }, evidence.map(([k, v]) => [h("dt", {}, k), h("dd", {}, evidenceValue(v))]))
+            : h("p", { class: "muted" }, "—"))),
 
       section("关联报告", "Linked reports",
         reports.length

@@ -85,8 +85,8 @@
       status_title: "报告状态",
       explain: {
         submitted: "报告已收到，正在转交值班员。",
-        firing: "值班员已收到告警，正在处理。",
-        acknowledged: "值班员已确认，正在处置。",
+        linked: "报告已并入一条告警，已显示在值班员的看板上，尚待值班员查看。",
+        acknowledged: "值班员已查看并采取行动。",
         resolved: "事件已解除。谢谢您的报告！",
       },
       zone_label: "地点",
@@ -162,8 +162,8 @@
       status_title: "Report status",
       explain: {
         submitted: "Received; it is being passed to the control room.",
-        firing: "The control room has been alerted and is on it.",
-        acknowledged: "An operator has acknowledged it and is acting.",
+        linked: "Your report joined an alert on the control room's board; no operator has looked at it yet.",
+        acknowledged: "An operator has looked at it and acted.",
         resolved: "Resolved. Thank you for reporting!",
       },
       zone_label: "Place",
@@ -185,7 +185,7 @@
     },
   };
 
-  const STEPS = ["submitted", "firing", "acknowledged", "resolved"];
+  const STEPS = ["submitted", "linked", "acknowledged", "resolved"];
   // What happened to a report, in a volunteer's words (the console's terms are for operators).
   const UPDATES = {
     ...CHANGES,
@@ -759,7 +759,7 @@
     const status = STATUSES[r.status] ? r.status : "submitted";
     const reached = STEPS.indexOf(status);
     const updates = Array.isArray(r.updates) ? [...r.updates].reverse() : [];
-    const icons = { submitted: "✉", firing: "⏳", acknowledged: "✔", resolved: "✔" };
+    const icons = { submitted: "✉", linked: "⏳", acknowledged: "✔", resolved: "✔" };
     fill(
       $("#view-status"),
       h("h2", {}, t("status_title")),
@@ -784,7 +784,6 @@
       updates.length
         ? h("ul", { class: "updates", id: "report-updates" }, updates.map((u) => h("li", { dataset: { change: u.change || "", status: u.status || "" } },
           h("strong", {}, pick(label(UPDATES, u.change))),
-          u.status && u.status !== u.change ? [" · ", pick(label(STATUSES, u.status))] : null,
           " · ", timeEl(u.at, lang),
           u.note ? h("p", { class: "note" }, u.note) : null)))
         : h("p", { class: "muted" }, t("no_updates")),

@@ -107,13 +107,16 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    make_worker: Callable[..., Worker], tmp_path: Path, **api_env: str
+    make_worker: Callable[..., Worker],
+    tmp_path: Path,
+    worker_env: dict[str, str] | None = None,
+    **api_env: str,
 ) -> Iterator[Stack]:
-    """``puhui worker`` (``make_worker``) and ``puhui api`` on a free port with the same env
-    (plus ``api_env`` for the API)."""
+    """``puhui worker`` (``make_worker``, with ``worker_env``) and ``puhui api`` on a free port
+    with the same env (plus ``api_env`` for the API)."""
     from infra.db import make_engine
 
-    worker = make_worker()
+    worker = make_worker(**(worker_env or {}))
     port = free_port()
     env = {
         **worker.env,
@@ -153,8 +156,12 @@ def running_stack(
 
 
 @pytest.fixture
-def stack(make_worker: Callable[..., Worker], tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(make_worker, tmp_path) as running:
+def stack(
+    make_worker: Callable[..., Worker], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """The running stack, with the settings an indirect parametrization gives (e.g. a short
+    feed-silence limit)."""
+    with running_stack(make_worker, tmp_path, getattr(request, "param", {})) as running:
         yield running
 
 
@@ -294,6 +301,11 @@ def test_report_reaches_the_console_live_and_the_acknowledgement_comes_back(
         raise AssertionError(f"{err}\n{stack.tails()}") from None
     expect(card).to_have_attribute("data-status", "firing")
     expect(card.locator(".badge")).to_have_text("橙 Orange")  # injury opens at 橙
+    # Linked, not "being handled": no person has looked at it yet.
+    status = phone.locator("#report-status")
+    expect(status).to_have_attribute("data-status", "linked", timeout=30_000)
+    expect(status).to_contain_text("已关联告警")
+    expect(phone.locator("#view-status")).not_to_contain_text("正在处理")
     expect(card).to_contain_text(ZONE_ZH)
     report = console.locator(f'#detail .report[data-report-id="{report_id}"]')
     expect(report.locator(".description")).to_have_text(description)
@@ -310,14 +322,25 @@ def test_report_reaches_the_console_live_and_the_acknowledgement_comes_back(
     expect(acked.locator(".note")).to_have_text(note)
     shot(console, "console-desktop")
 
-    # The volunteer's status page polls its report and shows the acknowledgement.
-    status = phone.locator("#report-status")
+    # The volunteer's status page polls its report and shows that a person acted — but not the
+    # operator's note, which was not marked public.
     expect(status).to_have_attribute("data-status", "acknowledged", timeout=30_000)
-    expect(status).to_contain_text("已确认")
+    expect(status).to_contain_text("值班员已处理")
     update = phone.locator('#report-updates li[data-change="acknowledged"]')
     expect(update).to_contain_text("已确认")
-    expect(update.locator(".note")).to_have_text(note)
+    expect(update.locator(".note")).to_have_count(0)
+    expect(phone.locator("#view-status")).not_to_contain_text(note)
     shot(phone, "report-status-mobile")
+
+    # A note marked public reaches the reporter.
+    public = "网格员已到场 (grid worker on site)"
+    console.fill("#action-assignee", "网格员 老李")
+    console.fill("#action-note", public)
+    console.check("#action-note-public")
+    console.click("#btn-assign")
+    shared = phone.locator('#report-updates li[data-change="assigned"] .note')
+    expect(shared).to_have_text(public, timeout=30_000)
+    expect(phone.locator("#view-status")).not_to_contain_text(note)
 
     assert console.problems == []
     assert phone.problems == []
@@ -380,6 +403,7 @@ def test_markup_in_reports_notes_and_names_shows_as_text_on_the_console(
     note = f"已派人 {SCRIPT} {IMG}"
     console.fill("#action-assignee", assignee)
     console.fill("#action-note", note)
+    console.check("#action-note-public")  # for the volunteer to see it
     console.click("#btn-assign")
     expect(card.locator(".assignee")).to_have_text(assignee, timeout=30_000)
     assigned = console.locator('#detail .history tr[data-change="assigned"]')
@@ -387,7 +411,7 @@ def test_markup_in_reports_notes_and_names_shows_as_text_on_the_console(
     expect(assigned.locator(".note")).to_have_text(note)
     assert console.locator("#app img, #app script, #app b").count() == 0
 
-    # The volunteer sees the operator's note, as text too.
+    # The volunteer sees the operator's public note, as text too.
     update = phone.locator('#report-updates li[data-change="assigned"] .note')
     expect(update).to_have_text(note, timeout=30_000)
     assert phone.locator("#view-status img, #view-status script").count() == 0
@@ -486,3 +510,202 @@ def test_no_token_in_any_log_across_a_stream_reconnect_and_revocation_ends_the_s
     for text, where in places:
         assert secret not in text, f"the token is in the {where}"
         assert "access_token" not in text and "ticket=" not in text, where
+
+
+# -------------------------------------------------------------------- alarm management --------
+
+
+def crowd(stack: Stack, people: int, at: datetime, sensor: str = "cam-e2e-1") -> None:
+    """One people count of ``ZONE`` onto the worker's readings topic (kafka-python)."""
+    import json
+
+    from conftest import produce
+
+    body = {
+        "reading_id": f"{sensor}:{at.isoformat()}",
+        "sensor_id": sensor,
+        "zone_id": ZONE,
+        "kind": "people_count",
+        "value": people,
+        "observed_at": at.isoformat(),
+    }
+    bootstrap = stack.worker.env["PUHUI_KAFKA_BOOTSTRAP"]
+    produce(bootstrap, stack.worker.topics.readings, [(ZONE.encode(), json.dumps(body).encode())])
+
+
+def api_get(stack: Stack, token: str, path: str) -> Any:
+    import json
+
+    request = urllib.request.Request(
+        f"{stack.base_url}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
+    stack: Stack, pages: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Latching: a 红 crowding alert whose crowd goes away before anyone looked stays on the
+    board as resolved-unacknowledged; the open panel follows it live and its actions follow the
+    status; acknowledging takes it off the board and into the shift log."""
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    operator = stack.token("operator", "值班员 老杨")
+    console = pages(DESKTOP)
+    open_console(console, stack, operator)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+
+    crowd(stack, 1600, start)  # 1600 / capacity 1260 = 127 %: 红
+    card = console.locator(f'.alert-card[data-risk="crowding"][data-zone="{ZONE}"]')
+    try:
+        expect(card).to_have_count(1, timeout=PIPELINE_MS)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{stack.tails()}") from None
+    expect(card).to_have_attribute("data-level", "red")
+    alert_id = card.get_attribute("data-alert-id")
+    assert alert_id
+    card.click()
+    panel = console.locator("#detail")
+    expect(panel).to_have_attribute("data-status", "firing", timeout=15_000)
+    expect(console.locator("#btn-ack")).to_be_enabled()
+    expect(console.locator("#btn-resolve")).to_be_enabled()
+    # Why it fired, in words: the rule crossed, as the API explains it.
+    expect(console.locator("#detail-rule")).to_have_text("承载率 127 % ≥ 120 % → 红")
+    expect(console.locator("#detail-rule-en")).to_have_text("occupancy 127 % ≥ 120 % → red")
+    detail = api_get(stack, operator, f"/api/alerts/{alert_id}")
+    assert detail["explanation"]["zh"] == "承载率 127 % ≥ 120 % → 红"
+    expect(panel.locator(".figures")).to_contain_text("1600 人")
+    expect(panel.locator("details.raw")).not_to_have_attribute("open", "")  # ids folded away
+
+    # The crowd leaves; after the hold time (5 min of event time) the alert resolves itself.
+    crowd(stack, 100, start + timedelta(minutes=1))
+    crowd(stack, 100, start + timedelta(minutes=7))
+    expect(card).to_have_attribute("data-status", "resolved", timeout=PIPELINE_MS)
+    expect(card).to_have_attribute("data-latched", "true")
+    expect(card).to_contain_text("待确认")
+    # The panel followed it without a click, and only acknowledging is left to do.
+    expect(panel).to_have_attribute("data-status", "resolved", timeout=15_000)
+    expect(panel).to_have_attribute("data-latched", "true")
+    expect(console.locator("#btn-resolve")).to_be_disabled()
+    expect(console.locator("#btn-assign")).to_be_disabled()
+    expect(console.locator("#btn-ack")).to_be_enabled()
+    # What the board shows is what the API says.
+    from api_support import wait_for
+
+    def board_has_it_latched() -> Any:
+        board = api_get(stack, operator, "/api/alerts")
+        found = [a for a in board["items"] if a["alert_id"] == alert_id and a["latched"]]
+        return board if found else None
+
+    board = wait_for(board_has_it_latched)  # the stream may be a moment ahead of the database
+    (listed,) = [a for a in board["items"] if a["alert_id"] == alert_id]
+    assert listed["status"] == "resolved" and listed["latched"] is True
+    assert listed["acknowledged"] is False
+    latched = [a["alert_id"] for a in board["items"] if a["latched"]]
+    cards = console.locator('.alert-card[data-latched="true"]')
+    assert [cards.nth(i).get_attribute("data-alert-id") for i in range(cards.count())] == latched
+    shot(console, "console-latched")
+
+    console.click("#btn-ack")
+    expect(card).to_have_count(0, timeout=30_000)
+    expect(panel).to_have_attribute("data-latched", "false", timeout=15_000)
+    for button in ("#btn-ack", "#btn-assign", "#btn-resolve"):
+        expect(console.locator(button)).to_be_disabled()
+    expect(panel.locator(".acknowledged-by")).to_have_text("值班员 老杨")
+    # The shift log says how it was closed and who has seen it.
+    console.select_option("#shiftlog-hours", "1")
+    row = console.locator(f'#shiftlog tr[data-alert-id="{alert_id}"]')
+    expect(row).to_have_attribute("data-how", "cleared", timeout=30_000)
+    expect(row.locator(".acknowledged-by")).to_have_text("值班员 老杨")
+
+    def logged() -> Any:
+        log = api_get(stack, operator, "/api/shift-log?hours=1")
+        return [e for e in log["items"] if e["alert_id"] == alert_id and e["acknowledged_by"]]
+
+    (entry,) = wait_for(logged)
+    assert entry["acknowledged_by"] == "值班员 老杨" and entry["closed_how"] == "cleared"
+    assert console.problems == []
+
+
+def test_a_forecast_card_looks_different_and_counts_down(
+    stack: Stack, pages: Callable[[dict[str, Any]], Any]
+) -> None:
+    """预判: a rising crowd raises a predicted alert; its card has its own look, the expected
+    clock time (Beijing) and a countdown that runs."""
+    import re
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    operator = stack.token("operator", "值班员 小吴")
+    console = pages(DESKTOP)
+    open_console(console, stack, operator)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for minute in range(8):  # +40 people a minute: 3.0 persons/m² (capacity) in about 12 min
+        crowd(stack, 500 + 40 * minute, now - timedelta(minutes=7 - minute))
+    card = console.locator(f'.alert-card.forecast[data-risk="crowding"][data-zone="{ZONE}"]')
+    try:
+        expect(card).to_have_count(1, timeout=PIPELINE_MS)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{stack.tails()}") from None
+    expect(card.locator(".tag.predicted")).to_contain_text("预判")
+    countdown = card.locator(".countdown")
+    expect(countdown).to_have_text(re.compile(r"^还有 \d+ 分 \d+ 秒"))
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first, timeout=5_000)  # it runs
+    alert_id = card.get_attribute("data-alert-id")
+    detail = api_get(stack, operator, f"/api/alerts/{alert_id}")
+    assert detail["predicted"] is True
+    clock = detail["explanation"]["expected_clock"]
+    assert re.fullmatch(r"\d\d:\d\d", clock)
+    expect(card.locator(".expected-clock")).to_have_text(clock)
+    card.click()
+    expect(console.locator("#detail-rule")).to_have_text(detail["explanation"]["zh"])
+    expect(console.locator("#detail .expected-clock")).to_have_text(clock)
+    shot(console, "console-forecast")
+    assert console.problems == []
+
+
+@pytest.mark.parametrize("stack", [{"PUHUI_FEED_SILENT_SECONDS": "4"}], indirect=True)
+def test_a_stopped_feed_turns_the_header_into_a_warning_within_seconds(
+    stack: Stack, pages: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Freshness: while readings come in the header says 实时 and the zone shows the age of its
+    latest reading; a feed silent longer than the setting (4 s here) turns the header into a
+    warning and raises a visible alert in the console; a new reading brings 实时 back."""
+    from playwright.sync_api import expect
+
+    operator = stack.token("operator", "值班员 小孙")
+    console = pages(DESKTOP)
+    open_console(console, stack, operator)
+    live = console.locator("#live")
+    banner = console.locator("#feed-alert")
+    crowd(stack, 300, datetime.now(UTC).replace(microsecond=0))
+    try:
+        # the zone status reaches the API (the worker writes it every few seconds)
+        from api_support import wait_for
+
+        wait_for(lambda: api_get(stack, operator, "/api/feed")["latest_reading_at"], timeout=60)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{stack.tails()}") from None
+    feed = api_get(stack, operator, "/api/feed")
+    assert feed["silent_after_seconds"] == 4.0
+    # Nothing more comes in: the warning shows within seconds of the limit.
+    expect(live).to_have_attribute("data-state", "silent", timeout=15_000)
+    expect(live).to_contain_text("数据中断")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("没有收到任何传感器读数")
+    assert api_get(stack, operator, "/api/feed")["silent"] is True
+    console.reload()  # the zones table shows the age of the zone's latest reading
+    expect(console.locator("#app")).to_be_visible()
+    age = console.locator(f'#zones tr[data-zone="{ZONE}"] td.age')
+    expect(age).to_contain_text("秒前", timeout=15_000)
+    shot(console, "console-feed-silent")
+    # The feed resumes: 实时 again.
+    crowd(stack, 310, datetime.now(UTC).replace(microsecond=0))
+    expect(live).to_have_attribute("data-state", "live", timeout=30_000)
+    expect(banner).to_be_hidden()
+    assert console.problems == []

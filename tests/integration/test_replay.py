@@ -65,8 +65,10 @@ def run(
     reports = len(items) - readings
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        taken = metric(worker, "puhui_readings_processed_total") + metric(
-            worker, "puhui_readings_duplicate_total"
+        taken = (
+            metric(worker, "puhui_readings_processed_total")
+            + metric(worker, "puhui_readings_duplicate_total")
+            + metric(worker, "puhui_readings_stale_total")
         )
         if taken >= readings and metric(worker, "puhui_reports_processed_total") >= reports:
             break

@@ -103,8 +103,10 @@ def replay(
         producer.close()
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        taken = _metric(worker, "puhui_readings_processed_total") + _metric(
-            worker, "puhui_readings_duplicate_total"
+        taken = (
+            _metric(worker, "puhui_readings_processed_total")
+            + _metric(worker, "puhui_readings_duplicate_total")
+            + _metric(worker, "puhui_readings_stale_total")
         )
         reps = _metric(worker, "puhui_reports_processed_total")
         if taken >= len(readings) and reps >= len(reports):
@@ -140,6 +142,32 @@ def raised(records: list[dict[str, Any]], risk: str | None = None) -> list[dict[
     return [r for r in records if r["change"] == "raised" and (risk is None or r["risk"] == risk)]
 
 
+def signed_minutes(delta: timedelta) -> str:
+    return f"{delta.total_seconds() / 60:+.1f}".replace("-", "−") + " min"
+
+
+def forecast_errors(crowd: list[dict[str, Any]]) -> list[timedelta]:
+    """For one zone's crowding records: when 橙 was really reached (the first observed 橙/红
+    record) minus when the alert's first forecast expected it (``evidence.forecast
+    .expected_at`` of its first predicted record). Positive: later than forecast."""
+    errors = []
+    forecast = next((r for r in crowd if r["predicted"] and "forecast" in r["evidence"]), None)
+    if forecast is None:
+        return errors
+    expected = datetime.fromisoformat(forecast["evidence"]["forecast"]["expected_at"])
+    reached = next(
+        (
+            r
+            for r in crowd
+            if not r["predicted"] and r["level"] in ("orange", "red") and at(r) >= at(forecast)
+        ),
+        None,
+    )
+    if reached is not None:
+        errors.append(at(reached) - expected)
+    return errors
+
+
 def row(name: str, run: Run, measured: str, false_alerts: int) -> None:
     ROWS[name] = (
         f"| `{name}` | {run.readings:,} | {run.reports} | {len(run.records)} | "
@@ -157,10 +185,12 @@ def test_surge_is_warned_at_least_ten_minutes_before_density_4(
         make_worker, kafka_bootstrap, "surge", DAY.replace(hour=17), 240, noise=0.06, kinds=CROWD
     )
     leads = []
+    errors: list[timedelta] = []
     for surge in run.plan.surges:
         crowd = [
             r for r in run.records if r["zone_id"] == surge.zone_id and r["risk"] == "crowding"
         ]
+        errors += forecast_errors(crowd)
         first = next(r for r in crowd if r["level"] in ("yellow", "orange", "red"))
         assert first["predicted"] is True and "forecast" in first["evidence"]
         lead = surge.crossing(4.0) - at(first)
@@ -179,9 +209,11 @@ def test_surge_is_warned_at_least_ten_minutes_before_density_4(
         run,
         "first 黄+ warning "
         + " / ".join(minutes(x) for x in leads)
-        + " before 4 persons/m² (target ≥ 10 min)",
+        + " before 4 persons/m² (target ≥ 10 min); forecast time error (橙 reached − "
+        "expected) " + " / ".join(signed_minutes(e) for e in errors),
         len(false),
     )
+    assert len(errors) == len(run.plan.surges)
 
 
 def test_ordinary_day_raises_no_crowding_alert_and_one_reporter_cannot_escalate(
@@ -215,7 +247,11 @@ def test_ordinary_day_raises_no_crowding_alert_and_one_reporter_cannot_escalate(
 def test_slow_holiday_build_up(make_worker: Callable[..., Worker], kafka_bootstrap: str) -> None:
     run = replay(make_worker, kafka_bootstrap, "holiday", DAY.replace(hour=10), 480, kinds=CROWD)
     leads = []
+    errors: list[timedelta] = []
     for build in run.plan.buildups:
+        errors += forecast_errors(
+            [r for r in run.records if r["zone_id"] == build.zone_id and r["risk"] == "crowding"]
+        )
         crowd = [
             r
             for r in run.records
@@ -234,7 +270,10 @@ def test_slow_holiday_build_up(make_worker: Callable[..., Worker], kafka_bootstr
     row(
         "holiday",
         run,
-        "first 黄+ " + " / ".join(minutes(x) for _, x in leads) + " before 4 persons/m²",
+        "first 黄+ "
+        + " / ".join(minutes(x) for _, x in leads)
+        + " before 4 persons/m²; forecast time error (橙 reached − expected) "
+        + (" / ".join(map(signed_minutes, errors)) if errors else "— (no forecast reached 橙)"),
         len(false),
     )
 

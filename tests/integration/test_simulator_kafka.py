@@ -154,3 +154,19 @@ def test_a_scenario_goes_out_with_its_reports(zones: ZoneRegistry, topic: str) -
     assert sorted(decode_reading(v, ids).reading_id for _, _, v in records) == sorted(
         r.reading_id for r in readings
     )
+
+
+def test_the_newest_event_time_on_a_topic(zones: ZoneRegistry, topic: str) -> None:
+    """``puhui simulate`` without ``--start`` begins after what the topic already holds."""
+    from datetime import UTC
+
+    from streams.simulator import newest_event_time, simulation_start
+
+    assert newest_event_time(BOOTSTRAP, topic) is None  # empty
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    readings = generate(zones, ahead, timedelta(minutes=3), scenario="demo", seed=5)
+    assert run(BOOTSTRAP, topic, readings, speed=0) == len(readings)
+    newest = newest_event_time(BOOTSTRAP, topic)
+    assert newest == max(r.observed_at for r in readings)
+    start = simulation_start(datetime.now(UTC), newest)
+    assert start > newest and start - newest <= timedelta(seconds=1)

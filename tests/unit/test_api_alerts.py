@@ -102,7 +102,16 @@ def test_the_board_shows_open_alerts_most_severe_first(
         "summary",
         "assignee",
         "inhibited",
+        "acknowledged",
+        "acknowledged_by",
+        "acknowledged_at",
+        "latched",
+        "expected_at",
     }
+    assert lane["acknowledged"] is False and lane["latched"] is False
+    atrium = page["items"][2]
+    assert atrium["acknowledged"] is True and atrium["acknowledged_by"] == NAMES["operator"]
+    assert atrium["acknowledged_at"] == "2026-10-01T11:02:00Z"
 
 
 def test_same_level_newest_first(api: ApiSetup, client: TestClient) -> None:
@@ -583,6 +592,8 @@ def test_openapi_documents_every_endpoint(api: ApiSetup, client: TestClient) -> 
         "/api/alerts/{alert_id}/resolve": {"post"},
         "/api/alerts/{alert_id}/cap": {"get"},
         "/api/incidents": {"get"},
+        "/api/shift-log": {"get"},
+        "/api/feed": {"get"},
         "/api/silences": {"get", "post"},
         "/api/silences/{silence_id}": {"delete"},
         "/api/zones": {"get"},
@@ -595,3 +606,158 @@ def test_openapi_documents_every_endpoint(api: ApiSetup, client: TestClient) -> 
     assert schemas["ReportIn"]["examples"][0]["zone_id"] == LANE
     assert LANE in schemas["ReportIn"]["properties"]["zone_id"]["enum"]
     assert "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+# -- latching and the shift log -----------------------------------------------------------------
+
+
+def latched_episode(zone: str, start: Any, cause: str) -> list[Any]:
+    """A 红 alert that cleared on its own (hold time) before anyone acknowledged it."""
+    from alerts.state import Assessment, transition
+    from models.contracts import Summary
+
+    state = None
+    out: list[Any] = []
+    for minute, level in ((0, Level.RED), (1, None), (7, None)):
+        summary = Summary(zh="红", en="red") if level else None
+        at = start + timedelta(minutes=minute)
+        assessment = Assessment(zone, Risk.FIRE, level, at, f"{cause}{minute}", {}, summary)
+        state, records = transition(state, assessment, timedelta(minutes=5), {Level.RED})
+        out.extend(records)
+    return out
+
+
+def test_a_latched_alert_stays_on_the_board_until_acknowledged(
+    api: ApiSetup, client: TestClient, board: dict[str, Any]
+) -> None:
+    h = api.auth("operator")
+    gone = latched_episode(MALL, T0 - timedelta(minutes=30), "fire")
+    assert gone[-1].latched and gone[-1].status.value == "resolved"
+    store(api.engine, gone)
+    alert_id = gone[-1].alert_id
+    listed = client.get("/api/alerts", headers=h).json()["items"]
+    (item,) = [i for i in listed if i["alert_id"] == alert_id]
+    assert item["status"] == "resolved" and item["latched"] and not item["acknowledged"]
+    assert ids(client.get("/api/alerts?status=firing", headers=h)).count(alert_id) == 0
+    # resolving or assigning it makes no sense: 409 saying what to do instead
+    response = client.post(f"/api/alerts/{alert_id}/resolve", headers=h)
+    assert response.status_code == 409 and "acknowledge" in response.json()["error"]["message"]
+    assert sent_commands(api) == []
+    # acknowledging it is accepted, as a command to the worker
+    assert client.post(f"/api/alerts/{alert_id}/ack", headers=h).status_code == 202
+    (sent,) = sent_commands(api)
+    assert sent[2].alert_id == alert_id and sent[2].action.value == "acknowledge"
+    # the worker's record lands: off the board, in the shift log with who acknowledged it
+    from alerts.state import AlertState, operator_action
+
+    last = gone[-1]
+    state = AlertState(
+        alert_id=alert_id,
+        zone_id=last.zone_id,
+        risk=last.risk,
+        level=last.level,
+        status=last.status,
+        revision=last.revision,
+        opened_at=last.opened_at,
+        latched=True,
+    )
+    _, ack = operator_action(state, Change.ACKNOWLEDGED, api.clock(), NAMES["operator"])
+    store(api.engine, [ack])
+    assert alert_id not in ids(client.get("/api/alerts", headers=h))
+    log = client.get("/api/shift-log?hours=1", headers=h).json()
+    (entry,) = [i for i in log["items"] if i["alert_id"] == alert_id]
+    assert entry["closed_how"] == "cleared" and entry["resolved_by"] is None
+    assert entry["acknowledged_by"] == NAMES["operator"] and not entry["latched"]
+    assert entry["resolved_at"] == "2026-10-01T10:37:00Z"
+
+
+def test_the_shift_log_lists_what_was_resolved_in_the_last_hours(
+    api: ApiSetup, client: TestClient, board: dict[str, Any]
+) -> None:
+    h = api.auth("operator")
+    # the board's old episode was resolved by an operator 2 h 5 min before the API's clock
+    assert client.get("/api/shift-log?hours=2", headers=h).json()["total"] == 0
+    log = client.get("/api/shift-log?hours=3", headers=h).json()
+    assert log["total"] == 1 and log["hours"] == 3
+    (entry,) = log["items"]
+    assert entry["alert_id"] == board["old"].alert_id
+    assert entry["closed_how"] == "operator" and entry["resolved_by"] == NAMES["operator"]
+    assert entry["note"] == "已处理" and entry["acknowledged_by"] == NAMES["operator"]
+    assert client.get("/api/shift-log?hours=0", headers=h).status_code == 422
+    assert client.get("/api/shift-log", headers=api.auth("volunteer")).status_code == 403
+
+
+def test_the_detail_explains_the_rule_crossed_in_words(api: ApiSetup, client: TestClient) -> None:
+    from alerts.config import default_rules
+    from alerts.engine import ZoneState, process_reading
+    from models.contracts import SensorReading
+    from models.zones import load_bundled_zones
+
+    zone = load_bundled_zones().get(LANE)
+    assert zone is not None and zone.capacity == 1260
+    reading = SensorReading(
+        reading_id="cam-1@t0",
+        sensor_id="cam-1",
+        zone_id=LANE,
+        kind="people_count",
+        value=1524,
+        observed_at=T0,
+    )
+    records = process_reading(ZoneState(LANE), reading, zone, default_rules()).records
+    store(api.engine, records)
+    detail = client.get(f"/api/alerts/{records[0].alert_id}", headers=api.auth("operator")).json()
+    words = detail["explanation"]
+    assert words["zh"] == "承载率 121 % ≥ 120 % → 红"
+    assert words["en"] == "occupancy 121 % ≥ 120 % → red"
+    assert {"zh": "人数", "en": "People", "value": "1524 人"} in words["figures"]
+    assert detail["evidence"]["occupancy"] == 1.21  # the raw figures stay, for the fold
+
+
+def test_notes_are_internal_unless_marked_public(
+    api: ApiSetup, client: TestClient, board: dict[str, Any]
+) -> None:
+    h = api.auth("operator")
+    lane = board["lane"].alert_id
+    assert (
+        client.post(f"/api/alerts/{lane}/ack", headers=h, json={"note": "内部"}).status_code == 202
+    )
+    body = {"assignee": "网格员 王", "note": "已派人", "public": True}
+    assert client.post(f"/api/alerts/{lane}/assign", headers=h, json=body).status_code == 202
+    first, second = (sent[2] for sent in sent_commands(api))
+    assert (first.note, first.note_public) == ("内部", False)
+    assert (second.note, second.note_public) == ("已派人", True)
+    bad = client.post(f"/api/alerts/{lane}/ack", headers=h, json={"public": "yes please"})
+    assert bad.status_code == 422
+
+
+def test_feed_freshness_turns_silent_after_the_setting(tmp_path: Path) -> None:
+    api = make_api(tmp_path, feed_silent_seconds=30.0)
+    h = api.auth("operator")
+    with TestClient(api.app) as client:
+        quiet = client.get("/api/feed", headers=h).json()
+        assert quiet == {
+            "latest_reading_at": None,
+            "age_seconds": None,
+            "silent_after_seconds": 30.0,
+            "silent": False,  # a feed that never started is not "stopped"
+        }
+        received = api.clock()
+        upsert_zone_status(
+            api.engine,
+            [{"zone_id": LANE, "people": 10.0, "updated_at": T0, "received_at": received}],
+        )
+        api.clock.advance(20)
+        live = client.get("/api/feed", headers=h).json()
+        assert live["age_seconds"] == 20.0 and live["silent"] is False
+        (zone,) = [
+            z for z in client.get("/api/zones", headers=h).json()["items"] if z["id"] == LANE
+        ]
+        assert zone["reading_age_seconds"] == 20.0
+        # a status update without a reading (a sweep) keeps when the latest reading came in
+        upsert_zone_status(
+            api.engine, [{"zone_id": LANE, "people": 11.0, "updated_at": T0, "received_at": None}]
+        )
+        api.clock.advance(11)
+        silent = client.get("/api/feed", headers=h).json()
+        assert silent["age_seconds"] == 31.0 and silent["silent"] is True
+        assert client.get("/api/feed", headers=api.auth("volunteer")).status_code == 403

@@ -343,31 +343,67 @@ def test_a_report_is_submitted_until_linked_then_follows_its_alert(
     assert body["requested_datetime"] == body["updated_datetime"] == "2026-10-01T11:05:00Z"
 
     records = episode(LANE)
+    store(api.engine, records)
+    link(api, report_id, records[0].alert_id)
+    # linked: it joined an alert, but no person has looked at it yet ("being handled" would lie)
+    linked = client.get(f"/api/reports/{report_id}", headers=api.auth("volunteer")).json()
+    assert linked["status"] == "linked" and linked["alert_id"] == records[0].alert_id
+    assert linked["updates"] == []  # the alert's past before the report is not the reporter's
+
     ack = act(
         records[-1], Change.ACKNOWLEDGED, NAMES["operator"], T0 + timedelta(minutes=7), "已派人前往"
     )
-    store(api.engine, [*records, ack])
-    link(api, report_id, records[0].alert_id)
-
+    store(api.engine, [ack])
     volunteer_view = client.get(f"/api/reports/{report_id}", headers=api.auth("volunteer")).json()
     assert volunteer_view["status"] == "acknowledged"
-    assert volunteer_view["alert_id"] == records[0].alert_id
+    # the note is internal (not marked public): the volunteer sees the change, not the note
     assert [(u["change"], u["note"], u["actor"]) for u in volunteer_view["updates"]] == [
-        ("raised", None, None),
-        ("escalated", None, None),
-        ("acknowledged", "已派人前往", None),  # the volunteer does not see who
+        ("acknowledged", None, None),
     ]
-    assert volunteer_view["status_notes"] == "已派人前往"
+    assert volunteer_view["status_notes"] is None
     assert volunteer_view["updated_datetime"] == "2026-10-01T11:07:00Z"
 
     operator_view = client.get(f"/api/reports/{report_id}", headers=api.auth("operator")).json()
     assert operator_view["updates"][-1]["actor"] == NAMES["operator"]
+    assert operator_view["updates"][-1]["note"] == "已派人前往"
+    assert [u["change"] for u in operator_view["updates"]] == [
+        "raised",
+        "escalated",
+        "acknowledged",
+    ]
 
-    resolved = act(ack, Change.RESOLVED, NAMES["operator"], T0 + timedelta(minutes=9), "已疏散")
+    resolved = act(
+        ack, Change.RESOLVED, NAMES["operator"], T0 + timedelta(minutes=9), "已疏散"
+    ).model_copy(update={"note_public": True})
     store(api.engine, [resolved])
     closed = client.get(f"/api/reports/{report_id}", headers=api.auth("volunteer")).json()
     assert closed["status"] == "resolved" and closed["open311_status"] == "closed"
-    assert closed["status_notes"] == "已疏散"
+    assert closed["status_notes"] == "已疏散"  # marked public by the operator
+    assert [u["note"] for u in closed["updates"]] == [None, "已疏散"]
+
+
+def test_a_report_on_an_alert_that_cleared_unseen_is_not_resolved(
+    api: ApiSetup, client: TestClient
+) -> None:
+    """A latched alert (cleared on its own, nobody acknowledged it) leaves its reports
+    ``linked``: the reporter is not told "resolved" before a person has looked."""
+    from alerts.state import Assessment, transition
+    from models.contracts import Level, Risk, Summary
+
+    report_id = submit(api, client)
+    state = None
+    out = []
+    for minute, level in ((4, Level.RED), (6, None), (12, None)):
+        summary = Summary(zh="红", en="red") if level else None
+        at = T0 + timedelta(minutes=minute)
+        assessment = Assessment(LANE, Risk.FIRE, level, at, f"f{minute}", {}, summary)
+        state, records = transition(state, assessment, timedelta(minutes=5), {Level.RED})
+        out.extend(records)
+    assert out[-1].latched
+    store(api.engine, out)
+    link(api, report_id, out[0].alert_id)
+    view = client.get(f"/api/reports/{report_id}", headers=api.auth("volunteer")).json()
+    assert view["status"] == "linked" and view["open311_status"] == "open"
 
 
 def test_another_volunteers_report_is_404(api: ApiSetup, client: TestClient) -> None:

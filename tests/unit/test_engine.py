@@ -10,9 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts.config import default_rules
-from alerts.engine import ZoneState, process_reading
+from alerts.engine import ZoneState, apply_command, process_reading
 from alerts.rules import crowding_level, fire_level, level_for
-from models.contracts import Change, Level, Risk, SensorKind, SensorReading
+from models.contracts import (
+    AlertCommand,
+    AlertStatus,
+    Change,
+    Level,
+    Risk,
+    SensorKind,
+    SensorReading,
+)
 from models.zones import LocalizedText, Zone
 
 pytestmark = pytest.mark.unit
@@ -233,6 +241,98 @@ def test_commands_apply_to_the_open_alert_once() -> None:
     assert apply_command(state, cmd("c3", "acknowledge", "nope")).outcome == "not_open"
     done = apply_command(state, cmd("c4", "resolve"))
     assert done.record is not None and done.record.revision == 4 and not state.alerts
-    # the crowd is still there: the next reading opens a new alert, with a new id
+    assert done.record.acknowledged_by == "op"  # closing it is acknowledging it
+    # the crowd is still there: the same alert reopens (same id, next revision), no twin
     (again,) = feed(state, [people(460, 2)])
-    assert again.change == Change.RAISED and again.alert_id != raised.alert_id
+    assert again.change == Change.REOPENED and again.alert_id == raised.alert_id
+    assert again.revision == 5 and again.status == AlertStatus.FIRING
+    assert again.acknowledged_by is None and again.assignee == "w"
+
+
+def _command(alert_id: str, cid: str, action: str, minute: float) -> AlertCommand:
+    return AlertCommand(
+        command_id=cid,
+        alert_id=alert_id,
+        zone_id="lane-1",
+        action=action,
+        actor="op-li",
+        issued_at=T0 + timedelta(minutes=minute),
+    )
+
+
+def test_a_red_alert_that_clears_on_its_own_latches_until_acknowledged() -> None:
+    state = ZoneState("lane-1")
+    (raised,) = feed(state, [people(550, 0)])
+    assert raised.level == Level.RED and not raised.acknowledged and not raised.latched
+    records = feed(state, [people(50, 1), people(50, 7)])
+    (resolved,) = records
+    assert resolved.status == AlertStatus.RESOLVED and resolved.actor is None
+    assert resolved.latched and not resolved.acknowledged
+    assert list(state.latched) == [raised.alert_id]
+    # the latch survives the state store
+    state = ZoneState.from_dict(json.loads(json.dumps(state.to_dict())))
+    # resolving a latched alert is not an acknowledgement: only acknowledge takes it off
+    assert apply_command(state, _command(raised.alert_id, "c0", "resolve", 8)).outcome == (
+        "not_open"
+    )
+    ack = apply_command(state, _command(raised.alert_id, "c1", "acknowledge", 9))
+    assert ack.outcome == "applied" and ack.record is not None
+    assert ack.record.change == Change.ACKNOWLEDGED and ack.record.status == AlertStatus.RESOLVED
+    assert ack.record.revision == resolved.revision + 1
+    assert not ack.record.latched and ack.record.acknowledged_by == "op-li"
+    assert ack.record.acknowledged_at == T0 + timedelta(minutes=9)
+    assert not state.latched
+    assert apply_command(state, _command(raised.alert_id, "c2", "acknowledge", 9)).outcome == (
+        "not_open"
+    )
+
+
+def test_latching_follows_the_peak_level_and_skips_acknowledged_alerts() -> None:
+    # red, lowered to yellow, then clear: the red it reached latches it
+    state = ZoneState("lane-1")
+    feed(state, [people(550, 0)])
+    down = feed(state, [people(350, 1), people(350, 7)])
+    assert [r.change for r in down] == [Change.DEESCALATED] and down[0].level == Level.YELLOW
+    (gone,) = feed(state, [people(10, 8), people(10, 14)])
+    assert gone.latched
+    # yellow only: not latched by the default latch levels
+    state = ZoneState("lane-1")
+    feed(state, [people(350, 0)])
+    (gone,) = feed(state, [people(10, 1), people(10, 7)])
+    assert gone.status == AlertStatus.RESOLVED and not gone.latched and not state.latched
+    # acknowledged red: a person has seen it, it may leave the board
+    state = ZoneState("lane-1")
+    (raised,) = feed(state, [people(550, 0)])
+    apply_command(state, _command(raised.alert_id, "c1", "acknowledge", 0.5))
+    (gone,) = feed(state, [people(10, 1), people(10, 7)])
+    assert gone.acknowledged and gone.acknowledged_by == "op-li" and not gone.latched
+
+
+def test_an_escalation_clears_the_acknowledgement() -> None:
+    state = ZoneState("lane-1")
+    (raised,) = feed(state, [people(450, 0)])
+    ack = apply_command(state, _command(raised.alert_id, "c1", "acknowledge", 0.5)).record
+    assert ack is not None and ack.acknowledged and ack.status == AlertStatus.ACKNOWLEDGED
+    (up,) = feed(state, [people(560, 1)])
+    assert up.change == Change.ESCALATED and up.status == AlertStatus.FIRING
+    assert not up.acknowledged and up.acknowledged_at is None
+
+
+def test_resolved_by_an_operator_reopens_only_within_the_hold_time() -> None:
+    state = ZoneState("lane-1")
+    (raised,) = feed(state, [people(450, 0)])
+    apply_command(state, _command(raised.alert_id, "c1", "resolve", 1))
+    # the crowd went away and came back much later: a new episode, a new alert
+    assert feed(state, [people(10, 2)]) == []
+    (later,) = feed(state, [people(450, 1 + RULES.hold_seconds / 60 + 1)])
+    assert later.change == Change.RAISED and later.alert_id != raised.alert_id
+
+
+def test_an_older_reading_is_stale_a_repeat_is_not() -> None:
+    state = ZoneState("lane-1")
+    latest = people(100, 5, rid="p5")
+    process_reading(state, latest, ZONE, RULES)
+    repeat = process_reading(state, latest, ZONE, RULES)
+    assert repeat.duplicate and not repeat.stale
+    older = process_reading(state, people(900, 4, rid="p4"), ZONE, RULES)
+    assert older.duplicate and older.stale and older.records == []

@@ -13,6 +13,7 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from alerts.config import RuleBook, default_rules
@@ -356,3 +357,42 @@ async def test_a_command_during_a_readings_unacknowledged_alert_does_not_write_i
     held.release()
     await asyncio.wait_for(escalating, 5)
     assert await asyncio.wait_for(handler.states.flush_settled(), 5) == 1
+
+
+async def test_an_older_reading_is_counted_stale_not_duplicate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A repeat (same time) is a duplicate; a reading older than its sensor's latest is stale:
+    its own counter, and a sampled log line (the first is logged)."""
+    table: dict[str, Any] = {}
+    broker = HeldBroker()
+    handler = reading_handler(table, broker)
+    handling = asyncio.create_task(handler(smoke(), SOURCE))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    broker.release()
+    await handling
+    older = (
+        SensorReading.model_validate(
+            {
+                "reading_id": "smoke-1:0",
+                "sensor_id": "smoke-1",
+                "zone_id": ZONE,
+                "kind": "smoke",
+                "value": 0,
+                "observed_at": "2024-10-02T18:59:00+08:00",
+            }
+        )
+        .model_dump_json()
+        .encode()
+    )
+    with caplog.at_level("WARNING", logger="puhui.worker"):
+        await handler(smoke(), SOURCE)  # the same reading again
+        await handler(older, SOURCE)
+        await handler(older.replace(b"smoke-1:0", b"smoke-1:0b"), SOURCE)
+    assert handler.metrics.readings_duplicate._value.get() == 1
+    assert handler.metrics.readings_stale._value.get() == 2
+    stale_lines = [r for r in caplog.records if "stale reading" in r.getMessage()]
+    assert len(stale_lines) == 1  # sampled: the first of every 1000
+    assert "smoke-1" in stale_lines[0].getMessage()
+    assert len(broker.sent) == 1  # neither published anything

@@ -1368,3 +1368,15 @@ def test_run_scenario_interleaves_readings_and_reports_in_event_time(
             assert (topic, value) == ("readings", encode_reading(item))
         else:
             assert (topic, value) == ("reports", encode_report(item))
+
+
+def test_a_simulation_starts_now_or_after_what_the_topic_holds() -> None:
+    from datetime import UTC
+
+    from streams.simulator import simulation_start
+
+    now = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
+    assert simulation_start(now, None) == now
+    assert simulation_start(now, now - timedelta(hours=1)) == now
+    ahead = now + timedelta(minutes=90)
+    assert simulation_start(now, ahead) == ahead + timedelta(seconds=1)
