@@ -14,7 +14,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from models.contracts import AlertStatus, Change, CommandAction, Level, ReportCategory, Risk
+from models.contracts import (
+    FREE_TEXT_CHARS,
+    ONE_LINE_CHARS,
+    AlertStatus,
+    Change,
+    CommandAction,
+    Level,
+    ReportCategory,
+    Risk,
+)
 
 # -- shared pieces ------------------------------------------------------------------------------
 
@@ -47,7 +56,11 @@ def _time_text(value: object) -> object:
     return value
 
 
-CleanText = Annotated[str, AfterValidator(_clean_text)]
+#: Free text (newline and tab allowed): what the wire contract accepts, no more (a report or
+#: command the API took must never be refused by the worker).
+CleanText = Annotated[str, AfterValidator(_clean_text), FREE_TEXT_CHARS]
+#: One line of text (names): no control character at all, as the contract.
+CleanLine = Annotated[str, AfterValidator(_clean_text), ONE_LINE_CHARS]
 Time = Annotated[AwareDatetime, BeforeValidator(_time_text), AfterValidator(_sane_time)]
 
 ZONE_EXAMPLE = "tianzifang-taikang-210"
@@ -151,7 +164,7 @@ class ReportIn(_In):
     lon: float | None = Field(
         None, ge=-180, le=180, strict=True, allow_inf_nan=False, description="WGS-84 longitude"
     )
-    photo_url: str | None = Field(
+    photo_url: CleanLine | None = Field(
         None,
         max_length=2048,
         pattern=r"^https?://[^\s\x00]+$",
@@ -501,7 +514,7 @@ class AssignIn(_In):
         json_schema_extra={"examples": [{"assignee": "网格员 王", "note": "请到弄堂口疏导"}]},
     )
 
-    assignee: CleanText = Field(
+    assignee: CleanLine = Field(
         min_length=1, max_length=128, pattern=SOME_TEXT, description="Who handles the alert"
     )
     note: CleanText | None = Field(

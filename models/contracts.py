@@ -205,6 +205,10 @@ _LINE = _clean(_BAD_IN_LINE, "a single-line text")
 #: Free text (descriptions, notes): newline and tab allowed, other control characters not.
 _TEXT = _clean(_BAD_IN_TEXT, "text")
 
+#: For adapters (the HTTP API) that must refuse exactly what the contract refuses.
+FREE_TEXT_CHARS: Final = _TEXT
+ONE_LINE_CHARS: Final = _LINE
+
 _Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 _Id = Annotated[str, Field(min_length=1, max_length=128, strict=True, pattern=r"\S"), _LINE]
 #: An alert id: the ``alerts.alert_id`` column holds 64 characters (ours are uuid5, 36).
