@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
+from infra.kafka_security import client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, decode_alert
 from streams.topics import TopicNames
@@ -144,15 +145,16 @@ class KafkaBus:
         except Exception as exc:
             raise PublishError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _bootstrap(self) -> list[str]:
-        return [part.strip() for part in self.settings.kafka_bootstrap.split(",") if part.strip()]
+    def _kafka(self) -> dict[str, Any]:
+        """aiokafka's connection kwargs for the API's own principal."""
+        return client_for(self.settings, "api").aiokafka()
 
     async def _connect_producer(self) -> None:
         timeout_ms = int(self.settings.publish_timeout_seconds * 1000)
         delay = _RETRY_MIN
         while not self._stopping:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap(),
+                **self._kafka(),
                 client_id="puhui-api",
                 acks="all",
                 enable_idempotence=True,
@@ -181,7 +183,7 @@ class KafkaBus:
         while not self._stopping:
             consumer = AIOKafkaConsumer(
                 self.topics.alerts,
-                bootstrap_servers=self._bootstrap(),
+                **self._kafka(),
                 client_id="puhui-api-feed",
                 group_id=None,
                 enable_auto_commit=False,

@@ -29,14 +29,47 @@ def _broker(settings: Settings):  # type: ignore[no-untyped-def]
         settings.state_dir,
         bootstrap=settings.kafka_bootstrap,
         controller_port=settings.kafka_controller_port,
+        security="PLAINTEXT" if settings.kafka_security_protocol == "PLAINTEXT" else "SASL_SSL",
     )
+
+
+def _topic_roles(settings: Settings) -> dict[str, str]:
+    from streams.topics import TopicNames
+
+    t = TopicNames.with_prefix(settings.topic_prefix)
+    return {
+        "readings": t.readings,
+        "reports": t.reports,
+        "alerts": t.alerts,
+        "dead_letters": t.dead_letters,
+        "commands": t.commands,
+    }
+
+
+def provision_components(settings: Settings, broker) -> None:  # type: ignore[no-untyped-def]
+    """One SCRAM principal per component with its ACLs (passwords made once, kept 0600)."""
+    from infra.kafka_security import COMPONENTS, component_acls, upsert_principal
+
+    if not broker.secured:
+        return
+    admin = broker.client()
+    files = broker.security_files
+    notify_group = settings.notify_group or f"{settings.app_id}-notifier"
+    for component in COMPONENTS:
+        password = files.password(component, create=True)
+        grants = component_acls(component, _topic_roles(settings), settings.app_id, notify_group)
+        upsert_principal(admin, component, password, grants)
 
 
 def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
     broker = _broker(settings)
     if args.action == "start":
         broker.start()
-        print(f"kafka serving on {settings.kafka_bootstrap}")
+        provision_components(settings, broker)
+        mode = "SASL_SSL (SCRAM-SHA-512, ACLs)" if broker.secured else "PLAINTEXT"
+        print(f"kafka serving on {settings.kafka_bootstrap}, {mode}")
+        if broker.secured:
+            print(f"CA, passwords and client settings in {broker.security_files.root}")
     elif args.action == "stop":
         broker.stop()
         print("kafka stopped")
@@ -50,15 +83,69 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kafka_client(settings: Settings, args: argparse.Namespace) -> int:
+    """``puhui kafka client``: a principal for an outside system, or its revocation."""
+    import json
+
+    from infra.kafka_security import (
+        KafkaClient,
+        client_for,
+        revoke_principal,
+        role_acls,
+        upsert_principal,
+    )
+
+    broker = _broker(settings)
+    admin = client_for(settings, "admin")
+    if not admin.secured:
+        print("the broker is PLAINTEXT: it has no principals", file=sys.stderr)
+        return 2
+    files = broker.security_files
+    if args.revoke:
+        existed = revoke_principal(admin, args.revoke)
+        files.forget(args.revoke)
+        print(f"principal {args.revoke} revoked" if existed else f"no principal {args.revoke}")
+        return 0 if existed else 1
+    if not args.name or not args.role:
+        print("--name and --role are needed (or --revoke NAME)", file=sys.stderr)
+        return 2
+    if args.name in ("admin", "worker", "api", "notifier", "simulator"):
+        print(
+            f"{args.name!r} is one of Puhui's own principals; choose another name", file=sys.stderr
+        )
+        return 2
+    password = files.password(args.name, create=True)
+    assert password is not None
+    upsert_principal(
+        admin, args.name, password, role_acls(args.role, args.name, _topic_roles(settings))
+    )
+    client = KafkaClient(
+        settings.kafka_bootstrap,
+        security_protocol="SASL_SSL",
+        sasl_mechanism=admin.sasl_mechanism,
+        username=args.name,
+        password=password,
+        ca_file=admin.ca_file,
+    )
+    print(
+        f"principal {args.name} ({args.role}); password kept in {files.password_file(args.name)}"
+        f" (0600). kafka-python / aiokafka keyword arguments:"
+    )
+    print(json.dumps(client.outside_kwargs()), flush=True)
+    return 0
+
+
 def prepare(settings: Settings) -> None:
     """Create the public topics and migrate the database (both harmless when done already)."""
     from infra.db import migrate
     from infra.kafka_admin import ensure_topics, wait_for_metadata
+    from infra.kafka_security import client_for
     from streams.topics import TopicNames
 
-    wait_for_metadata(settings.kafka_bootstrap, timeout=60)
+    admin = client_for(settings, "admin")
+    wait_for_metadata(admin, timeout=60)
     topics = TopicNames.with_prefix(settings.topic_prefix)
-    ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
+    ensure_topics(admin, topics.partitions(settings.topic_partitions))
     migrate(settings.resolved_database_url())
 
 
@@ -103,6 +190,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from infra.kafka_admin import ensure_topics
+    from infra.kafka_security import client_for
     from streams.app import load_registry
     from streams.simulator import SCENARIOS, generate, generate_reports, run_scenario
     from streams.topics import TopicNames
@@ -125,7 +213,9 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         if r.submitted_at < start + window
     ]
     topics = TopicNames.with_prefix(settings.topic_prefix)
-    ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
+    kafka = client_for(settings, "simulator")
+    # Only the topics it writes: the simulator's principal may not see (or create) the others.
+    ensure_topics(kafka, {t: settings.topic_partitions for t in (topics.readings, topics.reports)})
     speed = float("inf") if args.speed <= 0 else args.speed
     print(
         f"simulating {len(readings)} readings and {len(reports)} reports ({args.scenario}, "
@@ -133,7 +223,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         flush=True,
     )
     sent, sent_reports = run_scenario(
-        settings.kafka_bootstrap, topics.readings, readings, topics.reports, reports, speed=speed
+        kafka, topics.readings, readings, topics.reports, reports, speed=speed
     )
     print(f"sent {sent} readings and {sent_reports} reports", flush=True)
     return 0
@@ -175,6 +265,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     broker = _broker(settings)
     started_broker = not broker.status().serving
     broker.start()
+    provision_components(settings, broker)
     prepare(settings)
     exe = [sys.executable, "-m", "streams.cli"]
     children: list[subprocess.Popen[bytes]] = [
@@ -239,8 +330,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the local Apache Kafka broker")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.set_defaults(func=cmd_kafka)
+    ksub = kafka.add_subparsers(dest="action", required=True)
+    for action in ("start", "stop", "status"):
+        ksub.add_parser(action).set_defaults(func=cmd_kafka)
+    kclient = ksub.add_parser(
+        "client",
+        help="create a principal for an outside system (prints its client settings as the last"
+        " line, one JSON object) or revoke one",
+    )
+    kclient.add_argument("--name", help="principal name (a reader's consumer groups start with it)")
+    kclient.add_argument(
+        "--role",
+        choices=["gateway", "reader", "admin"],
+        help="gateway: write readings and reports; reader: consume alerts and dead letters;"
+        " admin: everything",
+    )
+    kclient.add_argument("--revoke", metavar="NAME", help="remove the principal and its ACLs")
+    kclient.set_defaults(func=cmd_kafka_client)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         func=cmd_migrate

@@ -18,6 +18,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A test broker state from before brokers were secured by default is disposable: start afresh.
+if [[ -f "var/test-$kafka_port/kafka/data/meta.properties" && ! -f "var/test-$kafka_port/kafka/security/ca.pem" ]]; then
+  echo "var/test-$kafka_port holds an old PLAINTEXT test broker; replacing it with a SASL_SSL one" >&2
+  rm -rf "var/test-$kafka_port"
+fi
+
 bash infra/scripts/postgres.sh start
 export PUHUI_TEST_DATABASE_URL="$(bash infra/scripts/postgres.sh url)"
 "${broker[@]}" start
