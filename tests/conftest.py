@@ -211,8 +211,8 @@ def make_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., 
             "PUHUI_TOPIC_PARTITIONS": "4",
             "PUHUI_DB_BATCH_SECONDS": "0.2",
         }
+        env.update(kafka_env(overrides.get("PUHUI_KAFKA_BOOTSTRAP", kafka_bootstrap)))
         env.update(overrides)
-        env.update(kafka_env(env["PUHUI_KAFKA_BOOTSTRAP"]))
         worker = Worker(env=env, log_path=state / "worker")
         state.mkdir(parents=True, exist_ok=True)
         workers.append(worker)
