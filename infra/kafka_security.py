@@ -512,6 +512,8 @@ def component_acls(
         return [
             *(("topic", t[k], "literal", "read") for k in ("readings", "reports", "commands")),
             *(("topic", t[k], "literal", "write") for k in ("alerts", "dead_letters")),
+            # the persist agent writes the alert records to the database from the topic
+            ("topic", t["alerts"], "literal", "read"),
             # changelog, report ticks and Faust's other internal topics: <app_id>-...
             ("topic", f"{app_id}-", "prefixed", "all"),
             ("group", app_id, "literal", "read"),

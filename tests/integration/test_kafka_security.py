@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -244,3 +245,24 @@ def test_the_worker_runs_as_its_own_principal(
     send(simulator, worker.topics.readings, json.dumps(reading).encode(), key=b"riyueguang-atrium")
     alerts = consume(kafka_bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= 1)
     assert json.loads(alerts[0].value)["zone_id"] == "riyueguang-atrium", worker.tail()
+    # ... and its persist agent reads them back into the database.
+    deadline = time.monotonic() + 60
+    rows = 0
+    while rows < 1 and time.monotonic() < deadline:
+        rows = db_count(worker.database_url, "select count(*) from alert_history")
+        time.sleep(0.3)
+    assert rows >= 1, worker.tail()
+
+
+def db_count(url: str, query: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            try:
+                return int(conn.execute(text(query)).scalar_one())
+            except Exception:  # the table is not there yet: the worker migrates at start
+                return 0
+    finally:
+        engine.dispose()
