@@ -191,6 +191,24 @@ class KafkaBroker:
             ca_file=self.security_files.ca_cert,
         )
 
+    def client_env(self, user: str = ADMIN_USER) -> dict[str, str]:
+        """``PUHUI_KAFKA_*`` settings of a process connecting as ``user`` (the password by
+        file, never in the environment)."""
+        if not self.secured:
+            return {
+                "PUHUI_KAFKA_BOOTSTRAP": self.bootstrap,
+                "PUHUI_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+            }
+        files = self.security_files
+        return {
+            "PUHUI_KAFKA_BOOTSTRAP": self.bootstrap,
+            "PUHUI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "PUHUI_KAFKA_SASL_MECHANISM": DEFAULT_MECHANISM,
+            "PUHUI_KAFKA_USERNAME": user,
+            "PUHUI_KAFKA_PASSWORD_FILE": str(files.password_file(user)),
+            "PUHUI_KAFKA_CA_FILE": str(files.ca_cert),
+        }
+
     @property
     def data_dir(self) -> Path:
         """KRaft metadata log and topic partitions (``log.dirs``)."""

@@ -55,17 +55,7 @@ def kafka_env(bootstrap: str) -> dict[str, str]:
     broker = _BROKERS.get(bootstrap)
     if broker is None:
         raise AssertionError(f"no test broker started at {bootstrap}")
-    if not broker.secured:
-        return {"PUHUI_KAFKA_BOOTSTRAP": bootstrap, "PUHUI_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}
-    files = broker.security_files
-    return {
-        "PUHUI_KAFKA_BOOTSTRAP": bootstrap,
-        "PUHUI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "PUHUI_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-        "PUHUI_KAFKA_USERNAME": "admin",
-        "PUHUI_KAFKA_PASSWORD_FILE": str(files.password_file("admin")),
-        "PUHUI_KAFKA_CA_FILE": str(files.ca_cert),
-    }
+    return dict(broker.client_env())
 
 
 def shared_broker_state_dir() -> Path:
