@@ -135,6 +135,51 @@ def cmd_kafka_client(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kafka_certs(settings: Settings, args: argparse.Namespace) -> int:
+    """``puhui kafka certs``: a CA and a broker certificate for a broker elsewhere (compose)."""
+    from pathlib import Path
+
+    from infra.kafka_security import SecurityFiles, create_tls_material
+
+    files = SecurityFiles(Path(args.dir).resolve())
+    existed = files.has_tls()
+    create_tls_material(files, args.host)
+    if args.owner:
+        uid, _, gid = args.owner.partition(":")
+        os.chown(files.keystore, int(uid), int(gid or uid))
+    for path in (files.root, files.ca_cert):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    print(f"{'kept' if existed else 'made'} {files.ca_cert} and {files.keystore}")
+    return 0
+
+
+def cmd_kafka_provision(settings: Settings, args: argparse.Namespace) -> int:
+    """``puhui kafka provision``: topics, and each component's principal and ACLs, on a broker
+    elsewhere (docker-compose's kafka-init), as the super user the settings name. Passwords come
+    from ``<COMPONENT>_KAFKA_PASSWORD`` (WORKER_, API_, SIMULATOR_); with ``--notifier-in-api``
+    the api principal also gets the notifier's ACLs (the notifier runs in the API process)."""
+    from infra.kafka_admin import ensure_topics, wait_for_metadata
+    from infra.kafka_security import client_for, component_acls, upsert_principal
+    from streams.topics import TopicNames
+
+    admin = client_for(settings, "admin")
+    wait_for_metadata(admin, timeout=120)
+    topics = TopicNames.with_prefix(settings.topic_prefix)
+    ensure_topics(admin, topics.partitions(settings.topic_partitions))
+    notify_group = settings.notify_group or f"{settings.app_id}-notifier"
+    roles = _topic_roles(settings)
+    for component in ("worker", "api", "notifier", "simulator"):
+        password = os.environ.get(f"{component.upper()}_KAFKA_PASSWORD")
+        if not password:
+            continue
+        grants = component_acls(component, roles, settings.app_id, notify_group)
+        if component == "api" and args.notifier_in_api:
+            grants += component_acls("notifier", roles, settings.app_id, notify_group)
+        upsert_principal(admin, component, password, grants)
+        print(f"principal {component}: {len(grants)} ACLs", flush=True)
+    return 0
+
+
 def prepare(settings: Settings) -> None:
     """Create the public topics and migrate the database (both harmless when done already)."""
     from infra.db import migrate
@@ -347,6 +392,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kclient.add_argument("--revoke", metavar="NAME", help="remove the principal and its ACLs")
     kclient.set_defaults(func=cmd_kafka_client)
+    kcerts = ksub.add_parser(
+        "certs", help="make a CA and a broker certificate in DIR (for a broker elsewhere)"
+    )
+    kcerts.add_argument("--dir", required=True)
+    kcerts.add_argument(
+        "--host", action="append", default=[], help="the broker's name or address (repeatable)"
+    )
+    kcerts.add_argument("--owner", help="UID[:GID] to own the broker's key file (its process)")
+    kcerts.set_defaults(func=cmd_kafka_certs)
+    kprov = ksub.add_parser(
+        "provision",
+        help="create the topics and the components' principals and ACLs on a broker elsewhere",
+    )
+    kprov.add_argument("--notifier-in-api", action="store_true")
+    kprov.set_defaults(func=cmd_kafka_provision)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         func=cmd_migrate
