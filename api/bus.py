@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
-from infra.kafka_security import client_for
+from infra.kafka_security import KafkaConfigError, client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, decode_alert
 from streams.topics import TopicNames
@@ -104,6 +104,7 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._kafka_kwargs: dict[str, Any] = {}
 
     @property
     def connected(self) -> bool:
@@ -112,6 +113,12 @@ class KafkaBus:
 
     async def start(self) -> None:
         """Start connecting in the background (returns at once)."""
+        try:
+            self._kafka_kwargs = client_for(self.settings, "api").aiokafka()
+        except KafkaConfigError as exc:
+            # /readyz says so too ("no Kafka credentials configured"); nothing to retry.
+            log.error("the API cannot connect to Kafka: %s", exc)
+            return
         self._tasks = [
             asyncio.create_task(self._connect_producer(), name="puhui-api-producer"),
             asyncio.create_task(self._feed_alerts(), name="puhui-api-alert-feed"),
@@ -147,7 +154,7 @@ class KafkaBus:
 
     def _kafka(self) -> dict[str, Any]:
         """aiokafka's connection kwargs for the API's own principal."""
-        return client_for(self.settings, "api").aiokafka()
+        return self._kafka_kwargs
 
     async def _connect_producer(self) -> None:
         timeout_ms = int(self.settings.publish_timeout_seconds * 1000)
