@@ -1426,6 +1426,11 @@ def security_ratios(report: BenchReport) -> dict[str, float]:
         "(d) p50 ms": lambda f: f["d_latency"]["p50_ms"],
         "(d) p99 ms": lambda f: f["d_latency"]["p99_ms"],
         "(e) RSS MB": lambda f: f["e_rss"]["rss_mb"],
+        # CPU per record: far less sensitive to the other work on a shared machine than a rate
+        "(a) CPU ms/record": lambda f: f["a_raw"]["cpu_ms_per_record"],
+        "(b) CPU ms/record": lambda f: f["b_faust"]["cpu_ms_per_record"],
+        "(c) worker CPU ms/reading": lambda f: f["c_pipeline"]["worker_cpu_ms_per_reading"],
+        "(d) worker CPU ms/reading": lambda f: f["d_latency"]["worker_cpu_ms_per_reading"],
     }
     result: dict[str, float] = {}
     for name, get in figures.items():

@@ -85,6 +85,17 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_kafka_client(settings: Settings, args: argparse.Namespace) -> int:
     """``puhui kafka client``: a principal for an outside system, or its revocation."""
+    import kafka.errors
+
+    try:
+        return _kafka_client(settings, args)
+    except kafka.errors.KafkaError as exc:
+        # e.g. ClusterAuthorizationFailed: the configured principal is not a super user
+        print(f"error: {type(exc).__name__}: {exc} (this needs Kafka's admin)", file=sys.stderr)
+        return 1
+
+
+def _kafka_client(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from infra.kafka_security import (
