@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -83,6 +84,10 @@ def kafka_bootstrap() -> str:
     broker = KafkaBroker(
         shared_broker_state_dir(), bootstrap=TEST_BOOTSTRAP, controller_port=int(port) + 1
     )
+    if broker.is_formatted() and not broker.security_files.has_tls():
+        # A PLAINTEXT test broker from before brokers were secured by default: disposable.
+        broker.stop()
+        shutil.rmtree(broker.home)
     if not broker.status().serving:
         broker.start()
     register_broker(broker)
