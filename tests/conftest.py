@@ -73,22 +73,21 @@ def _needs_real_parts(session: pytest.Session) -> bool:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    """A serving Apache Kafka broker (SASL_SSL, SCRAM-SHA-512, ACLs). One is started under
-    ``var/test-<port>`` if none serves there, and left running for the next session (``make
-    test`` stops it at the end; by hand: ``python -m infra.broker --state-dir var/test-<port>
-    --bootstrap ... stop``). The ``PUHUI_KAFKA_*`` settings of its super user are put in the
-    environment, so that ``Settings()`` built in a test connects to it."""
+    """A serving Apache Kafka broker (SASL_SSL, SCRAM-SHA-512, ACLs). One is started on empty
+    storage under ``var/test-<port>`` if none serves there, and left running for the next
+    session (``make test`` stops it at the end; by hand: ``python -m infra.broker --state-dir
+    var/test-<port> --bootstrap ... stop``). The ``PUHUI_KAFKA_*`` settings of its super user
+    are put in the environment, so that ``Settings()`` built in a test connects to it."""
     from infra.broker import KafkaBroker
 
     _, port = TEST_BOOTSTRAP.rsplit(":", 1)
     broker = KafkaBroker(
         shared_broker_state_dir(), bootstrap=TEST_BOOTSTRAP, controller_port=int(port) + 1
     )
-    if broker.is_formatted() and not broker.security_files.has_tls():
-        # A PLAINTEXT test broker from before brokers were secured by default: disposable.
-        broker.stop()
-        shutil.rmtree(broker.home)
     if not broker.status().serving:
+        # Not running: start from empty storage (the state of earlier sessions is disposable).
+        broker.stop()
+        shutil.rmtree(broker.home, ignore_errors=True)
         broker.start()
     register_broker(broker)
     env = kafka_env(TEST_BOOTSTRAP)
