@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
+from infra.kafka_security import KafkaConfigError, client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, decode_alert
 from streams.topics import TopicNames
@@ -103,6 +104,7 @@ class KafkaBus:
         self._producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._kafka_kwargs: dict[str, Any] = {}
 
     @property
     def connected(self) -> bool:
@@ -111,6 +113,12 @@ class KafkaBus:
 
     async def start(self) -> None:
         """Start connecting in the background (returns at once)."""
+        try:
+            self._kafka_kwargs = client_for(self.settings, "api").aiokafka()
+        except KafkaConfigError as exc:
+            # /readyz says so too ("no Kafka credentials configured"); nothing to retry.
+            log.error("the API cannot connect to Kafka: %s", exc)
+            return
         self._tasks = [
             asyncio.create_task(self._connect_producer(), name="puhui-api-producer"),
             asyncio.create_task(self._feed_alerts(), name="puhui-api-alert-feed"),
@@ -144,15 +152,16 @@ class KafkaBus:
         except Exception as exc:
             raise PublishError(f"{type(exc).__name__}: {exc}") from exc
 
-    def _bootstrap(self) -> list[str]:
-        return [part.strip() for part in self.settings.kafka_bootstrap.split(",") if part.strip()]
+    def _kafka(self) -> dict[str, Any]:
+        """aiokafka's connection kwargs for the API's own principal."""
+        return self._kafka_kwargs
 
     async def _connect_producer(self) -> None:
         timeout_ms = int(self.settings.publish_timeout_seconds * 1000)
         delay = _RETRY_MIN
         while not self._stopping:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap(),
+                **self._kafka(),
                 client_id="puhui-api",
                 acks="all",
                 enable_idempotence=True,
@@ -181,7 +190,7 @@ class KafkaBus:
         while not self._stopping:
             consumer = AIOKafkaConsumer(
                 self.topics.alerts,
-                bootstrap_servers=self._bootstrap(),
+                **self._kafka(),
                 client_id="puhui-api-feed",
                 group_id=None,
                 enable_auto_commit=False,

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from infra.db import ping
 from infra.kafka_admin import existing_topics, port_open
+from infra.kafka_security import KafkaClient, KafkaConfigError, client_for
 from infra.settings import Settings
 from streams.topics import TopicNames
 
@@ -81,7 +82,10 @@ def _any_port_open(bootstrap: str, timeout: float) -> bool:
 
 
 def check_broker(
-    bootstrap: str, topics: Iterable[str], timeout: float = CHECK_TIMEOUT
+    bootstrap: str,
+    topics: Iterable[str],
+    timeout: float = CHECK_TIMEOUT,
+    kafka: KafkaClient | None = None,
 ) -> dict[str, CheckResult]:
     """Check (blocking) that the broker answers a metadata request and that ``topics`` exist.
 
@@ -101,7 +105,7 @@ def check_broker(
                 ),
                 "topics": skipped,
             }
-        present = existing_topics(bootstrap, timeout=max(0.1, deadline - time.monotonic()))
+        present = existing_topics(kafka or bootstrap, timeout=max(0.1, deadline - time.monotonic()))
     except Exception as exc:
         return {
             "broker": CheckResult(
@@ -139,11 +143,22 @@ def default_ready_check(
     # reports its own, more precise reason before the deadline cuts it off.
     broker_budget = max(0.1, timeout - 0.3)
 
+    def broker_check() -> dict[str, CheckResult]:
+        try:
+            kafka: KafkaClient | None = client_for(settings, "api")
+        except KafkaConfigError:
+            kafka = None
+        if kafka is None and _any_port_open(bootstrap, timeout=min(1.0, broker_budget)):
+            return {
+                "broker": CheckResult(False, "no Kafka credentials configured"),
+                "topics": CheckResult(False, "not checked: the broker is unavailable"),
+            }
+        # (without credentials, a closed port is what gets reported)
+        return check_broker(bootstrap, topics, broker_budget, kafka=kafka)
+
     async def ready_check() -> Mapping[str, CheckResult]:
         broker_results, database = await asyncio.gather(
-            asyncio.wait_for(
-                asyncio.to_thread(check_broker, bootstrap, topics, broker_budget), timeout
-            ),
+            asyncio.wait_for(asyncio.to_thread(broker_check), timeout),
             asyncio.wait_for(asyncio.to_thread(check_database, engine), timeout),
             return_exceptions=True,
         )

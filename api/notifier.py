@@ -79,6 +79,7 @@ from infra.db import (
     load_silences,
     record_notification_attempts,
 )
+from infra.kafka_security import KafkaClient, as_client, client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, Level, decode_alert
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
@@ -227,7 +228,7 @@ class Notifier:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        bootstrap: KafkaClient | str,
         topic: str,
         group_id: str,
         engine: Engine,
@@ -305,7 +306,7 @@ class Notifier:
         )
         master = settings.webhook_secret.get_secret_value().encode()
         kwargs: dict[str, Any] = {
-            "bootstrap": settings.kafka_bootstrap,
+            "bootstrap": client_for(settings, "notifier"),
             "topic": TopicNames.with_prefix(settings.topic_prefix).alerts,
             "group_id": settings.notify_group or f"{settings.app_id}-notifier",
             "engine": engine,
@@ -419,7 +420,7 @@ class Notifier:
         while True:
             consumer = AIOKafkaConsumer(
                 self._topic,
-                bootstrap_servers=self._bootstrap,
+                **as_client(self._bootstrap).aiokafka(),
                 group_id=self._group_id,
                 client_id="puhui-notifier",
                 enable_auto_commit=False,

@@ -8,11 +8,20 @@ tarball: :meth:`KafkaBroker.ensure_jars` resolves the classpath once with Maven
 
 Layout under ``state_dir / "kafka"``::
 
-    server.properties   written on every start from the constructor arguments
+    server.properties   written on every start from the constructor arguments (0600: it holds
+                        the broker's own SCRAM password)
+    security/           CA, broker certificate, principals' passwords, client.json
+                        (infra/kafka_security.py; SASL_SSL brokers only)
     data/               KRaft metadata log and topic data (formatted once)
     logs/kafka.out      the JVM's stdout/stderr (WARN and above, plus JVM errors)
     logs/server.log     the broker's INFO log (rolled, see infra/kafka/log4j2.yaml)
     kafka.pid           pid of the running broker
+
+Security (the default, ``security="SASL_SSL"``): the client listener is SASL_SSL with
+SCRAM-SHA-512 and the broker's certificate from a CA of its own; the KRaft controller listener
+is mutual TLS (only the broker's certificate gets in); the ``StandardAuthorizer`` denies
+everything no ACL allows, with ``admin`` (created when the storage is formatted) and the broker's
+certificate as super users. ``security="PLAINTEXT"`` only when asked for.
 
 Command line: ``python -m infra.broker start|stop|status [--state-dir DIR]``.
 """
@@ -39,6 +48,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.kafka_admin import port_open, split_bootstrap, wait_for_metadata
+from infra.kafka_security import (
+    ADMIN_USER,
+    BROKER_CN,
+    DEFAULT_MECHANISM,
+    KafkaClient,
+    SecurityFiles,
+    create_tls_material,
+    write_secret,
+)
 
 __all__ = [
     "KAFKA_VERSION",
@@ -116,6 +134,7 @@ class KafkaBroker:
         controller_port: int = 9093,
         cache_dir: Path | None = None,
         heap: str = "512m",
+        security: str = "SASL_SSL",
     ) -> None:
         host, port = split_bootstrap(bootstrap)
         if "," in bootstrap:
@@ -134,6 +153,9 @@ class KafkaBroker:
         self.cache_dir = (
             Path(cache_dir).expanduser().resolve() if cache_dir is not None else default_cache_dir()
         )
+        if security not in ("SASL_SSL", "PLAINTEXT"):
+            raise ValueError(f"security must be SASL_SSL or PLAINTEXT, not {security!r}")
+        self.security = security
         self.heap = heap
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -143,6 +165,49 @@ class KafkaBroker:
     def home(self) -> Path:
         """``state_dir / "kafka"``: everything this broker writes lives here."""
         return self.state_dir / "kafka"
+
+    @property
+    def security_files(self) -> SecurityFiles:
+        """CA, certificates and passwords of a SASL_SSL broker (``home / "security"``)."""
+        return SecurityFiles(self.home / "security")
+
+    @property
+    def secured(self) -> bool:
+        return self.security == "SASL_SSL"
+
+    def client(self, user: str = ADMIN_USER) -> KafkaClient:
+        """How ``user`` (default the super user ``admin``) connects to this broker."""
+        if not self.secured:
+            return KafkaClient(self.bootstrap)
+        password = self.security_files.password(user)
+        if password is None:
+            raise BrokerError(f"no password for {user!r} in {self.security_files.root}")
+        return KafkaClient(
+            self.bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism=DEFAULT_MECHANISM,
+            username=user,
+            password=password,
+            ca_file=self.security_files.ca_cert,
+        )
+
+    def client_env(self, user: str = ADMIN_USER) -> dict[str, str]:
+        """``PUHUI_KAFKA_*`` settings of a process connecting as ``user`` (the password by
+        file, never in the environment)."""
+        if not self.secured:
+            return {
+                "PUHUI_KAFKA_BOOTSTRAP": self.bootstrap,
+                "PUHUI_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+            }
+        files = self.security_files
+        return {
+            "PUHUI_KAFKA_BOOTSTRAP": self.bootstrap,
+            "PUHUI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "PUHUI_KAFKA_SASL_MECHANISM": DEFAULT_MECHANISM,
+            "PUHUI_KAFKA_USERNAME": user,
+            "PUHUI_KAFKA_PASSWORD_FILE": str(files.password_file(user)),
+            "PUHUI_KAFKA_CA_FILE": str(files.ca_cert),
+        }
 
     @property
     def data_dir(self) -> Path:
@@ -253,18 +318,50 @@ class KafkaBroker:
     def server_properties(self) -> str:
         """Text of the ``server.properties`` this broker runs with."""
         host = self.host if ":" not in self.host else f"[{self.host}]"
-        plaintext = f"PLAINTEXT://{host}:{self.port}"
+        name = "CLIENT" if self.secured else "PLAINTEXT"
+        client = f"{name}://{host}:{self.port}"
         controller = f"CONTROLLER://{host}:{self.controller_port}"
         settings: list[tuple[str, object]] = [
             # KRaft, one node that is both broker and the only controller (static quorum).
             ("process.roles", "broker,controller"),
             ("node.id", _NODE_ID),
             ("controller.quorum.voters", f"{_NODE_ID}@{host}:{self.controller_port}"),
-            ("listeners", f"{plaintext},{controller}"),
-            ("advertised.listeners", plaintext),
-            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("listeners", f"{client},{controller}"),
+            ("advertised.listeners", client),
+            ("inter.broker.listener.name", name),
             ("controller.listener.names", "CONTROLLER"),
-            ("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"),
+        ]
+        if self.secured:
+            files = self.security_files
+            password = files.password(ADMIN_USER)
+            settings += [
+                ("listener.security.protocol.map", "CONTROLLER:SSL,CLIENT:SASL_SSL"),
+                ("sasl.enabled.mechanisms", DEFAULT_MECHANISM),
+                ("sasl.mechanism.inter.broker.protocol", DEFAULT_MECHANISM),
+                (
+                    f"listener.name.client.{DEFAULT_MECHANISM.lower()}.sasl.jaas.config",
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required"
+                    f' username="{ADMIN_USER}" password="{password}";',
+                ),
+                ("ssl.keystore.type", "PEM"),
+                ("ssl.keystore.location", files.keystore),
+                ("ssl.truststore.type", "PEM"),
+                ("ssl.truststore.location", files.ca_cert),
+                ("ssl.enabled.protocols", "TLSv1.3,TLSv1.2"),
+                # The controller listener takes only the broker's own certificate.
+                ("listener.name.controller.ssl.client.auth", "required"),
+                (
+                    "authorizer.class.name",
+                    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                ),
+                ("super.users", f"User:{ADMIN_USER};User:CN={BROKER_CN}"),
+                ("allow.everyone.if.no.acl.found", "false"),
+            ]
+        else:
+            settings += [
+                ("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"),
+            ]
+        settings += [
             ("log.dirs", self.data_dir),
             # One node: every internal topic has replication factor 1 and min ISR 1.
             ("offsets.topic.replication.factor", 1),
@@ -294,7 +391,14 @@ class KafkaBroker:
     def _write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.config_file, self.server_properties())
+        if self.secured:
+            files = self.security_files
+            create_tls_material(files, [self.host])
+            files.password(ADMIN_USER, create=True)
+            files.write_client_file(self.bootstrap, "SASL_SSL")
+        else:
+            self.security_files.write_client_file(self.bootstrap, "PLAINTEXT")
+        write_secret(self.config_file, self.server_properties())
 
     def is_formatted(self) -> bool:
         """True if the KRaft storage under ``data_dir`` has been formatted."""
@@ -347,6 +451,7 @@ class KafkaBroker:
             "-c",
             str(self.config_file),
             "-g",
+            *self._scram_bootstrap(),
             server=False,
         )
         try:
@@ -366,6 +471,31 @@ class KafkaBroker:
             raise BrokerError(
                 f"kafka.tools.StorageTool format failed (exit {result.returncode}):\n"
                 + "\n".join(output[-_LOG_TAIL_LINES:])
+            )
+
+    def _scram_bootstrap(self) -> list[str]:
+        """``--add-scram`` for the super user: its credential is in the metadata log from the
+        start (the password is on this short-lived command line for a second or two)."""
+        if not self.secured:
+            return []
+        password = self.security_files.password(ADMIN_USER)
+        return ["--add-scram", f"{DEFAULT_MECHANISM}=[name={ADMIN_USER},password={password}]"]
+
+    def _check_security_matches(self) -> None:
+        """A formatted storage keeps the mode it was formatted with."""
+        if not self.is_formatted():
+            return
+        has_tls = self.security_files.has_tls()
+        if self.secured and not has_tls:
+            raise BrokerError(
+                f"{self.data_dir} was formatted for a PLAINTEXT broker; start it with"
+                " PUHUI_KAFKA_SECURITY_PROTOCOL=PLAINTEXT, or remove the state directory"
+                f" {self.home} to make a new SASL_SSL broker"
+            )
+        if not self.secured and has_tls:
+            raise BrokerError(
+                f"{self.home} holds a SASL_SSL broker; PLAINTEXT was asked for. Remove the state"
+                " directory to make a new PLAINTEXT broker"
             )
 
     def _read_pid(self) -> int | None:
@@ -407,10 +537,11 @@ class KafkaBroker:
         ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
+        self._check_security_matches()
         pid = self._live_pid()
         if pid is not None:
             try:
-                wait_for_metadata(self.bootstrap, max(deadline - time.monotonic(), 1.0))
+                wait_for_metadata(self.client(), max(deadline - time.monotonic(), 1.0))
             except TimeoutError as exc:
                 raise TimeoutError(
                     f"Kafka (pid {pid}) is running but does not serve at {self.bootstrap}\n"
@@ -463,7 +594,7 @@ class KafkaBroker:
                 )
             if port_open(self.bootstrap, timeout=0.5):
                 try:
-                    wait_for_metadata(self.bootstrap, min(5.0, remaining))
+                    wait_for_metadata(self.client(), min(5.0, remaining))
                     return
                 except TimeoutError:
                     pass
@@ -494,13 +625,18 @@ class KafkaBroker:
         serving = False
         if port_open(self.bootstrap, timeout=0.5):
             try:
-                wait_for_metadata(self.bootstrap, 5.0)
+                wait_for_metadata(self._status_client(), 5.0)
                 serving = True
             except TimeoutError:
                 serving = False
         return BrokerStatus(
             running=pid is not None, pid=pid, serving=serving, bootstrap=self.bootstrap
         )
+
+    def _status_client(self) -> KafkaClient:
+        if self.secured and self.security_files.password(ADMIN_USER) is None:
+            return KafkaClient(self.bootstrap)  # not ours: at best a plaintext broker answers
+        return self.client()
 
     def _wait_gone(self, pid: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -609,6 +745,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--heap", default="512m", help="JVM heap (default: 512m)")
     parser.add_argument(
+        "--security",
+        choices=["SASL_SSL", "PLAINTEXT"],
+        default="SASL_SSL",
+        help="client listener: SASL_SSL (SCRAM-SHA-512, ACLs; default) or PLAINTEXT",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=90.0, help="seconds to wait for start/stop (default: 90)"
     )
     args = parser.parse_args(argv)
@@ -619,6 +761,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         controller_port=args.controller_port,
         cache_dir=args.cache_dir,
         heap=args.heap,
+        security=args.security,
     )
     try:
         if args.command == "jars":

@@ -19,6 +19,8 @@ import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from infra.kafka_security import KafkaClient, as_client
+
 __all__ = [
     "admin_client",
     "ensure_topics",
@@ -58,8 +60,9 @@ def port_open(bootstrap: str, timeout: float = 1.0) -> bool:
 
 
 @contextlib.contextmanager
-def admin_client(bootstrap: str, timeout: float = 30.0) -> Iterator[KafkaAdminClient]:
-    """Open a ``KafkaAdminClient`` for ``bootstrap`` and close it on exit.
+def admin_client(kafka: KafkaClient | str, timeout: float = 30.0) -> Iterator[KafkaAdminClient]:
+    """Open a ``KafkaAdminClient`` for ``kafka`` (a bare ``host:port`` is PLAINTEXT) and close
+    it on exit.
 
     ``timeout`` (seconds) bounds the initial bootstrap and each request. Raises
     ``kafka.errors.KafkaTimeoutError`` if the cluster cannot be bootstrapped in time; in that
@@ -70,7 +73,7 @@ def admin_client(bootstrap: str, timeout: float = 30.0) -> Iterator[KafkaAdminCl
     client: KafkaAdminClient = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
         client.__init__(
-            bootstrap_servers=bootstrap,
+            **as_client(kafka).kafka_python(),
             client_id=_CLIENT_ID,
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
@@ -99,13 +102,14 @@ def _close_half_built(client: KafkaAdminClient) -> None:
         client.close()
 
 
-def wait_for_metadata(bootstrap: str, timeout: float) -> None:
+def wait_for_metadata(kafka: KafkaClient | str, timeout: float) -> None:
     """Block until the broker at ``bootstrap`` answers a metadata request.
 
     An open port is not enough: the broker must bootstrap a client (a metadata response that
     lists at least one broker) and answer a second, explicit metadata request. Raises
     ``TimeoutError`` if that does not happen within ``timeout`` seconds.
     """
+    bootstrap = as_client(kafka).bootstrap
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
@@ -116,7 +120,7 @@ def wait_for_metadata(bootstrap: str, timeout: float) -> None:
             last_error = ConnectionRefusedError(f"nothing accepts connections on {bootstrap}")
         else:
             try:
-                with admin_client(bootstrap, timeout=min(10.0, remaining)) as admin:
+                with admin_client(kafka, timeout=min(10.0, remaining)) as admin:
                     admin.list_topics()
                 return
             except (kafka_errors.KafkaError, OSError) as exc:
@@ -128,13 +132,14 @@ def wait_for_metadata(bootstrap: str, timeout: float) -> None:
     )
 
 
-def existing_topics(bootstrap: str, timeout: float = 30.0) -> set[str]:
-    """Return the names of all topics on the cluster, internal ones included."""
-    with admin_client(bootstrap, timeout=timeout) as admin:
+def existing_topics(kafka: KafkaClient | str, timeout: float = 30.0) -> set[str]:
+    """Return the names of all topics on the cluster the principal may see, internal ones
+    included."""
+    with admin_client(kafka, timeout=timeout) as admin:
         return set(admin.list_topics())
 
 
-def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 30) -> None:
+def ensure_topics(kafka: KafkaClient | str, topics: Mapping[str, int], timeout: float = 30) -> None:
     """Create the missing ones of ``topics`` (name -> partition count), replication factor 1.
 
     Topics that already exist are left alone (a differing partition count is only logged).
@@ -155,7 +160,7 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 30
         return max(int((deadline - time.monotonic()) * 1000), 100)
 
     try:
-        with admin_client(bootstrap, timeout=timeout) as admin:
+        with admin_client(kafka, timeout=timeout) as admin:
             present = set(admin.list_topics())
             missing = {n: int(p) for n, p in topics.items() if n not in present}
             if missing:
@@ -163,7 +168,9 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 30
             _warn_on_partition_mismatch(admin, topics, present)
             admin.wait_for_topics(list(topics), timeout_ms=remaining_ms())
     except kafka_errors.KafkaTimeoutError as exc:
-        raise TimeoutError(f"topics {sorted(topics)} not ready on {bootstrap}: {exc}") from exc
+        raise TimeoutError(
+            f"topics {sorted(topics)} not ready on {as_client(kafka).bootstrap}: {exc}"
+        ) from exc
 
 
 def _create(admin: KafkaAdminClient, missing: Mapping[str, int], timeout_ms: int) -> None:
@@ -209,7 +216,7 @@ def _warn_on_partition_mismatch(
 
 
 def set_topic_configs(
-    bootstrap: str, configs: Mapping[str, Mapping[str, str]], timeout: float = 30
+    kafka: KafkaClient | str, configs: Mapping[str, Mapping[str, str]], timeout: float = 30
 ) -> None:
     """Set configs (e.g. ``retention.ms``) on existing topics, incrementally: other configs of
     a topic are left as they are. Raises ``RuntimeError`` naming the topic if the broker refuses
@@ -220,16 +227,16 @@ def set_topic_configs(
         ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(values))
         for name, values in configs.items()
     ]
-    with admin_client(bootstrap, timeout=timeout) as admin:
+    with admin_client(kafka, timeout=timeout) as admin:
         result = admin.alter_configs(resources)
     for name, outcome in (result.get("topic") or {}).items():
         if str(outcome) != "OK":
             raise RuntimeError(f"config of topic {name!r} refused: {outcome}")
 
 
-def topic_configs(bootstrap: str, name: str, timeout: float = 30) -> dict[str, str]:
+def topic_configs(kafka: KafkaClient | str, name: str, timeout: float = 30) -> dict[str, str]:
     """The configs of one topic (name -> value), as the broker describes them."""
-    with admin_client(bootstrap, timeout=timeout) as admin:
+    with admin_client(kafka, timeout=timeout) as admin:
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
     entries = (described.get("topic") or {}).get(name) or {}
     return {key: str(info.get("value")) for key, info in entries.items()}

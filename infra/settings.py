@@ -22,6 +22,25 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(
         9093, ge=1, le=65535, description="controller port of the local broker (puhui kafka)"
     )
+    kafka_security_protocol: Literal["SASL_SSL", "PLAINTEXT"] | None = Field(
+        None,
+        description="SASL_SSL or PLAINTEXT (plaintext only when set so); unset = SASL_SSL, or "
+        "what the local broker under the state dir was started with",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism of the Kafka clients"
+    )
+    kafka_username: str | None = Field(
+        None,
+        description="Kafka principal; unset = the component's own principal of the local broker",
+    )
+    kafka_password: SecretStr | None = Field(None, description="the Kafka principal's password")
+    kafka_password_file: Path | None = Field(
+        None, description="file holding the Kafka password (instead of PUHUI_KAFKA_PASSWORD)"
+    )
+    kafka_ca_file: Path | None = Field(
+        None, description="PEM CA certificate(s) the clients trust for the broker's TLS"
+    )
     state_dir: Path = Field(Path("./var"), description="broker data, SQLite file, worker state")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite:///<state_dir>/puhui.db"

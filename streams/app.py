@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from alerts.config import RuleBook, load_rules
 from alerts.engine import zone_view
 from infra.db import make_engine, upsert_reports, upsert_zone_status, write_alert_records
+from infra.kafka_security import client_for
 from infra.settings import Settings
 from models.contracts import (
     UNSTORABLE,
@@ -119,7 +120,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     app = PuhuiApp(
         settings.app_id,
-        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        **client_for(settings, "worker").faust(),
         store="memory://",
         datadir=str(settings.state_dir / "worker"),
         # The worker's web server serves /metrics and the "/" status only. Faust binds

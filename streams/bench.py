@@ -91,6 +91,9 @@ class BenchOptions:
     #: Run the workers of (c), (d), (e) from this source tree (a scratch copy holding a proposed
     #: change: ``python -m streams.cli`` imports the tree of its working directory first).
     worker_source: Path | None = None
+    #: The broker's client listener: SASL_SSL (SCRAM-SHA-512 over TLS, ACLs: what production
+    #: runs), PLAINTEXT, or both: one broker of each, their runs interleaved (the cost of TLS).
+    security: str = "SASL_SSL"
 
 
 # ------------------------------------------------------------------------------- machine ----
@@ -439,12 +442,15 @@ def vm_status(pid: int) -> dict[str, float]:
 # ------------------------------------------------------------------------- kafka helpers ----
 
 
-def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-    """Produce with kafka-python (not the worker's own client), acks=all, then flush."""
+def produce(bootstrap: Any, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    """Produce with kafka-python (not the worker's own client), acks=all, then flush.
+    ``bootstrap``: a ``KafkaClient`` (or a bare PLAINTEXT ``host:port``)."""
     from kafka import KafkaProducer
 
+    from infra.kafka_security import as_client
+
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024
+        **as_client(bootstrap).kafka_python(), acks="all", linger_ms=20, batch_size=256 * 1024
     )
     try:
         for key, value in records:
@@ -458,11 +464,15 @@ class TopicCounter:
     """Records on a topic so far (the sum of its partitions' end offsets; nothing is deleted
     during a bench), asked of the broker: free for the worker being measured."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: Any, topic: str) -> None:
         from kafka import KafkaConsumer
 
+        from infra.kafka_security import as_client
+
         self.topic = topic
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            **as_client(bootstrap).kafka_python(), enable_auto_commit=False
+        )
         self.partitions: list[Any] = []
 
     def __call__(self) -> int:
@@ -651,10 +661,15 @@ class Bench:
 
     options: BenchOptions
     root: Path
-    bootstrap: str
+    kafka: Any  # infra.kafka_security.KafkaClient: the broker's super user
+    kafka_env: dict[str, str]  # the same as PUHUI_KAFKA_* settings, for the child processes
     children: Children
     db_url_of: Callable[[str], str]
     profile_dir: Path | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return str(self.kafka.bootstrap)
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -665,7 +680,7 @@ class Bench:
         port = free_port()
         full = {
             **_clean_env(),
-            "PUHUI_KAFKA_BOOTSTRAP": self.bootstrap,
+            **self.kafka_env,
             "PUHUI_TOPIC_PREFIX": prefix,
             "PUHUI_APP_ID": app_id(prefix),
             "PUHUI_STATE_DIR": str(state),
@@ -734,7 +749,7 @@ class Bench:
             from aiokafka import AIOKafkaConsumer, TopicPartition
 
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+                **self.kafka.aiokafka(), enable_auto_commit=False, group_id=None
             )
             await consumer.start()
             try:
@@ -791,7 +806,9 @@ class Bench:
             "--out",
             str(out),
         ]
-        child = self.children.spawn(f"bare agent {run}", cmd, _clean_env(), state / "agent.log")
+        child = self.children.spawn(
+            f"bare agent {run}", cmd, {**_clean_env(), **self.kafka_env}, state / "agent.log"
+        )
         deadline = self.deadline()
         try:
             wait_for_log(child, READY_MARK, deadline)
@@ -843,7 +860,7 @@ class Bench:
             cpu_ready = cpu_seconds(child.proc.pid)
             before = _history_rows(engine, text) if self.options.database_url else 0
             spy = self.spy(child, name)
-            changelog = TopicCounter(self.bootstrap, changelog_topic(prefix))
+            changelog = TopicCounter(self.kafka, changelog_topic(prefix))
             try:
                 done, samples, last, scrapes = wait_handled(
                     metrics, n, deadline, child, changelog, workload.valid
@@ -854,7 +871,7 @@ class Bench:
             cpu = cpu_seconds(child.proc.pid) - cpu_ready
             # Every alert record counted has reached the topic, then the database.
             published = int(last.get("puhui_alert_records_total", 0))
-            alerts = TopicCounter(self.bootstrap, topics.alerts)
+            alerts = TopicCounter(self.kafka, topics.alerts)
             try:
                 while (alerts_on_topic := alerts()) < published:
                     if time.monotonic() > deadline:
@@ -911,7 +928,7 @@ class Bench:
         out = state / "latency.json"
         ready_file = state / "consumer.ready"
         probe = None
-        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=1)
+        producer = KafkaProducer(**self.kafka.kafka_python(), acks="all", linger_ms=1)
         try:
             wait_for_log(child, READY_MARK, deadline)
             probe = self.children.spawn(
@@ -934,7 +951,7 @@ class Bench:
                     "--max-seconds",
                     str(opts.latency_seconds + opts.phase_timeout),
                 ],
-                _clean_env(),
+                {**_clean_env(), **self.kafka_env},
                 state / "consumer.log",
             )
             while not ready_file.exists():
@@ -1012,7 +1029,7 @@ class Bench:
             wait_for_log(child, READY_MARK, deadline)
             time.sleep(2.0)
             idle = vm_status(child.proc.pid)
-            produce(self.bootstrap, topics.readings, workload.records)
+            produce(self.kafka, topics.readings, workload.records)
             _, _, last, _ = wait_handled(metrics, len(workload.records), deadline, child)
             time.sleep(6.0)  # a zone-status write and a commit go by
             zones_with_state = len(scrape_lines(metrics, "puhui_zone_people{"))
@@ -1048,10 +1065,10 @@ class Bench:
         topics = TopicNames.with_prefix(prefix)
         from infra.kafka_admin import ensure_topics
 
-        ensure_topics(self.bootstrap, topics.partitions(opts.partitions))
+        ensure_topics(self.kafka, topics.partitions(opts.partitions))
         workload = busy_evening(areas_c, opts.readings, opts.seed, uuid.uuid4().hex[:6])
         _say(f"[{run}] producing {len(workload.records)} readings onto {topics.readings}")
-        produce(self.bootstrap, topics.readings, workload.records)
+        produce(self.kafka, topics.readings, workload.records)
         n = len(workload.records)
         figures: dict[str, Any] = {
             "load_before": list(os.getloadavg()),
@@ -1196,7 +1213,11 @@ class BenchReport:
     profile: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        ratios = security_ratios(self)
+        if ratios:
+            data["sasl_ssl_over_plaintext"] = ratios
+        return data
 
 
 def run_bench(options: BenchOptions, command: str = "puhui bench") -> BenchReport:
@@ -1205,15 +1226,21 @@ def run_bench(options: BenchOptions, command: str = "puhui bench") -> BenchRepor
 
     root = Path(options.state_dir or tempfile.mkdtemp(prefix="puhui-bench-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    controller = free_port()
-    while controller == port:
+    modes = ("PLAINTEXT", "SASL_SSL") if options.security == "both" else (options.security,)
+    brokers: dict[str, KafkaBroker] = {}
+    for mode in modes:
+        port = free_port()
         controller = free_port()
-    broker = KafkaBroker(root, bootstrap=f"127.0.0.1:{port}", controller_port=controller)
+        while controller == port or port in [b.port for b in brokers.values()]:
+            port, controller = free_port(), free_port()
+        home = root if len(modes) == 1 else root / mode.lower()
+        brokers[mode] = KafkaBroker(
+            home, bootstrap=f"127.0.0.1:{port}", controller_port=controller, security=mode
+        )
     report = BenchReport(
         command=command,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        broker=broker.bootstrap,
+        broker=",".join(b.bootstrap for b in brokers.values()),
         machine=machine_facts(),
         options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
     )
@@ -1229,11 +1256,22 @@ def run_bench(options: BenchOptions, command: str = "puhui bench") -> BenchRepor
         else {}
     )
     try:
-        _say(f"bench: starting a private Kafka broker at 127.0.0.1:{port} under {root}")
-        broker.start(timeout=min(180.0, options.phase_timeout))
-        bench = Bench(options, root, broker.bootstrap, children, db_url_of)
+        benches: dict[str, Bench] = {}
+        for mode, broker in brokers.items():
+            _say(
+                f"bench: starting a private {mode} Kafka broker at {broker.bootstrap} under {root}"
+            )
+            broker.start(timeout=min(180.0, options.phase_timeout))
+            benches[mode] = Bench(
+                options, root, broker.client(), broker.client_env(), children, db_url_of
+            )
         for i in range(options.repeat):
-            report.runs.append(bench.run_once(f"r{i + 1}"))
+            for mode, one in benches.items():  # interleaved: both see the same machine load
+                run = f"r{i + 1}" if len(modes) == 1 else f"r{i + 1}{mode[0].lower()}"
+                figures = one.run_once(run)
+                figures["security"] = mode
+                report.runs.append(figures)
+        bench = benches[modes[-1]]
         if options.profile:
             bench.profile_dir = root / "profile"
             bench.profile_dir.mkdir(exist_ok=True)
@@ -1248,8 +1286,9 @@ def run_bench(options: BenchOptions, command: str = "puhui bench") -> BenchRepor
             }
     finally:
         children.close()
-        with contextlib.suppress(Exception):
-            broker.stop()
+        for broker in brokers.values():
+            with contextlib.suppress(Exception):
+                broker.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if not options.keep and options.state_dir is None and not options.profile:
@@ -1354,18 +1393,57 @@ def _category(stack: str) -> str:
 def render(report: BenchReport) -> str:
     """A Markdown table of the figures of each run."""
     rows = [
-        "| run | (a) raw aiokafka /s | (b) bare Faust /s | (c) pipeline /s | (c)/(b) "
+        "| run | security | (a) raw aiokafka /s | (b) bare Faust /s | (c) pipeline /s | (c)/(b) "
         "| (d) p50 ms | (d) p99 ms | (d) timed | (e) RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i, fig in enumerate(report.runs, 1):
         d = fig["d_latency"]
         rows.append(
-            f"| {i} | {fig['a_raw']['rate']:,.0f} | {fig['b_faust']['rate']:,.0f} "
+            f"| {i} | {fig.get('security', '?')} | {fig['a_raw']['rate']:,.0f} "
+            f"| {fig['b_faust']['rate']:,.0f} "
             f"| {fig['c_pipeline']['rate']:,.0f} | {fig['ratio_c_b']:.2f} "
             f"| {d['p50_ms']} | {d['p99_ms']} | {d['timed']} | {fig['e_rss']['rss_mb']} |"
         )
+    ratios = security_ratios(report)
+    if ratios:
+        rows.append("")
+        rows.append(
+            "SASL_SSL / PLAINTEXT (medians over the runs): "
+            + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items())
+        )
     return "\n".join(rows)
+
+
+def security_ratios(report: BenchReport) -> dict[str, float]:
+    """With ``--security both``: each figure's median on SASL_SSL over its median on PLAINTEXT."""
+    import statistics
+
+    by_mode: dict[str, list[dict[str, Any]]] = {}
+    for fig in report.runs:
+        by_mode.setdefault(str(fig.get("security")), []).append(fig)
+    if not {"SASL_SSL", "PLAINTEXT"} <= by_mode.keys():
+        return {}
+    figures = {
+        "(a) raw /s": lambda f: f["a_raw"]["rate"],
+        "(b) bare Faust /s": lambda f: f["b_faust"]["rate"],
+        "(c) pipeline /s": lambda f: f["c_pipeline"]["rate"],
+        "(d) p50 ms": lambda f: f["d_latency"]["p50_ms"],
+        "(d) p99 ms": lambda f: f["d_latency"]["p99_ms"],
+        "(e) RSS MB": lambda f: f["e_rss"]["rss_mb"],
+        # CPU per record: far less sensitive to the other work on a shared machine than a rate
+        "(a) CPU ms/record": lambda f: f["a_raw"]["cpu_ms_per_record"],
+        "(b) CPU ms/record": lambda f: f["b_faust"]["cpu_ms_per_record"],
+        "(c) worker CPU ms/reading": lambda f: f["c_pipeline"]["worker_cpu_ms_per_reading"],
+        "(d) worker CPU ms/reading": lambda f: f["d_latency"]["worker_cpu_ms_per_reading"],
+    }
+    result: dict[str, float] = {}
+    for name, get in figures.items():
+        secured = statistics.median(float(get(f)) for f in by_mode["SASL_SSL"])
+        plain = statistics.median(float(get(f)) for f in by_mode["PLAINTEXT"])
+        if plain:
+            result[name] = round(secured / plain, 3)
+    return result
 
 
 # -------------------------------------------------------------------------- CLI plumbing ----
@@ -1408,6 +1486,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the workers from this source tree (a scratch copy with a proposed change)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the report here too")
+    parser.add_argument(
+        "--security",
+        choices=["SASL_SSL", "PLAINTEXT", "both"],
+        default=d.security,
+        help="the broker's client listener; both = one broker of each, runs interleaved",
+    )
 
 
 def options_from(args: argparse.Namespace) -> BenchOptions:
@@ -1428,6 +1512,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         profile=args.profile,
         phase_timeout=args.phase_timeout,
         worker_source=args.worker_source,
+        security=args.security,
     )
 
 
@@ -1445,6 +1530,7 @@ def command_line(options: BenchOptions) -> str:
         f"--partitions {options.partitions}",
         f"--repeat {options.repeat}",
         f"--seed {options.seed}",
+        f"--security {options.security}",
     ]
     if options.database_url:
         parts.append("--database-url URL")
@@ -1473,13 +1559,22 @@ def main_bench(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ helper processes ----
 
 
+def _helper_kafka(bootstrap: str) -> Any:
+    """A helper process's connection: ``--bootstrap`` and the ``PUHUI_KAFKA_*`` settings the
+    bench put in its environment."""
+    from infra.kafka_security import client_for
+    from infra.settings import Settings
+
+    return client_for(Settings(kafka_bootstrap=bootstrap), "admin")
+
+
 def _bare_agent(args: argparse.Namespace) -> int:
     """(b): a Faust app with one agent that only counts events."""
     import faust
 
     app = faust.App(
         args.group,
-        broker=f"kafka://{args.bootstrap}",
+        **_helper_kafka(args.bootstrap).faust(),
         store="memory://",
         datadir=args.datadir,
         web_enabled=False,
@@ -1548,7 +1643,7 @@ def _alert_latency(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=args.bootstrap,
+            **_helper_kafka(args.bootstrap).aiokafka(),
             enable_auto_commit=False,
             group_id=None,
             fetch_max_wait_ms=100,

@@ -33,14 +33,47 @@ def _broker(settings: Settings):  # type: ignore[no-untyped-def]
         settings.state_dir,
         bootstrap=settings.kafka_bootstrap,
         controller_port=settings.kafka_controller_port,
+        security="PLAINTEXT" if settings.kafka_security_protocol == "PLAINTEXT" else "SASL_SSL",
     )
+
+
+def _topic_roles(settings: Settings) -> dict[str, str]:
+    from streams.topics import TopicNames
+
+    t = TopicNames.with_prefix(settings.topic_prefix)
+    return {
+        "readings": t.readings,
+        "reports": t.reports,
+        "alerts": t.alerts,
+        "dead_letters": t.dead_letters,
+        "commands": t.commands,
+    }
+
+
+def provision_components(settings: Settings, broker) -> None:  # type: ignore[no-untyped-def]
+    """One SCRAM principal per component with its ACLs (passwords made once, kept 0600)."""
+    from infra.kafka_security import COMPONENTS, component_acls, upsert_principal
+
+    if not broker.secured:
+        return
+    admin = broker.client()
+    files = broker.security_files
+    notify_group = settings.notify_group or f"{settings.app_id}-notifier"
+    for component in COMPONENTS:
+        password = files.password(component, create=True)
+        grants = component_acls(component, _topic_roles(settings), settings.app_id, notify_group)
+        upsert_principal(admin, component, password, grants)
 
 
 def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
     broker = _broker(settings)
     if args.action == "start":
         broker.start()
-        print(f"kafka serving on {settings.kafka_bootstrap}")
+        provision_components(settings, broker)
+        mode = "SASL_SSL (SCRAM-SHA-512, ACLs)" if broker.secured else "PLAINTEXT"
+        print(f"kafka serving on {settings.kafka_bootstrap}, {mode}")
+        if broker.secured:
+            print(f"CA, passwords and client settings in {broker.security_files.root}")
     elif args.action == "stop":
         broker.stop()
         print("kafka stopped")
@@ -54,19 +87,129 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kafka_client(settings: Settings, args: argparse.Namespace) -> int:
+    """``puhui kafka client``: a principal for an outside system, or its revocation."""
+    import kafka.errors
+
+    try:
+        return _kafka_client(settings, args)
+    except kafka.errors.KafkaError as exc:
+        # e.g. ClusterAuthorizationFailed: the configured principal is not a super user
+        print(f"error: {type(exc).__name__}: {exc} (this needs Kafka's admin)", file=sys.stderr)
+        return 1
+
+
+def _kafka_client(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from infra.kafka_security import (
+        KafkaClient,
+        client_for,
+        revoke_principal,
+        role_acls,
+        upsert_principal,
+    )
+
+    broker = _broker(settings)
+    admin = client_for(settings, "admin")
+    if not admin.secured:
+        print("the broker is PLAINTEXT: it has no principals", file=sys.stderr)
+        return 2
+    files = broker.security_files
+    if args.revoke:
+        existed = revoke_principal(admin, args.revoke)
+        files.forget(args.revoke)
+        print(f"principal {args.revoke} revoked" if existed else f"no principal {args.revoke}")
+        return 0 if existed else 1
+    if not args.name or not args.role:
+        print("--name and --role are needed (or --revoke NAME)", file=sys.stderr)
+        return 2
+    if args.name in ("admin", "worker", "api", "notifier", "simulator"):
+        print(
+            f"{args.name!r} is one of Puhui's own principals; choose another name", file=sys.stderr
+        )
+        return 2
+    password = files.password(args.name, create=True)
+    assert password is not None
+    upsert_principal(
+        admin, args.name, password, role_acls(args.role, args.name, _topic_roles(settings))
+    )
+    client = KafkaClient(
+        settings.kafka_bootstrap,
+        security_protocol="SASL_SSL",
+        sasl_mechanism=admin.sasl_mechanism,
+        username=args.name,
+        password=password,
+        ca_file=admin.ca_file,
+    )
+    print(
+        f"principal {args.name} ({args.role}); password kept in {files.password_file(args.name)}"
+        f" (0600). kafka-python / aiokafka keyword arguments:"
+    )
+    print(json.dumps(client.outside_kwargs()), flush=True)
+    return 0
+
+
+def cmd_kafka_certs(settings: Settings, args: argparse.Namespace) -> int:
+    """``puhui kafka certs``: a CA and a broker certificate for a broker elsewhere (compose)."""
+    from pathlib import Path
+
+    from infra.kafka_security import SecurityFiles, create_tls_material
+
+    files = SecurityFiles(Path(args.dir).resolve())
+    existed = files.has_tls()
+    create_tls_material(files, args.host)
+    if args.owner:
+        uid, _, gid = args.owner.partition(":")
+        os.chown(files.keystore, int(uid), int(gid or uid))
+    for path in (files.root, files.ca_cert):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    print(f"{'kept' if existed else 'made'} {files.ca_cert} and {files.keystore}")
+    return 0
+
+
+def cmd_kafka_provision(settings: Settings, args: argparse.Namespace) -> int:
+    """``puhui kafka provision``: topics, and each component's principal and ACLs, on a broker
+    elsewhere (docker-compose's kafka-init), as the super user the settings name. Passwords come
+    from ``<COMPONENT>_KAFKA_PASSWORD`` (WORKER_, API_, SIMULATOR_); with ``--notifier-in-api``
+    the api principal also gets the notifier's ACLs (the notifier runs in the API process)."""
+    from infra.kafka_admin import ensure_topics, wait_for_metadata
+    from infra.kafka_security import client_for, component_acls, upsert_principal
+    from streams.topics import TopicNames
+
+    admin = client_for(settings, "admin")
+    wait_for_metadata(admin, timeout=120)
+    topics = TopicNames.with_prefix(settings.topic_prefix)
+    ensure_topics(admin, topics.partitions(settings.topic_partitions))
+    notify_group = settings.notify_group or f"{settings.app_id}-notifier"
+    roles = _topic_roles(settings)
+    for component in ("worker", "api", "notifier", "simulator"):
+        password = os.environ.get(f"{component.upper()}_KAFKA_PASSWORD")
+        if not password:
+            continue
+        grants = component_acls(component, roles, settings.app_id, notify_group)
+        if component == "api" and args.notifier_in_api:
+            grants += component_acls("notifier", roles, settings.app_id, notify_group)
+        upsert_principal(admin, component, password, grants)
+        print(f"principal {component}: {len(grants)} ACLs", flush=True)
+    return 0
+
+
 def prepare(settings: Settings) -> None:
     """Create the public topics and migrate the database (both harmless when done already)."""
     from infra.db import migrate
     from infra.kafka_admin import ensure_topics, set_topic_configs, wait_for_metadata
+    from infra.kafka_security import client_for
     from streams.topics import TopicNames
 
-    wait_for_metadata(settings.kafka_bootstrap, timeout=60)
+    admin = client_for(settings, "admin")
+    wait_for_metadata(admin, timeout=60)
     topics = TopicNames.with_prefix(settings.topic_prefix)
-    ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
+    ensure_topics(admin, topics.partitions(settings.topic_partitions))
     # The topics that carry volunteers' data keep it no longer than the database does.
     retention_ms = str(int(settings.report_retention_days * 86_400_000))
     set_topic_configs(
-        settings.kafka_bootstrap,
+        admin,
         {
             name: {"retention.ms": retention_ms}
             for name in (topics.reports, topics.alerts, topics.dead_letters)
@@ -118,6 +261,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from infra.kafka_admin import ensure_topics
+    from infra.kafka_security import client_for
     from streams.app import load_registry
     from streams.simulator import (
         SCENARIOS,
@@ -156,7 +300,10 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         for r in generate_reports(zones, start, window, scenario=args.scenario, seed=args.seed)
         if r.submitted_at < start + window
     ]
-    ensure_topics(settings.kafka_bootstrap, topics.partitions(settings.topic_partitions))
+    topics = TopicNames.with_prefix(settings.topic_prefix)
+    kafka = client_for(settings, "simulator")
+    # Only the topics it writes: the simulator's principal may not see (or create) the others.
+    ensure_topics(kafka, {t: settings.topic_partitions for t in (topics.readings, topics.reports)})
     speed = float("inf") if args.speed <= 0 else args.speed
     print(
         f"simulating {len(readings)} readings and {len(reports)} reports ({args.scenario}, "
@@ -164,7 +311,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         flush=True,
     )
     sent, sent_reports = run_scenario(
-        settings.kafka_bootstrap, topics.readings, readings, topics.reports, reports, speed=speed
+        kafka, topics.readings, readings, topics.reports, reports, speed=speed
     )
     print(f"sent {sent} readings and {sent_reports} reports", flush=True)
     return 0
@@ -412,6 +559,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     broker = _broker(settings)
     started_broker = not broker.status().serving
     broker.start()
+    provision_components(settings, broker)
     prepare(settings)
     exe = [sys.executable, "-m", "streams.cli"]
     children: list[subprocess.Popen[bytes]] = [
@@ -486,8 +634,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     kafka = sub.add_parser("kafka", help="the local Apache Kafka broker")
-    kafka.add_argument("action", choices=["start", "stop", "status"])
-    kafka.set_defaults(func=cmd_kafka)
+    ksub = kafka.add_subparsers(dest="action", required=True)
+    for action in ("start", "stop", "status"):
+        ksub.add_parser(action).set_defaults(func=cmd_kafka)
+    kclient = ksub.add_parser(
+        "client",
+        help="create a principal for an outside system (prints its client settings as the last"
+        " line, one JSON object) or revoke one",
+    )
+    kclient.add_argument("--name", help="principal name (a reader's consumer groups start with it)")
+    kclient.add_argument(
+        "--role",
+        choices=["gateway", "reader", "admin"],
+        help="gateway: write readings and reports; reader: consume alerts and dead letters;"
+        " admin: everything",
+    )
+    kclient.add_argument("--revoke", metavar="NAME", help="remove the principal and its ACLs")
+    kclient.set_defaults(func=cmd_kafka_client)
+    kcerts = ksub.add_parser(
+        "certs", help="make a CA and a broker certificate in DIR (for a broker elsewhere)"
+    )
+    kcerts.add_argument("--dir", required=True)
+    kcerts.add_argument(
+        "--host", action="append", default=[], help="the broker's name or address (repeatable)"
+    )
+    kcerts.add_argument("--owner", help="UID[:GID] to own the broker's key file (its process)")
+    kcerts.set_defaults(func=cmd_kafka_certs)
+    kprov = ksub.add_parser(
+        "provision",
+        help="create the topics and the components' principals and ACLs on a broker elsewhere",
+    )
+    kprov.add_argument("--notifier-in-api", action="store_true")
+    kprov.set_defaults(func=cmd_kafka_provision)
 
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         func=cmd_migrate

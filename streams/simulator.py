@@ -1517,11 +1517,14 @@ def encode_report(report: VolunteerReport) -> bytes:
 _CLOSE_TIMEOUT_S: Final = 30.0
 
 
-def _producer(bootstrap: str) -> Any:
-    """A kafka-python producer (imported here: only the ``run`` functions need kafka-python)."""
+def _producer(bootstrap: Any) -> Any:
+    """A kafka-python producer (imported here: only the ``run`` functions need kafka-python).
+    ``bootstrap``: an ``infra.kafka_security.KafkaClient``, or a bare PLAINTEXT ``host:port``."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    from infra.kafka_security import as_client
+
+    return KafkaProducer(**as_client(bootstrap).kafka_python(), acks="all", linger_ms=5)
 
 
 # (event time, topic, key, value, the record itself)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,43 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_BOOTSTRAP = os.environ.setdefault("PUHUI_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:39092")
 
 
+# Every broker the tests start (the shared one, private ones), by bootstrap address: how to
+# connect to it as its super user. Brokers are SASL_SSL (SCRAM-SHA-512, ACLs), as in production.
+_BROKERS: dict[str, Any] = {}
+
+
+def register_broker(broker: Any) -> None:
+    _BROKERS[broker.bootstrap] = broker
+
+
+def kafka_client(bootstrap: str) -> Any:
+    """The ``infra.kafka_security.KafkaClient`` of a test broker's super user (``admin``)."""
+    broker = _BROKERS.get(bootstrap)
+    if broker is None:
+        raise AssertionError(f"no test broker started at {bootstrap}")
+    return broker.client()
+
+
+def kafka_kwargs(bootstrap: str) -> dict[str, Any]:
+    """kafka-python connection kwargs (bootstrap servers, SASL_SSL, credentials, CA) for the
+    test broker at ``bootstrap``."""
+    return dict(kafka_client(bootstrap).kafka_python())
+
+
+def kafka_env(bootstrap: str) -> dict[str, str]:
+    """``PUHUI_KAFKA_*`` settings of a process connecting to the test broker at ``bootstrap``
+    as its super user (the tests' workers create and use prefixed topics)."""
+    broker = _BROKERS.get(bootstrap)
+    if broker is None:
+        raise AssertionError(f"no test broker started at {bootstrap}")
+    return dict(broker.client_env())
+
+
+def shared_broker_state_dir() -> Path:
+    _, port = TEST_BOOTSTRAP.rsplit(":", 1)
+    return REPO / "var" / f"test-{port}"
+
+
 def _needs_real_parts(session: pytest.Session) -> bool:
     return any(
         item.get_closest_marker("integration") or item.get_closest_marker("e2e")
@@ -35,17 +73,26 @@ def _needs_real_parts(session: pytest.Session) -> bool:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    """A serving Apache Kafka broker. One is started under ``var/test-<port>`` if none serves
-    there, and left running for the next session (``make test`` stops it at the end; by hand:
-    ``python -m infra.broker --state-dir var/test-<port> --bootstrap ... stop``)."""
+    """A serving Apache Kafka broker (SASL_SSL, SCRAM-SHA-512, ACLs). One is started on empty
+    storage under ``var/test-<port>`` if none serves there, and left running for the next
+    session (``make test`` stops it at the end; by hand: ``python -m infra.broker --state-dir
+    var/test-<port> --bootstrap ... stop``). The ``PUHUI_KAFKA_*`` settings of its super user
+    are put in the environment, so that ``Settings()`` built in a test connects to it."""
     from infra.broker import KafkaBroker
 
     _, port = TEST_BOOTSTRAP.rsplit(":", 1)
     broker = KafkaBroker(
-        REPO / "var" / f"test-{port}", bootstrap=TEST_BOOTSTRAP, controller_port=int(port) + 1
+        shared_broker_state_dir(), bootstrap=TEST_BOOTSTRAP, controller_port=int(port) + 1
     )
     if not broker.status().serving:
+        # Not running: start from empty storage (the state of earlier sessions is disposable).
+        broker.stop()
+        shutil.rmtree(broker.home, ignore_errors=True)
         broker.start()
+    register_broker(broker)
+    env = kafka_env(TEST_BOOTSTRAP)
+    env.pop("PUHUI_KAFKA_BOOTSTRAP")
+    os.environ.update(env)
     return TEST_BOOTSTRAP
 
 
@@ -158,6 +205,7 @@ def make_worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[..., 
             "PUHUI_TOPIC_PARTITIONS": "4",
             "PUHUI_DB_BATCH_SECONDS": "0.2",
         }
+        env.update(kafka_env(overrides.get("PUHUI_KAFKA_BOOTSTRAP", kafka_bootstrap)))
         env.update(overrides)
         worker = Worker(env=env, log_path=state / "worker")
         state.mkdir(parents=True, exist_ok=True)
@@ -175,7 +223,7 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]
     """Produce with kafka-python (not the project's own producer code), acks=all, then flush."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_kwargs(bootstrap), acks="all", linger_ms=5)
     try:
         for key, value in records:
             producer.send(topic, key=key, value=value)
@@ -191,7 +239,7 @@ def consume(
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500
+        **kafka_kwargs(bootstrap), enable_auto_commit=False, consumer_timeout_ms=500
     )
     try:
         deadline = time.monotonic() + 30
@@ -237,6 +285,7 @@ def private_kafka(tmp_path: Path) -> Iterator[Any]:
         heap="384m",
     )
     broker.start(timeout=120)
+    register_broker(broker)
     try:
         yield broker
     finally:

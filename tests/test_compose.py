@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from infra.broker import KAFKA_VERSION
+from infra.broker import KAFKA_VERSION, KafkaBroker
 from infra.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROMETHEUS_FILE = REPO_ROOT / "infra" / "prometheus" / "prometheus.yml"
 ALERTMANAGER_FILE = REPO_ROOT / "infra" / "alertmanager" / "alertmanager.yml"
+KAFKA_START = REPO_ROOT / "infra" / "kafka" / "compose-start.sh"
 PUHUI_SERVICES = ("worker", "api", "simulator")
 SETTINGS_ENV_NAMES = frozenset("PUHUI_" + name.upper() for name in Settings.model_fields)
 
@@ -91,6 +92,8 @@ def image_tag(service: dict[str, Any]) -> tuple[str, str]:
 def test_services_exist(services: dict[str, dict[str, Any]]) -> None:
     expected = {
         "kafka",
+        "kafka-certs",
+        "kafka-init",
         "postgres",
         "prometheus",
         "alertmanager",
@@ -107,48 +110,138 @@ def test_kafka_image_is_the_pinned_version(services: dict[str, dict[str, Any]]) 
     assert image_tag(services["kafka"]) == ("apache/kafka", KAFKA_VERSION)
 
 
-def test_kafka_is_a_single_kraft_node(services: dict[str, dict[str, Any]]) -> None:
-    env = environment(services["kafka"])
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    node_id = env["KAFKA_NODE_ID"]
-    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
-    voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
-    voter_id, _, voter_address = voters.partition("@")
-    assert voter_id == node_id
-    bound = listeners(env["KAFKA_LISTENERS"])
-    assert controller in bound
+def start_script_properties() -> dict[str, str]:
+    """The server.properties that infra/kafka/compose-start.sh writes (its first heredoc)."""
+    text = KAFKA_START.read_text(encoding="utf-8")
+    body = text.split("<<PROPS\n", 1)[1].split("\nPROPS\n", 1)[0]
+    return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
+
+
+def test_kafka_runs_the_start_script(services: dict[str, dict[str, Any]]) -> None:
+    kafka = services["kafka"]
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in kafka["volumes"]}
+    script = mounts["/etc/puhui/kafka-start.sh"]
+    assert REPO_ROOT / script == KAFKA_START and KAFKA_START.is_file()
+    assert command(kafka) == ["/bin/bash", "/etc/puhui/kafka-start.sh"]
+    assert mounts["/tls"] == "kafka-tls"
+    assert mounts[start_script_properties()["log.dirs"]] == "kafka-data"
+    assert "healthcheck" in kafka
+    assert "/tmp/puhui-kafka/admin.properties" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_kafka_is_a_single_kraft_node() -> None:
+    props = start_script_properties()
+    assert props["process.roles"] == "broker,controller"
+    voter_id, _, voter_address = props["controller.quorum.voters"].partition("@")
+    assert voter_id == props["node.id"]
+    bound = listeners(props["listeners"].replace("://:", "://kafka:"))
+    controller = props["controller.listener.names"]
     assert voter_address == f"kafka:{bound[controller][1]}"
-    protocols = dict(
-        item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
-    )
-    assert set(bound) <= protocols.keys()
+    protocols = dict(item.split(":") for item in props["listener.security.protocol.map"].split(","))
+    assert set(bound) == protocols.keys()
     for name in (
-        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
-        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
-        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
     ):
-        assert env[name] == "1", name
-    assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    assert "healthcheck" in services["kafka"]
+        assert props[name] == "1", name
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["log.dirs"] == "/var/lib/kafka/data"
 
 
-def test_kafka_listeners_serve_containers_and_host(services: dict[str, dict[str, Any]]) -> None:
-    """Containers get ``kafka:9092`` back from metadata, the host ``localhost:9092``."""
-    env = environment(services["kafka"])
-    bound = listeners(env["KAFKA_LISTENERS"])
-    advertised = listeners(env["KAFKA_ADVERTISED_LISTENERS"])
-    by_address = {address: name for name, address in advertised.items()}
+def test_kafka_is_secured_like_the_local_broker(tmp_path: Path) -> None:
+    """SASL_SSL with SCRAM-SHA-512, mutual TLS to the controller, the StandardAuthorizer with deny
+    by default: the same security settings as infra/broker.py writes for `puhui kafka start`."""
+    props = start_script_properties()
+    local_text = KafkaBroker(tmp_path, bootstrap="127.0.0.1:19092").server_properties()
+    local = dict(line.split("=", 1) for line in local_text.splitlines() if "=" in line)
+    for key in (
+        "listener.security.protocol.map",
+        "inter.broker.listener.name",
+        "sasl.enabled.mechanisms",
+        "sasl.mechanism.inter.broker.protocol",
+        "ssl.keystore.type",
+        "ssl.truststore.type",
+        "ssl.enabled.protocols",
+        "listener.name.controller.ssl.client.auth",
+        "authorizer.class.name",
+        "super.users",
+        "allow.everyone.if.no.acl.found",
+    ):
+        assert props[key] == local[key], key
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SSL,CLIENT:SASL_SSL"
+    advertised = listeners(props["advertised.listeners"])
+    assert advertised == {"CLIENT": ("kafka", 9092)}
 
-    internal = by_address[("kafka", 9092)]
-    assert bound[internal][1] == 9092
-    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] == internal
 
-    external = by_address[("localhost", 9092)]
-    assert published_ports(services["kafka"])[9092] == bound[external][1]
-
+def test_kafka_is_reached_over_sasl_ssl_with_a_principal_per_service(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert "ports" not in services["kafka"], "Kafka must not be published"
+    users = {}
     for name in PUHUI_SERVICES:
-        assert environment(services[name])["PUHUI_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        env = environment(services[name])
+        assert env["PUHUI_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert env["PUHUI_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env["PUHUI_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["PUHUI_KAFKA_CA_FILE"] == "/tls/ca.pem", name
+        assert "kafka-tls:/tls:ro" in services[name]["volumes"], name
+        assert re.fullmatch(r"\$\{[A-Z_]+_PASSWORD:\?[^}]+\}", env["PUHUI_KAFKA_PASSWORD"]), name
+        users[name] = env["PUHUI_KAFKA_USERNAME"]
+    assert users == {"worker": "worker", "api": "api", "simulator": "simulator"}
+
+
+def test_kafka_init_provisions_every_service_principal(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from streams.cli import build_parser
+
+    init = services["kafka-init"]
+    args = build_parser().parse_args(command(init)[1:])
+    assert (args.command, args.action, args.notifier_in_api) == ("kafka", "provision", True)
+    env = environment(init)
+    assert env["PUHUI_KAFKA_USERNAME"] == "admin"
+    for name in PUHUI_SERVICES:
+        user = environment(services[name])["PUHUI_KAFKA_USERNAME"]
+        # the same variable as the service's own password
+        assert (
+            env[f"{user.upper()}_KAFKA_PASSWORD"]
+            == environment(services[name])["PUHUI_KAFKA_PASSWORD"]
+        )
+        assert services[name]["depends_on"]["kafka-init"]["condition"] == (
+            "service_completed_successfully"
+        )
+    certs = services["kafka-certs"]
+    args = build_parser().parse_args(command(certs)[1:])
+    assert (args.action, args.dir, args.host) == ("certs", "/tls", ["kafka"])
+    assert services["kafka"]["depends_on"]["kafka-certs"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_secrets_come_from_the_environment_without_defaults(compose: dict[str, Any]) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    for var in re.findall(r"\$\{([A-Z_]*PASSWORD)[^}]*\}", text):
+        assert re.search(r"\$\{" + var + r":\?", text), var
+    assert not re.search(r"\$\{[A-Z_]*PASSWORD:-", text), "a password with a default"
+    grafana = environment(compose["services"]["grafana"])
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+
+
+def test_only_the_api_and_grafana_are_published(services: dict[str, dict[str, Any]]) -> None:
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"api", "grafana"}
+
+
+def test_the_backend_network_is_internal(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert compose["networks"]["backend"]["internal"] is True
+    for name in ("kafka", "postgres", "worker", "prometheus", "kafka-init", "simulator"):
+        assert services[name]["networks"] == ["backend"], name
+    for name in ("api", "grafana"):
+        assert set(services[name]["networks"]) == {"backend", "frontend"}, name
 
 
 def test_postgres_service(services: dict[str, dict[str, Any]]) -> None:
@@ -218,27 +311,21 @@ def test_worker_and_api_wait_for_healthy_dependencies(
         assert "healthcheck" in services[dependency]
 
 
-@pytest.mark.parametrize(
-    ("name", "port_var", "host_var"),
-    [
-        ("worker", "PUHUI_WORKER_PORT", "PUHUI_WORKER_HOST"),
-        ("api", "PUHUI_HTTP_PORT", "PUHUI_HTTP_HOST"),
-    ],
-)
-def test_published_ports_match_settings(
-    services: dict[str, dict[str, Any]], name: str, port_var: str, host_var: str
-) -> None:
-    env = environment(services[name])
-    port = int(env[port_var])
-    assert published_ports(services[name]) == {port: port}
-    # The settings default (127.0.0.1) would be unreachable from the host and from Prometheus.
-    assert env[host_var] == "0.0.0.0"
+def test_published_ports_match_settings(services: dict[str, dict[str, Any]]) -> None:
+    api = environment(services["api"])
+    port = int(api["PUHUI_HTTP_PORT"])
+    assert published_ports(services["api"]) == {port: port}
+    # The settings default (127.0.0.1) would be unreachable from the host and from Prometheus;
+    # the worker's port is reachable on the internal network only (no ports published).
+    assert api["PUHUI_HTTP_HOST"] == "0.0.0.0"
+    assert environment(services["worker"])["PUHUI_WORKER_HOST"] == "0.0.0.0"
+    assert "ports" not in services["worker"]
 
 
 def test_prometheus_mounts_exist_in_the_repo(services: dict[str, dict[str, Any]]) -> None:
     prometheus = services["prometheus"]
     assert image_tag(prometheus) == ("prom/prometheus", "v2.42.0")
-    assert published_ports(prometheus) == {9090: 9090}
+    assert "ports" not in prometheus
     mounts: dict[str, Path] = {}
     for volume in prometheus["volumes"]:
         source, target, *options = str(volume).split(":")
@@ -323,4 +410,4 @@ def test_grafana_mounts_the_provisioning_and_the_dashboards(
     assert sorted(dashboards.glob("*.json")), "the dashboards mount holds no dashboard"
     [source] = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
     assert urlsplit(source["url"]).hostname == "prometheus"
-    assert urlsplit(source["url"]).port == published_ports(services["prometheus"])[9090]
+    assert urlsplit(source["url"]).port == 9090  # Prometheus's port, on the internal network

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import REPO, consume, free_port
+from conftest import REPO, consume, free_port, register_broker
 
 pytestmark = pytest.mark.e2e
 
@@ -123,6 +123,23 @@ def test_up_runs_the_stack_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     )
     pids: set[int] = set()
     try:
+        # `puhui up` makes a SASL_SSL broker with its own CA and passwords under the state dir;
+        # the test reads the alerts as that broker's super user.
+        from infra.broker import KafkaBroker
+
+        broker = KafkaBroker(
+            tmp_path / "state",
+            bootstrap=bootstrap,
+            controller_port=int(env["PUHUI_KAFKA_CONTROLLER_PORT"]),
+        )
+        deadline = time.monotonic() + 120
+        while not broker.security_files.client_file.exists() and time.monotonic() < deadline:
+            assert up.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
+            time.sleep(0.2)
+        register_broker(broker)
+        from infra.kafka_admin import wait_for_metadata
+
+        wait_for_metadata(broker.client(), timeout=120)
         msgs = consume(bootstrap, "puhui.alerts", timeout=180, until=lambda ms: len(ms) >= 3)
         records = [json.loads(m.value) for m in msgs]
         assert "crowding" in {r["risk"] for r in records}  # plus the volunteers' reports

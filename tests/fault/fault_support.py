@@ -20,6 +20,8 @@ from sqlalchemy import text
 
 from infra.db import make_engine
 
+from conftest import kafka_kwargs
+
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 10, 1, 19, 0, tzinfo=CST)  # 国庆 evening
 
@@ -122,7 +124,7 @@ def produce_all(
     record was not acknowledged by the broker."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_kwargs(bootstrap), acks="all", linger_ms=5)
     try:
         futures = [producer.send(topic, key=k, value=v) for k, v in records]
         producer.flush(timeout=timeout)
@@ -156,7 +158,7 @@ class PacedProducer:
 
         try:
             producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap,
+                **kafka_kwargs(self.bootstrap),
                 acks="all",
                 linger_ms=5,
                 delivery_timeout_ms=180_000,
@@ -244,7 +246,7 @@ class TopicTap:
 
         try:
             consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap,
+                **kafka_kwargs(self.bootstrap),
                 enable_auto_commit=False,
                 reconnect_backoff_max_ms=1_000,
             )
@@ -326,7 +328,7 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The consumer group's committed offsets (next record to read) on ``topic``'s partitions."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**kafka_kwargs(bootstrap))
     try:
         offsets = admin.list_group_offsets({group: None})[group]
     finally:
@@ -338,7 +340,7 @@ def group_state(bootstrap: str, group: str) -> tuple[str, int]:
     """The consumer group's state (``Stable``, ``PreparingRebalance``, …) and member count."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**kafka_kwargs(bootstrap))
     try:
         described = admin.describe_groups([group])[group]
     finally:
@@ -350,7 +352,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The highwater (offset the next record will get) of each partition of ``topic``."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**kafka_kwargs(bootstrap))
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -20,6 +20,8 @@ from infra.kafka_admin import ensure_topics, wait_for_metadata
 from infra.settings import Settings
 from streams.topics import TopicNames
 
+from conftest import kafka_client
+
 pytestmark = pytest.mark.integration
 
 BOOTSTRAP = os.environ.get("PUHUI_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -27,7 +29,7 @@ BOOTSTRAP = os.environ.get("PUHUI_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 
 def test_readyz_waits_for_the_topics(tmp_path: Path) -> None:
     # Fails (TimeoutError) rather than skips when no broker answers.
-    wait_for_metadata(BOOTSTRAP, timeout=30)
+    wait_for_metadata(kafka_client(BOOTSTRAP), timeout=30)
     prefix = f"test-api-{uuid.uuid4().hex[:12]}."
     settings = Settings(
         kafka_bootstrap=BOOTSTRAP,
@@ -48,7 +50,7 @@ def test_readyz_waits_for_the_topics(tmp_path: Path) -> None:
         for name in names.all():
             assert name in detail
 
-        ensure_topics(BOOTSTRAP, names.partitions(2), timeout=60)
+        ensure_topics(kafka_client(BOOTSTRAP), names.partitions(2), timeout=60)
 
         # ensure_topics returns once every partition has a leader; a fresh client's metadata
         # may still trail by a moment, so allow a short grace period.

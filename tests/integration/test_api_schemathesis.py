@@ -41,6 +41,7 @@ from models.contracts import Level, ReportCategory, VolunteerReport
 from streams.topics import TopicNames
 
 from api_support import LANE, NAMES, T0, Clock, episode, make_tokens, store, wait_for
+from conftest import kafka_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -98,7 +99,9 @@ def _seed(engine: Any) -> None:
 def deployment(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     tmp: Path = tmp_path_factory.mktemp("schemathesis")
     prefix = f"st-{uuid.uuid4().hex[:8]}."
-    ensure_topics(kafka_bootstrap, TopicNames.with_prefix(prefix).partitions(2), timeout=60)
+    ensure_topics(
+        kafka_client(kafka_bootstrap), TopicNames.with_prefix(prefix).partitions(2), timeout=60
+    )
     url = f"sqlite:///{tmp / 'api.db'}"
     migrate(url)
     engine = make_engine(url)

@@ -79,6 +79,7 @@ def test_bench_measures_every_figure(tmp_path: Path) -> None:
     assert rss["rss_mb"] > 0 and rss["hwm_mb"] >= rss["rss_mb"]
 
     assert set(run["targets"]) == {"ratio_c_b", "p99_ms", "rss_mb"}
+    assert run["security"] == "SASL_SSL"  # the default: what production runs
     assert render(report).count("\n") == 2  # header, rule, one run
 
 

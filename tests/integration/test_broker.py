@@ -68,7 +68,7 @@ def _cli(command: str, state_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
+def _partition_counts(bootstrap: Any, names: list[str]) -> dict[str, int]:
     with admin_client(bootstrap, timeout=10) as admin:
         return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
 
@@ -105,9 +105,18 @@ def test_server_properties_settings(tmp_path: Path) -> None:
         line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
     )
     assert props["process.roles"] == "broker,controller"
-    assert props["listeners"] == (
-        f"PLAINTEXT://{BOOTSTRAP},CONTROLLER://127.0.0.1:{CONTROLLER_PORT}"
-    )
+    assert props["listeners"] == (f"CLIENT://{BOOTSTRAP},CONTROLLER://127.0.0.1:{CONTROLLER_PORT}")
+    # Secured by default: SCRAM over TLS for clients, mutual TLS for the controller, ACLs.
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SSL,CLIENT:SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["listener.name.controller.ssl.client.auth"] == "required"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    plain = KafkaBroker(
+        tmp_path, bootstrap=BOOTSTRAP, controller_port=CONTROLLER_PORT, security="PLAINTEXT"
+    ).server_properties()
+    assert f"listeners=PLAINTEXT://{BOOTSTRAP}," in plain
+    assert "authorizer" not in plain
     assert props["controller.quorum.voters"] == f"1@127.0.0.1:{CONTROLLER_PORT}"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["transaction.state.log.replication.factor"] == "1"
@@ -236,14 +245,14 @@ def test_ensure_topics_creates_with_partitions_and_is_idempotent(
     running_broker: KafkaBroker,
 ) -> None:
     wanted = {"puhui.test.events": 3, "puhui.test.alerts": 1}
-    ensure_topics(BOOTSTRAP, wanted)
-    assert set(wanted) <= existing_topics(BOOTSTRAP)
-    assert _partition_counts(BOOTSTRAP, list(wanted)) == wanted
+    ensure_topics(running_broker.client(), wanted)
+    assert set(wanted) <= existing_topics(running_broker.client())
+    assert _partition_counts(running_broker.client(), list(wanted)) == wanted
 
-    ensure_topics(BOOTSTRAP, wanted)  # again: nothing changes, nothing raises
+    ensure_topics(running_broker.client(), wanted)  # again: nothing changes, nothing raises
     # An existing topic is left alone even if asked for with another partition count.
-    ensure_topics(BOOTSTRAP, {"puhui.test.events": 6})
-    assert _partition_counts(BOOTSTRAP, list(wanted)) == wanted
+    ensure_topics(running_broker.client(), {"puhui.test.events": 6})
+    assert _partition_counts(running_broker.client(), list(wanted)) == wanted
 
 
 def test_ensure_topics_concurrently(running_broker: KafkaBroker) -> None:
@@ -254,7 +263,7 @@ def test_ensure_topics_concurrently(running_broker: KafkaBroker) -> None:
     def worker() -> None:
         try:
             barrier.wait()
-            ensure_topics(BOOTSTRAP, wanted)
+            ensure_topics(running_broker.client(), wanted)
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
@@ -264,22 +273,22 @@ def test_ensure_topics_concurrently(running_broker: KafkaBroker) -> None:
     for t in threads:
         t.join(60)
     assert errors == []
-    assert _partition_counts(BOOTSTRAP, list(wanted)) == wanted
+    assert _partition_counts(running_broker.client(), list(wanted)) == wanted
 
 
 def test_topics_are_not_auto_created(running_broker: KafkaBroker) -> None:
     name = f"puhui.test.never-{uuid.uuid4().hex[:8]}"
-    with admin_client(BOOTSTRAP, timeout=10) as admin:
+    with admin_client(running_broker.client(), timeout=10) as admin:
         admin.describe_topics([name])
-    assert name not in existing_topics(BOOTSTRAP)
+    assert name not in existing_topics(running_broker.client())
 
 
 def test_produce_and_consume_one_record(running_broker: KafkaBroker) -> None:
     topic = "puhui.test.roundtrip"
-    ensure_topics(BOOTSTRAP, {topic: 2})
+    ensure_topics(running_broker.client(), {topic: 2})
     value = f"hello-{uuid.uuid4()}".encode()
 
-    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all")
+    producer = KafkaProducer(**running_broker.client().kafka_python(), acks="all")
     try:
         meta = producer.send(topic, key=b"zone-1", value=value).get(timeout=30)
         producer.flush(10)
@@ -289,7 +298,7 @@ def test_produce_and_consume_one_record(running_broker: KafkaBroker) -> None:
 
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=BOOTSTRAP,
+        **running_broker.client().kafka_python(),
         group_id=f"puhui-test-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,

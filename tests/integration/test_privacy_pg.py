@@ -25,7 +25,7 @@ from infra.kafka_admin import topic_configs
 from infra.privacy import erase_expired, erase_volunteer
 from models.contracts import Level, ReportCategory, Risk, Summary, VolunteerReport
 
-from conftest import Worker
+from conftest import Worker, kafka_client
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,8 @@ def test_the_topics_that_carry_volunteers_data_keep_it_as_long_as_configured(
 ) -> None:
     worker = make_worker(PUHUI_REPORT_RETENTION_DAYS="30")
     thirty_days_ms = str(30 * 86_400_000)
+    admin = kafka_client(kafka_bootstrap)
     for topic in (worker.topics.reports, worker.topics.alerts, worker.topics.dead_letters):
-        assert topic_configs(kafka_bootstrap, topic)["retention.ms"] == thirty_days_ms, topic
+        assert topic_configs(admin, topic)["retention.ms"] == thirty_days_ms, topic
     # readings carry no personal data: the broker's default (no topic override)
-    assert "retention.ms" not in topic_configs(kafka_bootstrap, worker.topics.readings)
+    assert "retention.ms" not in topic_configs(admin, worker.topics.readings)

@@ -40,7 +40,7 @@ from models.contracts import SensorKind, SensorReading
 from models.zones import load_bundled_zones
 from streams.simulator import encode_reading, generate, plan
 
-from conftest import REPO, Worker, free_port
+from conftest import REPO, Worker, free_port, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 
@@ -270,7 +270,7 @@ def people_peaks(readings: list[SensorReading]) -> dict[str, float]:
 
 
 def produce(bootstrap: str, topic: str, readings: list[SensorReading]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_kwargs(bootstrap), acks="all", linger_ms=5)
     try:
         for reading in readings:
             producer.send(topic, key=reading.zone_id.encode(), value=encode_reading(reading))

@@ -19,7 +19,7 @@ from kafka import KafkaProducer
 from models.zones import load_bundled_zones
 from streams.simulator import encode_reading, encode_report, generate, generate_reports
 
-from conftest import Worker, consume
+from conftest import Worker, consume, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def metric(worker: Worker, name: str) -> float:
 
 def replay(bootstrap: str, worker: Worker, items: list[Any], speed: float | None) -> None:
     """Produce readings and reports in event-time order with kafka-python, optionally paced."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_kwargs(bootstrap), acks="all", linger_ms=5)
     try:
         start_wall, start_event = time.monotonic(), items[0][0]
         for moment, kind, record in items:

@@ -31,7 +31,7 @@ from streams.simulator import (
     plan,
 )
 
-from conftest import REPO, Worker, consume
+from conftest import REPO, Worker, consume, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def replay(
         + [(p.submitted_at, 1, i) for i, p in enumerate(reports)]
     )
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024
+        **kafka_kwargs(bootstrap), acks="all", linger_ms=20, batch_size=256 * 1024
     )
     try:
         for _, kind, i in items:

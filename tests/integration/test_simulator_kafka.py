@@ -28,6 +28,8 @@ from streams.simulator import (
     run_scenario,
 )
 
+from conftest import kafka_client, kafka_kwargs
+
 pytestmark = pytest.mark.integration
 
 BOOTSTRAP = os.environ.get("PUHUI_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -41,9 +43,11 @@ def zones() -> ZoneRegistry:
 
 
 def new_topic() -> str:
-    wait_for_metadata(BOOTSTRAP, timeout=30)  # raises (the test fails) without a broker
+    wait_for_metadata(
+        kafka_client(BOOTSTRAP), timeout=30
+    )  # raises (the test fails) without a broker
     name = f"test.simulator.{uuid.uuid4().hex[:12]}"
-    ensure_topics(BOOTSTRAP, {name: PARTITIONS})
+    ensure_topics(kafka_client(BOOTSTRAP), {name: PARTITIONS})
     return name
 
 
@@ -56,7 +60,7 @@ def consume(topic: str, expected: int, timeout: float = 60.0) -> list[tuple[int,
     """(partition, key, value) of the topic's first ``expected`` records, in partition order."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=BOOTSTRAP,
+        **kafka_kwargs(BOOTSTRAP),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -80,7 +84,9 @@ def test_produced_readings_come_back_byte_for_byte(zones: ZoneRegistry, topic: s
     readings = generate(zones, start, timedelta(minutes=3), scenario="demo", seed=5)
     assert len(readings) > 100
     seen: list[SensorReading] = []
-    assert run(BOOTSTRAP, topic, readings, speed=0, on_sent=seen.append) == len(readings)
+    assert run(kafka_client(BOOTSTRAP), topic, readings, speed=0, on_sent=seen.append) == len(
+        readings
+    )
     assert seen == readings
 
     records = consume(topic, len(readings))
@@ -113,7 +119,7 @@ def test_paced_run_replays_event_time(zones: ZoneRegistry, topic: str) -> None:
     readings = generate(small, start, timedelta(minutes=2), seed=9)
     span = (readings[-1].observed_at - readings[0].observed_at).total_seconds()
     began = time.monotonic()
-    assert run(BOOTSTRAP, topic, readings, speed=60) == len(readings)
+    assert run(kafka_client(BOOTSTRAP), topic, readings, speed=60) == len(readings)
     elapsed = time.monotonic() - began
     assert span / 60 - 0.05 <= elapsed < span / 60 + 5.0
 
@@ -133,7 +139,9 @@ def test_a_scenario_goes_out_with_its_reports(zones: ZoneRegistry, topic: str) -
     readings = generate(zones, start, duration, scenario="fire_report", seed=5, kinds=kinds)
     reports = generate_reports(zones, start, duration, scenario="fire_report", seed=5)
     assert len(reports) == 2
-    assert run_scenario(BOOTSTRAP, topic, readings, reports_topic, reports, speed=0) == (
+    assert run_scenario(
+        kafka_client(BOOTSTRAP), topic, readings, reports_topic, reports, speed=0
+    ) == (
         len(readings),
         len(reports),
     )

@@ -37,7 +37,7 @@ from infra.db import (
 from infra.kafka_admin import ensure_topics
 from models.contracts import AlertRecord, AlertStatus, Change, Level, Risk, Summary
 
-from conftest import produce
+from conftest import kafka_client, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -264,11 +264,11 @@ async def test_escalation_retries_and_resolve_end_to_end(
     the "first" receiver fails twice per notification and every attempt is in PostgreSQL."""
     run = uuid.uuid4().hex[:8]
     topic = f"t{run}.puhui.alerts"
-    await asyncio.to_thread(ensure_topics, kafka_bootstrap, {topic: 2})
+    await asyncio.to_thread(ensure_topics, kafka_client(kafka_bootstrap), {topic: 2})
     notifier = make_notifier(
         pg_engine,
         policy_file(tmp_path, receiver),
-        bootstrap=kafka_bootstrap,
+        bootstrap=kafka_client(kafka_bootstrap),
         topic=topic,
         group_id=f"puhui-t{run}-notifier",
     )
@@ -401,10 +401,10 @@ async def test_restart_resumes_without_repeating_and_keeps_the_clock(
     sends the all-clear, without paging step 0 again."""
     run = uuid.uuid4().hex[:8]
     topic = f"t{run}.puhui.alerts"
-    await asyncio.to_thread(ensure_topics, kafka_bootstrap, {topic: 2})
+    await asyncio.to_thread(ensure_topics, kafka_client(kafka_bootstrap), {topic: 2})
     receiver.fail_first.clear()
     options: dict[str, Any] = {
-        "bootstrap": kafka_bootstrap,
+        "bootstrap": kafka_client(kafka_bootstrap),
         "topic": topic,
         "group_id": f"puhui-t{run}-notifier",
     }

@@ -19,7 +19,11 @@ from streams.app import create_app
 async def test_a_commit_flushes_the_staged_states_before_it_takes_the_offsets(
     tmp_path: Path,
 ) -> None:
-    settings = Settings(state_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'puhui.db'}")
+    settings = Settings(
+        state_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'puhui.db'}",
+        kafka_security_protocol="PLAINTEXT",  # never connects
+    )
     pipeline = create_app(settings)
     order: list[str] = []
     states = pipeline.states

@@ -142,6 +142,7 @@ def test_the_gathered_names_are_what_the_worker_and_api_serve(
         state_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'puhui.db'}",
         webhook_secret="not-a-real-secret",  # the notifier (and its metrics) on
+        kafka_security_protocol="PLAINTEXT",  # never connects
     )
     worker = create_app(settings).registry
     api = create_api(settings).state.metrics_registry
