@@ -86,6 +86,7 @@ def test_the_notifier_starts_every_target_and_outcome_at_zero(tmp_path: Path) ->
         state_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'puhui.db'}",
         webhook_secret="not-a-real-secret",
+        kafka_security_protocol="PLAINTEXT",  # never connects
     )
     registry = CollectorRegistry()
     engine = make_engine(settings.database_url)
