@@ -208,13 +208,17 @@ def prepare(settings: Settings) -> None:
     ensure_topics(admin, topics.partitions(settings.topic_partitions))
     # The topics that carry volunteers' data keep it no longer than the database does.
     retention_ms = str(int(settings.report_retention_days * 86_400_000))
-    set_topic_configs(
-        admin,
-        {
-            name: {"retention.ms": retention_ms}
-            for name in (topics.reports, topics.alerts, topics.dead_letters)
-        },
-    )
+    carrying = (topics.reports, topics.alerts, topics.dead_letters)
+    try:
+        set_topic_configs(admin, {name: {"retention.ms": retention_ms} for name in carrying})
+    except Exception as exc:  # a principal without AlterConfigs on a shared cluster
+        logging.getLogger("puhui").warning(
+            "retention.ms of %s not set (%s): the cluster's admin must set it to %s "
+            "(kafka-configs.sh --alter --add-config retention.ms=...; docs/privacy.md)",
+            ", ".join(carrying),
+            type(exc).__name__,
+            retention_ms,
+        )
     migrate(settings.resolved_database_url())
 
 
