@@ -536,6 +536,8 @@ def component_acls(
         return [
             ("topic", t["readings"], "literal", "write"),
             ("topic", t["reports"], "literal", "write"),
+            # `puhui simulate` starts after the newest event time already on the topic
+            ("topic", t["readings"], "literal", "read"),
         ]
     raise KafkaConfigError(f"unknown component {component!r}")
 

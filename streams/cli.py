@@ -284,12 +284,13 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     zones = load_registry(settings)
     topics = TopicNames.with_prefix(settings.topic_prefix)
+    kafka = client_for(settings, "simulator")
     if args.start:
         start = datetime.fromisoformat(args.start)
     else:
         # After the newest event time already on the topic (a demo that ran ahead): readings
         # older than their sensors' latest would all be dropped as stale.
-        newest = newest_event_time(settings.kafka_bootstrap, topics.readings)
+        newest = newest_event_time(kafka, topics.readings)
         now = datetime.now(UTC)
         start = simulation_start(now, newest)
         if newest is not None and newest >= now:
@@ -304,8 +305,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         for r in generate_reports(zones, start, window, scenario=args.scenario, seed=args.seed)
         if r.submitted_at < start + window
     ]
-    topics = TopicNames.with_prefix(settings.topic_prefix)
-    kafka = client_for(settings, "simulator")
     # Only the topics it writes: the simulator's principal may not see (or create) the others.
     ensure_topics(kafka, {t: settings.topic_partitions for t in (topics.readings, topics.reports)})
     speed = float("inf") if args.speed <= 0 else args.speed

@@ -1660,17 +1660,20 @@ def run_scenario(
 _TAIL_RECORDS: Final = 256
 
 
-def newest_event_time(bootstrap: str, topic: str, timeout: float = 15.0) -> datetime | None:
+def newest_event_time(kafka: Any, topic: str, timeout: float = 15.0) -> datetime | None:
     """The newest ``observed_at`` among the last records of each partition of ``topic`` (a
     readings topic), or ``None`` when it is empty or missing. Records that are not readings are
     skipped. Producers (this simulator among them) send in event-time order per zone, so a
-    partition's tail holds its newest times."""
+    partition's tail holds its newest times. (The simulator's principal may read the readings
+    topic for this; a bare ``host:port`` is a plaintext broker.)"""
     import json
 
     from kafka import KafkaConsumer, TopicPartition
 
+    from infra.kafka_security import as_client
+
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500
+        **as_client(kafka).kafka_python(), enable_auto_commit=False, consumer_timeout_ms=500
     )
     newest: datetime | None = None
     try:

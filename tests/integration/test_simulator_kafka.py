@@ -170,11 +170,11 @@ def test_the_newest_event_time_on_a_topic(zones: ZoneRegistry, topic: str) -> No
 
     from streams.simulator import newest_event_time, simulation_start
 
-    assert newest_event_time(BOOTSTRAP, topic) is None  # empty
+    assert newest_event_time(kafka_client(BOOTSTRAP), topic) is None  # empty
     ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
     readings = generate(zones, ahead, timedelta(minutes=3), scenario="demo", seed=5)
-    assert run(BOOTSTRAP, topic, readings, speed=0) == len(readings)
-    newest = newest_event_time(BOOTSTRAP, topic)
+    assert run(kafka_client(BOOTSTRAP), topic, readings, speed=0) == len(readings)
+    newest = newest_event_time(kafka_client(BOOTSTRAP), topic)
     assert newest == max(r.observed_at for r in readings)
     start = simulation_start(datetime.now(UTC), newest)
     assert start > newest and start - newest <= timedelta(seconds=1)
