@@ -114,6 +114,17 @@ def _real_parts_for_integration(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("kafka_bootstrap")
 
 
+@pytest.fixture(autouse=True)
+def _unit_tests_see_no_test_broker(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test broker's ``PUHUI_KAFKA_*`` settings are put in the environment for the real
+    parts; a unit test in the same session must not see them (it tests the defaults)."""
+    if request.node.get_closest_marker("unit"):
+        for key in [k for k in os.environ if k.startswith("PUHUI_KAFKA_")]:
+            monkeypatch.delenv(key)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
