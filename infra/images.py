@@ -149,13 +149,13 @@ def process_photo(
         # Pillow's own guard (Image.MAX_IMAGE_PIXELS, set from the settings by the API) raises
         # DecompressionBombError in open() past twice its limit; the explicit check below
         # refuses anything past ``max_pixels`` from the header, before a pixel is decoded.
-        image = Image.open(io.BytesIO(data), formats=[kind])
-        width, height = image.size
+        opened = Image.open(io.BytesIO(data), formats=[kind])
+        width, height = opened.size
         if width * height > max_pixels:
             raise TooManyPixels(f"{width}×{height} pixels is more than the limit of {max_pixels}")
-        image.load()
-        source_size = image.size
-        image = ImageOps.exif_transpose(image)
+        opened.load()
+        source_size = opened.size
+        image: Image.Image = ImageOps.exif_transpose(opened)
         image = _flatten(_to_srgb(image))
         if max(image.size) > max_edge:
             image.thumbnail((max_edge, max_edge), Image.Resampling.LANCZOS)

@@ -96,3 +96,90 @@ def metadata_of(jpeg: bytes) -> dict[str, object]:
         ),
         "segments": segments,
     }
+
+
+def retention_and_erasure_scenario(engine: object, photo_dir: object) -> None:
+    """Photos under retention, export and erasure, on whatever database ``engine`` is (the
+    SQLite and PostgreSQL tests both run this): rows and files go together."""
+    import os
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from infra.images import process_photo
+    from infra.photos import (
+        PhotoRow,
+        PhotoStore,
+        get_photo,
+        insert_report_with_photos,
+        new_photo_id,
+        photos_of_reports,
+        save_photo,
+        sweep_orphans,
+    )
+    from infra.privacy import access_log, erase_expired, erase_volunteer, export_volunteer
+    from models.contracts import ReportCategory, VolunteerReport
+
+    assert isinstance(engine, Engine)
+    store = PhotoStore(Path(str(photo_dir)))
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    processed = process_photo(phone_jpeg((400, 300)), max_pixels=10_000_000)
+
+    def saved(owner: str, days_ago: float) -> str:
+        row = save_photo(
+            engine,
+            store,
+            processed,
+            owner=owner,
+            owner_role="volunteer",
+            now=now - timedelta(days=days_ago),
+        )
+        return row.photo_id
+
+    old, mid, new = saved("p_a", 300), saved("p_a", 10), saved("p_王", 3)
+    report = VolunteerReport(
+        report_id="r-mid",
+        reporter_id="p_a",
+        zone_id="tianzifang-taikang-210",
+        category=ReportCategory.FIRE_LANE,
+        description="消防通道堵了",
+        submitted_at=now - timedelta(days=10),
+    )
+    assert insert_report_with_photos(engine, report, [mid])
+
+    data = export_volunteer(engine, "p_a", "admin:test", now)
+    assert [p["photo_id"] for p in data["photos"]] == [old, mid]
+    assert data["photos"][1]["report_id"] == "r-mid"
+    assert data["photos"][0]["sha256"] == processed.sha256
+    assert access_log(engine)[-1].report_ids == ["r-mid", old, mid]
+
+    def files(photo_id: str) -> list[bool]:
+        return [p.exists() for p in store.paths(photo_id)]
+
+    erased = erase_volunteer(engine, "p_王", "admin:test", now, photos=store)
+    assert erased.photos == 1
+    assert files(new) == [False, False] and get_photo(engine, new) is None
+    expired = erase_expired(engine, now, days=180, photos=store)
+    assert expired.photos == 1
+    assert files(old) == [False, False] and get_photo(engine, old) is None
+    assert files(mid) == [True, True] and get_photo(engine, mid) is not None
+    assert photos_of_reports(engine, ["r-mid"]) == {"r-mid": [mid]}
+    with Session(engine) as session:
+        stub = session.get(PhotoRow, old)
+        assert stub is not None
+        assert (stub.owner, stub.sha256, stub.erased_at) == ("erased", None, now)
+    assert erase_expired(engine, now, days=180, photos=store).photos == 0  # idempotent
+    assert export_volunteer(engine, "p_王", "admin:test", now)["photos"] == []
+
+    # Files with no row (a crash between the files and the row): removed once an hour old.
+    orphan, fresh = new_photo_id(), new_photo_id()
+    store.write(orphan, processed)
+    store.write(fresh, processed)
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=2)
+    for path in store.paths(orphan):
+        os.utime(path, (an_hour_ago.timestamp(), an_hour_ago.timestamp()))
+    assert sweep_orphans(engine, store, datetime.now(UTC) - timedelta(hours=1)) == 1
+    assert files(orphan) == [False, False]
+    assert files(fresh) == [True, True] and files(mid) == [True, True]

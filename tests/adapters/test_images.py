@@ -40,9 +40,9 @@ def test_the_orientation_is_applied_before_the_exif_is_dropped() -> None:
     assert (photo.width, photo.height) == (480, 640)
     image = Image.open(io.BytesIO(photo.jpeg)).convert("RGB")
     # The blue marker, top-left in the sensor's frame, is top-right once turned 90° clockwise.
-    r, g, b = image.getpixel((photo.width - 10, 10))  # type: ignore[misc]
+    r, _g, b = image.getpixel((photo.width - 10, 10))  # type: ignore[misc]
     assert b > 180 and r < 80
-    r, g, b = image.getpixel((10, 10))  # type: ignore[misc]
+    r, _g, b = image.getpixel((10, 10))  # type: ignore[misc]
     assert r > 150 and b < 80
 
 
