@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import test_console
-from test_console import PHONE, Stack, shot
+from test_console import DESKTOP, PHONE, ZONE, Stack, open_alert, open_console, shot
 
 from photo_support import metadata_of, phone_jpeg
 
@@ -26,7 +26,7 @@ browser, pages, stack = test_console.browser, test_console.pages, test_console.s
 
 pytestmark = pytest.mark.e2e
 
-LANE = "tianzifang-taikang-210"
+LANE = ZONE
 NO_METADATA = {"format": "JPEG", "exif": {}, "info": [], "segments": []}
 
 
@@ -56,9 +56,9 @@ def sign_in(stack: Stack, page: Any, name: str) -> str:
     return str(page.evaluate("localStorage.getItem('puhui.report.token')"))
 
 
-def fill_report(page: Any, description: str) -> None:
+def fill_report(page: Any, description: str, category: str = "fire_lane") -> None:
     page.select_option("#zone", LANE)
-    page.select_option("#category", "fire_lane")
+    page.select_option("#category", category)
     page.fill("#description", description)
 
 
@@ -91,7 +91,10 @@ def test_a_photo_taken_on_the_page_reaches_the_report_without_exif(
     assert size == [240, 320]
     shot(phone, "volunteer-photo-attached-mobile")
 
-    fill_report(phone, "消防通道被电动车堵住，照片为证")
+    operator = stack.token("operator", "值班员 老李")
+    console = pages(DESKTOP)
+    open_console(console, stack, operator)
+    fill_report(phone, "弄堂口有老人摔倒，照片为证", category="injury")
     phone.click("#submit")
     expect(phone.locator("#report-status")).to_be_visible(timeout=15_000)
     report_id = phone.url.rsplit("#r/", 1)[1]
@@ -110,14 +113,30 @@ def test_a_photo_taken_on_the_page_reaches_the_report_without_exif(
     assert metadata_of(served) == NO_METADATA
     thumb_bytes, _ = api_get(stack, f"/api/photos/{photo_id}/thumbnail", token, raw=True)
     assert metadata_of(thumb_bytes) == NO_METADATA
-    # An operator sees the photo with the report; another volunteer does not.
-    operator = stack.token("operator", "值班员 老李")
+    # The operator sees the photo with the report in the console (an injury opens an alert),
+    # the same photo the API has; the read is recorded.
+    open_alert(console, report_id)
+    in_console = console.locator(
+        f'#detail .report[data-report-id="{report_id}"] img[data-photo-id="{photo_id}"]'
+    )
+    expect(in_console).to_have_attribute("data-loaded", "true", timeout=15_000)
+    detail_photos = console.locator(f'#detail .report[data-report-id="{report_id}"] img')
+    assert detail_photos.count() == len(report["photos"])
+    shot(console, "console-report-photo-desktop")
+    from infra.privacy import access_log
+
+    reads = [a for a in access_log(stack.engine) if photo_id in (a.report_ids or [])]
+    assert [(a.actor, a.what) for a in reads] == [
+        ("值班员 老李", f"GET /api/photos/{photo_id}/thumbnail")
+    ]
     assert api_get(stack, f"/api/photos/{photo_id}", operator, raw=True)[0] == served
+    # Another volunteer does not see it.
     other = stack.token("volunteer", "志愿者 别人")
     with pytest.raises(urllib.error.HTTPError) as refused:
         api_get(stack, f"/api/photos/{photo_id}", other, raw=True)
     assert refused.value.code == 404
     assert phone.problems == []
+    assert console.problems == []
 
 
 def test_offline_the_photo_waits_with_the_report_and_both_arrive(
