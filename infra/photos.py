@@ -43,6 +43,7 @@ __all__ = [
     "get_photo",
     "insert_report_with_photos",
     "new_photo_id",
+    "owned_problems",
     "photos_of_owner",
     "photos_of_reports",
     "save_photo",
@@ -262,11 +263,26 @@ class PhotoNotAttachable(Exception):
         self.index = index
 
 
+def owned_problems(
+    engine: Engine, photo_ids: Sequence[str], owner: str
+) -> PhotoNotAttachable | None:
+    """Why ``photo_ids`` are not all ``owner``'s live photos, or ``None`` (for anything other
+    than a report that refers to photos, e.g. a case's "handled" step; a photo in a report may
+    be referred to again there). Another person's photo reads like an unknown one."""
+    return _problems(engine, photo_ids, owner, None)
+
+
 def attach_problems(
     engine: Engine, photo_ids: Sequence[str], owner: str, report_id: str
 ) -> PhotoNotAttachable | None:
     """Why ``owner``'s report may not carry ``photo_ids``, or ``None``. Another person's photo
     reads exactly like an unknown one (no existence oracle)."""
+    return _problems(engine, photo_ids, owner, report_id)
+
+
+def _problems(
+    engine: Engine, photo_ids: Sequence[str], owner: str, report_id: str | None
+) -> PhotoNotAttachable | None:
     if not photo_ids:
         return None
     with Session(engine) as session:
@@ -280,7 +296,7 @@ def attach_problems(
             return PhotoNotAttachable(index, f"no photo {photo_id} of yours: upload it first")
         if row.erased_at is not None:
             return PhotoNotAttachable(index, f"photo {photo_id} has been erased")
-        if row.report_id is not None and row.report_id != report_id:
+        if report_id is not None and row.report_id is not None and row.report_id != report_id:
             return PhotoNotAttachable(index, f"photo {photo_id} belongs to another report")
     return None
 

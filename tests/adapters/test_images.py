@@ -73,11 +73,20 @@ def test_large_photos_are_scaled_and_the_thumbnail_is_small() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+def test_a_decompression_bomb_is_refused_from_its_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 89_478_485)  # Pillow's default
     bomb = bomb_png(10_000)  # 100 million pixels in ~100 KiB
     assert len(bomb) < 200_000
     with pytest.raises(TooManyPixels, match="10000×10000"):
         process_photo(bomb, max_pixels=LIMIT)
+
+
+def test_pillows_own_bomb_guard_is_a_refusal_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The API sets Image.MAX_IMAGE_PIXELS from PUHUI_PHOTO_MAX_PIXELS: past twice that, Pillow
+    # raises in open(), before the explicit check.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    with pytest.raises(TooManyPixels, match="decompression bomb"):
+        process_photo(bomb_png(2_000), max_pixels=LIMIT)
 
 
 @pytest.mark.parametrize(

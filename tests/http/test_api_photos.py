@@ -352,3 +352,16 @@ def test_a_responder_like_role_can_upload(api: ApiSetup, client: TestClient) -> 
         files={"file": ("p.webp", alpha_png(), "application/octet-stream")},
     )
     assert response.status_code == 201, response.text
+
+
+def test_owned_problems_checks_ownership_only(api: ApiSetup, client: TestClient) -> None:
+    """What the cases module uses for a responder's "handled" photos."""
+    from infra.photos import get_photo, owned_problems
+
+    mine = upload(client, api, phone_jpeg()).json()["photo_id"]  # type: ignore[attr-defined]
+    theirs = upload(client, api, phone_jpeg(), who="volunteer2").json()["photo_id"]  # type: ignore[attr-defined]
+    row = get_photo(api.engine, mine)
+    assert row is not None
+    assert owned_problems(api.engine, [mine], row.owner) is None
+    problem = owned_problems(api.engine, [mine, theirs], row.owner)
+    assert problem is not None and problem.index == 1
