@@ -1,4 +1,4 @@
-"""``GET /api/zones/{id}/series`` and ``GET /api/daily-report`` through the API (TestClient, SQLite):
+"""``GET /api/zones/{id}/series`` and ``GET /api/daily-report`` through the API (TestClient):
 what the worker wrote to ``zone_series`` comes back per minute, and the daily report counts the
 day's peaks and alerts in Shanghai time."""
 
@@ -67,7 +67,8 @@ def test_series_comes_back_per_minute_oldest_first_within_the_window(
     assert len(longer["points"]) == 4
     until = (now - timedelta(minutes=60)).isoformat()
     earlier = client.get(
-        f"/api/zones/{LANE}/series", params={"hours": 3, "until": until},
+        f"/api/zones/{LANE}/series",
+        params={"hours": 3, "until": until},
         headers=api.auth("operator"),
     ).json()
     assert [p["people"] for p in earlier["points"]] == [100.0, 101.0]
