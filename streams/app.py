@@ -22,7 +22,7 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import Engine
 
 from alerts.config import RuleBook, load_rules
@@ -233,6 +233,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     received: dict[str, float] = {}  # zone -> wall time its latest reading was processed
     minutes = MinuteMax()  # per-minute people maxima, written with the zone status
+    series_in_flight = [0]  # minutes drained and being written
+    Gauge(
+        "puhui_zone_series_pending_minutes",
+        "Per-minute zone figures noted and not yet written to zone_series",
+        registry=registry,
+    ).set_function(lambda: len(minutes) + series_in_flight[0])
 
     def on_zone_reading(zone_id: str) -> None:
         received[zone_id] = time.time()
@@ -382,8 +388,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             if s.zone_id in zones
         ]
         if samples:
-            with contextlib.suppress(Unstorable):
-                await write("zone series", lambda: upsert_zone_series(engine, samples), metrics)
+            series_in_flight[0] = len(samples)
+            try:
+                with contextlib.suppress(Unstorable):
+                    await write("zone series", lambda: upsert_zone_series(engine, samples), metrics)
+            finally:
+                series_in_flight[0] = 0
         if time.monotonic() >= next_prune[0]:
             next_prune[0] = time.monotonic() + 3600.0
             await prune_series()

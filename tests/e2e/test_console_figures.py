@@ -95,6 +95,26 @@ def readings(now: datetime) -> list[SensorReading]:
     return out
 
 
+def metric(stack: Stack, prefix: str) -> float:
+    body = urllib.request.urlopen(stack.worker.metrics_url, timeout=5).read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(prefix)
+    )
+
+
+def all_written(stack: Stack) -> bool:
+    """Every alert record the worker published is in the database, and no per-minute figure it
+    noted is still waiting to be written."""
+    from sqlalchemy import func, select
+
+    from infra.db import AlertHistoryRow
+
+    with stack.engine.connect() as conn:
+        history = conn.execute(select(func.count()).select_from(AlertHistoryRow)).scalar()
+    published = metric(stack, "puhui_alert_records_total")
+    return history == published and metric(stack, "puhui_zone_series_pending_minutes ") == 0
+
+
 def wait_settled(stack: Stack, token: str, last: datetime) -> list[dict[str, Any]]:
     """/api/zones once both zones' figures are those of their last reading and the lane has an
     open alert (the worker writes zone_status every PUHUI_STATUS_INTERVAL_SECONDS)."""
@@ -107,7 +127,7 @@ def wait_settled(stack: Stack, token: str, last: datetime) -> list[dict[str, Any
             by_id[z]["updated_at"] and datetime.fromisoformat(by_id[z]["updated_at"]) >= last
             for z in (LANE, QUIET)
         )
-        if done and by_id[LANE]["alert_level"]:
+        if done and by_id[LANE]["alert_level"] and all_written(stack):
             return zones
         time.sleep(0.5)
     raise AssertionError(f"zones never settled: {zones}\n{stack.tails()}")
