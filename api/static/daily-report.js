@@ -61,11 +61,43 @@
     el.replaceChildren(svg("title", {}, el.getAttribute("aria-label") || ""), ...bars);
   }
 
-  function render(report, zones) {
+  /** One line per site over the day's 24 hours (hours without data break the line), each
+   * labelled with the site's name at its highest hour: no colour needed to tell them apart. */
+  function hourlyChart(el, sites) {
+    const width = 720, height = 240, left = 48, right = 16, top = 16, bottom = 28;
+    const drawn = sites.filter((s) => s.hourly.some((v) => v !== null));
+    const peak = Math.max(10, ...drawn.flatMap((s) => s.hourly.filter((v) => v !== null)));
+    const x = (hour) => left + (hour / 23) * (width - left - right);
+    const y = (v) => height - bottom - (v / (peak * 1.1)) * (height - top - bottom);
+    el.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    el.setAttribute("aria-label", `各场所每小时最高人数 Each site's largest total per hour: ${drawn.map((s) => `${s.label.zh} ${num(s.peak_people)}`).join("，")}`);
+    const axes = svg("g", { class: "axes" },
+      svg("line", { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, stroke: "#8a96a3" }),
+      [0, 6, 12, 18, 23].map((hr) => svg("text", { x: x(hr), y: height - 8, "text-anchor": "middle" }, `${hr}:00`)),
+      svg("text", { x: left - 6, y: y(peak) + 4, "text-anchor": "end" }, num(peak)),
+      svg("text", { x: left - 6, y: y(0), "text-anchor": "end" }, "0"));
+    const lines = drawn.map((s) => {
+      const runs = [];
+      let run = [];
+      s.hourly.forEach((v, hr) => {
+        if (v === null) { if (run.length) runs.push(run); run = []; } else run.push([x(hr), y(v)]);
+      });
+      if (run.length) runs.push(run);
+      const best = s.hourly.indexOf(Math.max(...s.hourly.filter((v) => v !== null)));
+      return svg("g", { class: "site-line", dataset: { site: s.site } },
+        runs.map((r) => svg("polyline", { points: r.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(" "), fill: "none", stroke: "#0b5cad", "stroke-width": 2 })),
+        s.hourly.map((v, hr) => (v === null ? null : svg("circle", { cx: x(hr).toFixed(1), cy: y(v).toFixed(1), r: 2.5, fill: "#0b5cad", dataset: { hour: String(hr), value: String(v) } }))),
+        svg("text", { x: x(best), y: y(s.hourly[best]) - 6, "text-anchor": "middle" }, s.label.zh));
+    });
+    el.replaceChildren(svg("title", {}, el.getAttribute("aria-label")), axes, ...lines);
+  }
+
+  function render(report) {
     fill($("#report-date"), `${report.date}（北京时间 00:00–24:00）`, h("span", { class: "en" }, ` ${report.date}, Beijing time`));
     const sites = report.sites.map((s) => ({ ...s, label: siteName(s, report.zones) }));
     $("#sites-chart").setAttribute("aria-label", "各场所峰值人数 Peak people per site");
     barChart($("#sites-chart"), sites.map((s) => ({ key: s.site, label: s.label.zh, value: s.peak_people })));
+    hourlyChart($("#hourly-chart"), sites);
     fill($("#sites tbody"), sites.map((s) => h("tr", { dataset: { site: s.site } },
       h("th", { scope: "row" }, bi(s.label)),
       h("td", { class: "n peak" }, num(s.peak_people)),
