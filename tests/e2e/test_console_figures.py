@@ -213,6 +213,38 @@ def test_every_figure_on_the_console_equals_the_api_and_the_map_colours_by_level
     by_people = sorted(shown, key=lambda s: s[1])
     assert by_people[0][2] > by_people[-1][2]
 
+    # Live: the quiet lane fills up (1200 people = 111 % of 1080 → 橙); its colour changes on
+    # the open page, from the stream, without a reload.
+    last = max(r.observed_at for r in sent)
+    surge = [
+        SensorReading(
+            reading_id=f"{QUIET}-{cam}-late-{i}",
+            sensor_id=f"{QUIET}-{cam}",
+            zone_id=QUIET,
+            kind=SensorKind.PEOPLE_COUNT,
+            value=float(round(1200 * share)),
+            observed_at=last + timedelta(seconds=1 + i),
+        )
+        for i in range(3)
+        for cam, share in (("cam-a", 0.6), ("cam-b", 0.4))
+    ]
+    produce(
+        stack.worker.env["PUHUI_KAFKA_BOOTSTRAP"],
+        stack.worker.topics.readings,
+        [(r.zone_id.encode(), encode_reading(r)) for r in surge],
+    )
+    quiet_shape = page.locator(f'#map [data-zone="{QUIET}"]')
+    expect(quiet_shape).not_to_have_attribute("data-level", "none", timeout=60_000)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        quiet = next(z for z in api_get(stack, operator, "/api/zones")["items"] if z["id"] == QUIET)
+        if quiet["alert_level"] and all_written(stack):
+            break
+        time.sleep(0.5)
+    expect(quiet_shape).to_have_attribute("data-level", quiet["alert_level"], timeout=30_000)
+    fill = quiet_shape.locator("polygon").evaluate("el => getComputedStyle(el).fill")
+    assert fill == FILL[quiet["alert_level"]]
+
     # The printable daily report: the same figures as its JSON.
     report = api_get(stack, operator, "/api/daily-report")
     today = report["date"]
