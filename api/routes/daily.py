@@ -93,7 +93,7 @@ def daily_router(ctx: ApiContext, cases: CaseSource = no_cases) -> APIRouter:
             str | None,
             Query(
                 alias="date",
-                max_length=10,
+                pattern=r"^\d{4}-\d{2}-\d{2}$",
                 description="YYYY-MM-DD (Asia/Shanghai); default: today",
             ),
         ] = None,
@@ -105,9 +105,10 @@ def daily_router(ctx: ApiContext, cases: CaseSource = no_cases) -> APIRouter:
                 wanted = date.fromisoformat(day)
             except ValueError:
                 raise InvalidInput(("query", "date"), "must be a date YYYY-MM-DD") from None
-            if len(day) != 10:
-                raise InvalidInput(("query", "date"), "must be a date YYYY-MM-DD")
-        start, end = day_window(wanted)
+        try:
+            start, end = day_window(wanted)
+        except OverflowError:
+            raise InvalidInput(("query", "date"), "out of range") from None
         minutes = [
             SeriesMinute(r.zone_id, r.minute, r.people)
             for r in load_zone_series(ctx.engine, start, end)

@@ -124,8 +124,11 @@ def zones_router(ctx: ApiContext) -> APIRouter:
             raise NotFound(f"no zone {zone_id}")
         if until is not None and until.tzinfo is None:
             raise InvalidInput(("query", "until"), "needs a time zone (e.g. +08:00 or Z)")
-        end = (until if until is not None else ctx.now()).astimezone(UTC)
-        since = end - timedelta(hours=hours)
+        try:
+            end = (until if until is not None else ctx.now()).astimezone(UTC)
+            since = end - timedelta(hours=hours)
+        except OverflowError:
+            raise InvalidInput(("query", "until"), "out of range") from None
         rows = load_zone_series(ctx.engine, since, end, zone_id)
         return {
             "zone_id": zone_id,

@@ -102,6 +102,7 @@ def test_pruning_removes_only_minutes_before_the_cutoff(api: ApiSetup) -> None:
         ("hours=x", 422, "hours"),
         ("until=2026-10-01T10:00:00", 422, "until"),
         ("until=yesterday", 422, "until"),
+        ("until=0001-01-01T00:00:00Z", 422, "until"),
     ],
 )
 def test_bad_series_queries_name_the_field(
@@ -172,7 +173,10 @@ def test_daily_report_counts_the_shanghai_day(api: ApiSetup, client: TestClient)
     assert body["cases"]["opened"] == 0 and body["cases"]["on_time_rate"] is None
 
 
-@pytest.mark.parametrize("value", ["2026-13-01", "yesterday", "2026-1-1", "2026-10-01T00:00"])
+@pytest.mark.parametrize(
+    "value",
+    ["2026-13-01", "yesterday", "2026-1-1", "2026-10-01T00:00", "2026-W40-1", "9999-12-31"],
+)
 def test_a_bad_date_is_a_422_naming_it(api: ApiSetup, client: TestClient, value: str) -> None:
     response = client.get(f"/api/daily-report?date={value}", headers=api.auth("operator"))
     assert response.status_code == 422
