@@ -22,21 +22,12 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from alerts.config import RuleBook, load_rules
 from alerts.engine import zone_view
-from alerts.series import MinuteMax, series_cutoff
-from infra.db import (
-    make_engine,
-    newest_series_minute,
-    prune_zone_series,
-    upsert_reports,
-    upsert_zone_series,
-    upsert_zone_status,
-    write_alert_records,
-)
+from infra.db import make_engine, upsert_reports, upsert_zone_status, write_alert_records
 from infra.kafka_security import client_for
 from infra.settings import Settings
 from models.contracts import (
@@ -60,6 +51,7 @@ from streams.handlers import (
 from streams.lag import worker_collector
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
 from streams.persist import Unstorable, write, write_alert_batch
+from streams.series import SeriesPendingCollector, ZoneSeriesWriter
 from streams.topics import TopicNames
 
 log = logging.getLogger("puhui.worker")
@@ -232,22 +224,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             await dead_letter(where, report.model_dump_json().encode(), UNSTORABLE, exc.detail)
 
     received: dict[str, float] = {}  # zone -> wall time its latest reading was processed
-    minutes = MinuteMax()  # per-minute people maxima, written with the zone status
-    series_in_flight = [0]  # minutes drained and being written
-    Gauge(
-        "puhui_zone_series_pending_minutes",
-        "Per-minute zone figures noted and not yet written to zone_series",
-        registry=registry,
-    ).set_function(lambda: len(minutes) + series_in_flight[0])
+    series = ZoneSeriesWriter(zones, engine, metrics, settings.series_retention_days)
+    registry.register(SeriesPendingCollector(series.pending))
 
     def on_zone_reading(zone_id: str) -> None:
         received[zone_id] = time.time()
-        # Per reading: one sum over the zone's cameras and one dict update (the state is cached).
-        state = states.cache.get(zone_id)
-        if state is not None and state.clock is not None:
-            people = state.counted_people()
-            if people is not None:
-                minutes.note(zone_id, state.clock, people)
+        series.note(zone_id, states.cache.get(zone_id))  # its minute in zone_series
 
     handle_reading = ReadingHandler(
         zones=zones,
@@ -373,47 +355,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             # Derived figures, written again within seconds: a refusal is logged by write().
             with contextlib.suppress(Unstorable):
                 await write("zone status", lambda: upsert_zone_status(engine, rows), metrics)
-        await write_series()
-
-    async def write_series() -> None:
-        """The minutes noted since the last write (zone_series), and hourly pruning."""
-        samples = [
-            {
-                "zone_id": s.zone_id,
-                "minute": datetime.fromtimestamp(s.minute, tz=UTC),
-                "people": s.people,
-                "density": zones[s.zone_id].density(s.people),
-            }
-            for s in minutes.drain()
-            if s.zone_id in zones
-        ]
-        if samples:
-            series_in_flight[0] = len(samples)
-            try:
-                with contextlib.suppress(Unstorable):
-                    await write("zone series", lambda: upsert_zone_series(engine, samples), metrics)
-            finally:
-                series_in_flight[0] = 0
-        if time.monotonic() >= next_prune[0]:
-            next_prune[0] = time.monotonic() + 3600.0
-            await prune_series()
-
-    async def prune_series() -> None:
-        def prune() -> int:
-            cutoff = series_cutoff(
-                datetime.now(UTC), newest_series_minute(engine), settings.series_retention_days
-            )
-            return prune_zone_series(engine, cutoff)
-
-        try:
-            pruned = await asyncio.to_thread(prune)
-        except Exception as exc:  # the database may be away: next hour
-            log.warning("pruning zone_series failed: %s", type(exc).__name__)
-            return
-        if pruned:
-            log.info("pruned %d zone_series minutes past retention", pruned)
-
-    next_prune = [time.monotonic() + 60.0]  # not in the start-up rush
+        await series.flush()
 
     rules_mtime = [_mtime(rules_path)]
 
