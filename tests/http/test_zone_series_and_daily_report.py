@@ -187,3 +187,12 @@ def test_the_daily_report_page_is_served_for_printing(client: TestClient) -> Non
     page = client.get("/daily-report")
     assert page.status_code == 200
     assert "daily-report.js" in page.text and "Content-Security-Policy" in page.headers
+
+
+def test_without_a_date_the_report_is_of_today_in_shanghai(
+    api: ApiSetup, client: TestClient
+) -> None:
+    api.clock.at = datetime(2026, 10, 1, 16, 30, tzinfo=UTC)  # 00:30 on 2 Oct in Shanghai
+    body = client.get("/api/daily-report", headers=api.auth("operator")).json()
+    assert body["date"] == "2026-10-02"
+    assert client.get("/api/daily-report", headers=api.auth("volunteer")).status_code == 403
