@@ -31,6 +31,7 @@ from api.notifier import Notifier
 from api.pages import router as pages_router
 from api.retention import RetentionJob
 from api.routes.alerts import alerts_router
+from api.routes.daily import daily_router
 from api.routes.invitations import invitations_router
 from api.routes.photos import MULTIPART_OVERHEAD, PhotoAccess, photos_router
 from api.routes.reports import reports_router
@@ -176,6 +177,7 @@ def create_api(
     app.include_router(health_router(check, settings.ready_cache_seconds))
     app.include_router(metrics_router(registry))
     app.include_router(zones_router(ctx))
+    app.include_router(daily_router(ctx))
     app.include_router(invitations_router(ctx))
     app.include_router(reports_router(ctx))
     app.include_router(photos_router(ctx, photo_access))

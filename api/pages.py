@@ -72,6 +72,12 @@ def report_page() -> FileResponse:
     return _file("report.html")
 
 
+@router.get("/daily-report")
+def daily_report_page() -> FileResponse:
+    """The printable daily report (operators)."""
+    return _file("daily-report.html")
+
+
 @router.get("/report-sw.js")
 def report_service_worker() -> FileResponse:
     """The volunteer page's service worker (at the root so that it may control ``/report``)."""

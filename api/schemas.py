@@ -644,6 +644,22 @@ class Point(_Out):
     lon: float
 
 
+class OutlineOut(_Out):
+    """A zone's outline on the map (WGS-84 ``[lon, lat]``; ``estimated``: not surveyed)."""
+
+    points: list[tuple[float, float]]
+    estimated: bool
+
+
+class BoundsOut(_Out):
+    """The district's box (the map's extent)."""
+
+    south: float
+    west: float
+    north: float
+    east: float
+
+
 class ZoneItem(_Out):
     """A zone from the registry with its latest figures (``null`` until the worker writes them)
     and its open alerts."""
@@ -660,7 +676,17 @@ class ZoneItem(_Out):
                     "area_m2": 420.0,
                     "capacity": 1260,
                     "estimated": True,
-                    "location": {"lat": 31.208, "lon": 121.469},
+                    "location": {"lat": 31.20834, "lon": 121.4702},
+                    "outline": {
+                        "estimated": True,
+                        "points": [
+                            [121.47008, 31.2078],
+                            [121.47032, 31.2078],
+                            [121.47032, 31.20888],
+                            [121.47008, 31.20888],
+                            [121.47008, 31.2078],
+                        ],
+                    },
                     "people": 980.0,
                     "density": 2.33,
                     "occupancy": 0.78,
@@ -686,6 +712,9 @@ class ZoneItem(_Out):
     capacity: int | None
     estimated: bool
     location: Point | None
+    outline: OutlineOut | None = Field(
+        None, description="Closed ring of [lon, lat] points for the map; display only"
+    )
     people: float | None = None
     density: float | None = None
     occupancy: float | None = None
@@ -719,6 +748,28 @@ class ZoneList(_Out):
     """Every zone, in registry order."""
 
     items: list[ZoneItem]
+    bounds: BoundsOut | None = Field(None, description="The registry's box, when it gives one")
+
+
+class SeriesPoint(_Out):
+    """One minute of a zone: the largest people count of that minute (event time) and its
+    density."""
+
+    at: datetime = Field(description="Start of the minute (UTC)")
+    people: float
+    density: float
+
+
+class ZoneSeries(_Out):
+    """A zone's people and density per minute, oldest first; minutes without a reading are
+    absent."""
+
+    zone_id: str
+    since: datetime
+    until: datetime
+    resolution_seconds: int = 60
+    aggregate: str = Field("max", description="Each minute's figure is its largest value")
+    points: list[SeriesPoint]
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -783,3 +834,72 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "The broker did not take the record; nothing was stored",
     }
     return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
+
+
+# -- daily report -------------------------------------------------------------------------------
+
+
+class DailyZone(_Out):
+    """A zone's day: its busiest minute and the largest value of each local hour."""
+
+    zone_id: str
+    name: LocalizedName
+    site: str
+    minutes: int = Field(description="Minutes with a reading")
+    peak_people: float | None
+    peak_at: datetime | None = Field(description="Start of the busiest minute")
+    peak_density: float | None
+    peak_occupancy: float | None
+    hourly: list[float | None] = Field(description="24 values, local hours 0-23")
+
+
+class DailySite(_Out):
+    """A site's day: the largest sum of its zones' figures at one minute."""
+
+    site: str
+    zones: list[str]
+    peak_people: float | None
+    peak_at: datetime | None
+    hourly: list[float | None]
+
+
+class RiskCount(_Out):
+    risk: Risk
+    total: int
+    by_level: dict[str, int]
+
+
+class DailyAlerts(_Out):
+    """Alerts opened that day, by the highest level each reached."""
+
+    total: int
+    predicted: int
+    by_level: dict[str, int]
+    by_risk: list[RiskCount]
+
+
+class DailyCases(_Out):
+    """Cases of the day (立案 → 结案)."""
+
+    opened: int
+    closed: int
+    closed_on_time: int
+    on_time_rate: float | None = Field(description="按期处置率: closed on time / closed")
+    cancelled: int
+    open_at_end: int
+    mean_seconds_to_accept: float | None = Field(description="dispatched → accepted")
+    mean_seconds_to_arrive: float | None = Field(description="dispatched → on site")
+    mean_seconds_to_close: float | None = Field(description="opened → closed")
+
+
+class DailyReport(_Out):
+    """The daily report of one Asia/Shanghai calendar day."""
+
+    date: str
+    timezone: str
+    start: datetime
+    end: datetime
+    zones: list[DailyZone]
+    sites: list[DailySite]
+    alerts: DailyAlerts
+    cases: DailyCases

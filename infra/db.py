@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     create_engine,
     delete,
     event,
@@ -152,6 +153,19 @@ class ZoneStatusRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: Wall clock when the worker took in the zone's latest reading (feed freshness).
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ZoneSeriesRow(Base):
+    """A zone's largest people count in one minute of event time (``minute``: its start)."""
+
+    __tablename__ = "zone_series"
+
+    zone_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    people: Mapped[float]
+    density: Mapped[float]
+
+    __table_args__ = (Index("ix_zone_series_minute", "minute"),)
 
 
 class TokenRow(Base):
@@ -382,6 +396,52 @@ def upsert_zone_status(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
     )
     with engine.begin() as conn:
         conn.execute(stmt, list(rows))
+
+
+def upsert_zone_series(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
+    """Merge per-minute figures (keys: zone_id, minute, people, density): a minute already
+    stored keeps the larger people count (and its density), so writing again changes nothing."""
+    if not rows:
+        return
+    table = ZoneSeriesRow.__table__
+    stmt = _insert(engine, table)
+    larger = stmt.excluded.people > table.c.people
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.zone_id, table.c.minute],
+        set_={
+            "people": case((larger, stmt.excluded.people), else_=table.c.people),
+            "density": case((larger, stmt.excluded.density), else_=table.c.density),
+        },
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt, list(rows))
+
+
+def load_zone_series(
+    engine: Engine, since: datetime, until: datetime, zone_id: str | None = None
+) -> list[ZoneSeriesRow]:
+    """Stored minutes in ``[since, until)``, of one zone or all, by zone then time."""
+    query = select(ZoneSeriesRow).where(ZoneSeriesRow.minute >= since, ZoneSeriesRow.minute < until)
+    if zone_id is not None:
+        query = query.where(ZoneSeriesRow.zone_id == zone_id)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.scalars(query.order_by(ZoneSeriesRow.zone_id, ZoneSeriesRow.minute)))
+
+
+def newest_series_minute(engine: Engine) -> datetime | None:
+    """The newest minute stored, any zone."""
+    with engine.connect() as conn:
+        value = conn.execute(select(func.max(ZoneSeriesRow.minute))).scalar()
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def prune_zone_series(engine: Engine, before: datetime) -> int:
+    """Delete the minutes older than ``before``; returns how many."""
+    with engine.begin() as conn:
+        result = conn.execute(delete(ZoneSeriesRow).where(ZoneSeriesRow.minute < before))
+    return int(result.rowcount or 0)
 
 
 # -- HTTP API: report intake and silences ------------------------------------------------------

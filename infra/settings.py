@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(
         3600.0, gt=0, description="how often the API's retention job runs"
     )
+    series_retention_days: float = Field(
+        35,
+        gt=0,
+        description="days of per-minute zone figures (zone_series: the console's charts, the "
+        "daily report) kept; the worker prunes older minutes hourly",
+    )
     log_level: str = Field("INFO", description="log level")
     log_format: Literal["text", "json"] = Field(
         "text",

@@ -11,6 +11,7 @@ The registry is read once from YAML (`load_zones`, or `load_bundled_zones` for t
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
@@ -20,12 +21,22 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
+    "Bounds",
     "Grid",
     "LocalizedText",
     "Location",
+    "Outline",
     "Problem",
     "Zone",
     "ZoneRegistry",
@@ -79,6 +90,115 @@ class Location(_Frozen):
     lon: float = Field(ge=-180, le=180, strict=True, allow_inf_nan=False)
 
 
+class Bounds(_Frozen):
+    """A WGS-84 box (the district's extent): every outline and location must lie inside it."""
+
+    south: float = Field(ge=-90, le=90, strict=True, allow_inf_nan=False)
+    west: float = Field(ge=-180, le=180, strict=True, allow_inf_nan=False)
+    north: float = Field(ge=-90, le=90, strict=True, allow_inf_nan=False)
+    east: float = Field(ge=-180, le=180, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if not (self.south < self.north and self.west < self.east):
+            raise ValueError("bounds need south < north and west < east")
+        return self
+
+    def contains(self, lon: float, lat: float) -> bool:
+        """Whether the point is inside the box (edges included)."""
+        return self.west <= lon <= self.east and self.south <= lat <= self.north
+
+
+LonLat = tuple[
+    Annotated[float, Field(ge=-180, le=180, strict=True, allow_inf_nan=False)],
+    Annotated[float, Field(ge=-90, le=90, strict=True, allow_inf_nan=False)],
+]
+
+
+class Outline(_Frozen):
+    """A zone's outline: a closed ring of ``[lon, lat]`` points (WGS-84), for the map only.
+
+    Closed (the last point repeats the first), at least three distinct corners, a non-zero area,
+    and no edge crossing another. ``estimated`` must be stated: an outline nobody surveyed is
+    marked so, as areas are.
+    """
+
+    points: list[LonLat] = Field(min_length=4)
+    estimated: bool = Field(strict=True)
+
+    @field_validator("points")
+    @classmethod
+    def _a_simple_closed_ring(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if points[0] != points[-1]:
+            raise ValueError("an outline must be closed: its last point must repeat the first")
+        ring = points[:-1]
+        if len(set(ring)) < 3:
+            raise ValueError("an outline needs at least 3 distinct points")
+        if abs(_ring_area(points)) == 0:
+            raise ValueError("an outline must enclose an area (its points are on one line)")
+        if _self_intersects(points):
+            raise ValueError("an outline must not cross itself")
+        return points
+
+    def centroid(self) -> tuple[float, float]:
+        """The ring's area centroid ``(lon, lat)`` (planar: fine at district scale)."""
+        ox, oy = self.points[0]  # relative to a corner: no cancellation at 121°, 31°
+        pts = [(x - ox, y - oy) for x, y in self.points]
+        area = _ring_area(pts)
+        cx = cy = 0.0
+        for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+            cross = x0 * y1 - x1 * y0
+            cx += (x0 + x1) * cross
+            cy += (y0 + y1) * cross
+        return ox + cx / (6 * area), oy + cy / (6 * area)
+
+
+def _ring_area(points: Sequence[tuple[float, float]]) -> float:
+    """Signed planar area of a closed ring (shoelace), in squared degrees."""
+    return 0.5 * sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(points))
+
+
+def _orientation(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> int:
+    value = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    return (value > 0) - (value < 0)
+
+
+def _on_segment(a: tuple[float, float], b: tuple[float, float], p: tuple[float, float]) -> bool:
+    return min(a[0], b[0]) <= p[0] <= max(a[0], b[0]) and min(a[1], b[1]) <= p[1] <= max(a[1], b[1])
+
+
+def _segments_meet(
+    a: tuple[float, float], b: tuple[float, float], c: tuple[float, float], d: tuple[float, float]
+) -> bool:
+    o1, o2, o3, o4 = (
+        _orientation(a, b, c),
+        _orientation(a, b, d),
+        _orientation(c, d, a),
+        (_orientation(c, d, b)),
+    )
+    if o1 != o2 and o3 != o4:
+        return True
+    return (
+        (o1 == 0 and _on_segment(a, b, c))
+        or (o2 == 0 and _on_segment(a, b, d))
+        or (o3 == 0 and _on_segment(c, d, a))
+        or (o4 == 0 and _on_segment(c, d, b))
+    )
+
+
+def _self_intersects(points: Sequence[tuple[float, float]]) -> bool:
+    """Whether two non-adjacent edges of the closed ring touch (O(n²): outlines are small)."""
+    edges = list(itertools.pairwise(points))
+    n = len(edges)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if j == i + 1 or (i == 0 and j == n - 1):
+                continue  # neighbours share a corner
+            if _segments_meet(*edges[i], *edges[j]):
+                return True
+    return False
+
+
 class Zone(_Frozen):
     """One monitored area: a walkable area, optionally a capacity and a location.
 
@@ -93,6 +213,7 @@ class Zone(_Frozen):
     area_m2: float = Field(gt=0, strict=True, allow_inf_nan=False)
     capacity: int | None = Field(default=None, gt=0, strict=True)
     location: Location | None = None
+    outline: Outline | None = None
     estimated: bool = Field(default=False, strict=True)
     notes: str | None = Field(default=None, validate_default=True)
 
@@ -168,9 +289,9 @@ class ZoneRegistry:
     ``ZoneRegistryError``.
     """
 
-    __slots__ = ("_by_id", "_zones")
+    __slots__ = ("_by_id", "_zones", "bounds")
 
-    def __init__(self, zones: Iterable[Zone]) -> None:
+    def __init__(self, zones: Iterable[Zone], bounds: Bounds | None = None) -> None:
         ordered = tuple(zones)
         by_id: dict[str, Zone] = {}
         duplicates: list[Problem] = []
@@ -180,6 +301,10 @@ class ZoneRegistry:
             by_id[zone.id] = zone
         if duplicates:
             raise ZoneRegistryError(None, duplicates)
+        if bounds is not None and (outside := _outside(ordered, bounds)):
+            raise ZoneRegistryError(None, outside)
+        #: The district's box, when the registry gives one (the map's extent).
+        self.bounds: Bounds | None = bounds
         self._zones: tuple[Zone, ...] = ordered
         self._by_id: Mapping[str, Zone] = MappingProxyType(by_id)
 
@@ -219,6 +344,21 @@ class ZoneRegistry:
         """Return the zones of one grid, in registry order; ``ValueError`` for an unknown grid."""
         wanted = Grid(grid)
         return [zone for zone in self._zones if zone.grid is wanted]
+
+
+def _outside(zones: Iterable[Zone], bounds: Bounds) -> list[Problem]:
+    """Every outline point and location outside ``bounds``, as problems."""
+    problems: list[Problem] = []
+    for zone in zones:
+        if zone.location is not None and not bounds.contains(zone.location.lon, zone.location.lat):
+            problems.append((zone.id, "location", "outside the registry's bounds"))
+        if zone.outline is not None:
+            for index, (lon, lat) in enumerate(zone.outline.points):
+                if not bounds.contains(lon, lat):
+                    where = f"outline.points.{index}"
+                    problems.append((zone.id, where, f"[{lon}, {lat}] is outside the bounds"))
+                    break
+    return problems
 
 
 class _UniqueKeySafeLoader(yaml.SafeLoader):
@@ -284,10 +424,18 @@ def load_zones(path: Path) -> ZoneRegistry:
         message = f"top level must be a mapping {{zones: [...]}}, got {got}"
         raise ZoneRegistryError(file, [(None, None, message)])
     problems: list[Problem] = [
-        (None, str(key), "unknown top-level key (expected only 'zones')")
+        (None, str(key), "unknown top-level key (expected 'zones' and optionally 'bounds')")
         for key in document
-        if key != "zones"
+        if key not in ("zones", "bounds")
     ]
+    bounds: Bounds | None = None
+    if document.get("bounds") is not None:
+        try:
+            bounds = Bounds.model_validate(document["bounds"])
+        except ValidationError as exc:
+            for error in exc.errors():
+                where = _dotted(("bounds", *tuple(error["loc"])))
+                problems.append((None, where, error["msg"]))
     raw_zones = document.get("zones")
     if not isinstance(raw_zones, list):
         got = "nothing" if "zones" not in document else _type_name(raw_zones)
@@ -320,9 +468,11 @@ def load_zones(path: Path) -> ZoneRegistry:
             for error in exc.errors():
                 problems.append((zone_id, _dotted(tuple(error["loc"])), where + error["msg"]))
 
+    if bounds is not None:
+        problems.extend(_outside(zones, bounds))
     if problems:
         raise ZoneRegistryError(file, problems)
-    return ZoneRegistry(zones)
+    return ZoneRegistry(zones, bounds)
 
 
 def bundled_zones_path() -> Path:

@@ -51,6 +51,7 @@ from streams.handlers import (
 from streams.lag import worker_collector
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
 from streams.persist import Unstorable, write, write_alert_batch
+from streams.series import SeriesPendingCollector, ZoneSeriesWriter
 from streams.topics import TopicNames
 
 log = logging.getLogger("puhui.worker")
@@ -223,6 +224,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             await dead_letter(where, report.model_dump_json().encode(), UNSTORABLE, exc.detail)
 
     received: dict[str, float] = {}  # zone -> wall time its latest reading was processed
+    series = ZoneSeriesWriter(zones, engine, metrics, settings.series_retention_days)
+    registry.register(SeriesPendingCollector(series.pending))
+
+    def on_zone_reading(zone_id: str) -> None:
+        received[zone_id] = time.time()
+        series.note(zone_id, states.cache.get(zone_id))  # its minute in zone_series
+
     handle_reading = ReadingHandler(
         zones=zones,
         rules=rules,
@@ -233,7 +241,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         send_reading=sender(readings_topic),
         store_report=store_report,
         max_sensors=settings.max_sensors_per_zone,
-        on_zone_reading=lambda zone_id: received.__setitem__(zone_id, time.time()),
+        on_zone_reading=on_zone_reading,
     )
 
     handle_report = ReportHandler(
@@ -347,6 +355,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             # Derived figures, written again within seconds: a refusal is logged by write().
             with contextlib.suppress(Unstorable):
                 await write("zone status", lambda: upsert_zone_status(engine, rows), metrics)
+        await series.flush()
 
     rules_mtime = [_mtime(rules_path)]
 

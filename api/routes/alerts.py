@@ -106,6 +106,8 @@ def linked_report(r: ReportRow, photo_ids: list[str] | None = None) -> dict[str,
         "lon": r.lon,
         "photo_url": r.photo_url,
     }
+
+
 REVOKED_EVENT = "event: revoked\ndata: {}\n\n"
 """The last event of a stream whose token was revoked or has expired."""
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 
 from api.auth import OperatorCaller, VolunteerCaller
 from api.context import ApiContext
+from api.errors import InvalidInput, NotFound
 from api.queries import open_alerts_by_zone, zone_statuses
-from api.schemas import FeedStatus, Me, ZoneList, error_responses
+from api.schemas import FeedStatus, Me, ZoneList, ZoneSeries, error_responses
+from infra.db import load_zone_series
 
 __all__ = ["zones_router"]
 
@@ -73,6 +76,14 @@ def zones_router(ctx: ApiContext) -> APIRouter:
                 "location": (
                     {"lat": zone.location.lat, "lon": zone.location.lon} if zone.location else None
                 ),
+                "outline": (
+                    {
+                        "points": [list(p) for p in zone.outline.points],
+                        "estimated": zone.outline.estimated,
+                    }
+                    if zone.outline
+                    else None
+                ),
             }
             status = statuses.get(zone.id)
             for name in _FIGURES:
@@ -85,7 +96,48 @@ def zones_router(ctx: ApiContext) -> APIRouter:
             item["open_alerts"] = count
             item["alert_level"] = level
             items.append(item)
-        return {"items": items}
+        bounds = ctx.zones.bounds
+        return {"items": items, "bounds": bounds.model_dump() if bounds else None}
+
+    @router.get(
+        "/api/zones/{zone_id}/series",
+        summary="A zone's people and density per minute over the last N hours",
+        description="One point per minute of event time that had a reading: the minute's largest "
+        "people count and its density (`aggregate: max`), oldest first; minutes without a "
+        "reading are absent. `hours` counts back from `until` (default: now). Minutes are kept "
+        "`PUHUI_SERIES_RETENTION_DAYS` days.",
+        response_model=ZoneSeries,
+        responses=error_responses(401, 403, 404, 422),
+    )
+    def series(
+        zone_id: Annotated[str, Path(max_length=128, description="A zone id of the registry")],
+        _caller: OperatorCaller,
+        hours: Annotated[
+            float, Query(gt=0, le=168, description="How far back, in hours (default 6)")
+        ] = 6.0,
+        until: Annotated[
+            datetime | None,
+            Query(description="End of the window (ISO 8601 with a zone; default now)"),
+        ] = None,
+    ) -> dict[str, Any]:
+        if zone_id not in ctx.zones:
+            raise NotFound(f"no zone {zone_id}")
+        if until is not None and until.tzinfo is None:
+            raise InvalidInput(("query", "until"), "needs a time zone (e.g. +08:00 or Z)")
+        try:
+            end = (until if until is not None else ctx.now()).astimezone(UTC)
+            since = end - timedelta(hours=hours)
+        except OverflowError:
+            raise InvalidInput(("query", "until"), "out of range") from None
+        rows = load_zone_series(ctx.engine, since, end, zone_id)
+        return {
+            "zone_id": zone_id,
+            "since": since,
+            "until": end,
+            "resolution_seconds": 60,
+            "aggregate": "max",
+            "points": [{"at": r.minute, "people": r.people, "density": r.density} for r in rows],
+        }
 
     @router.get(
         "/api/feed",

@@ -8,8 +8,10 @@
  * ("?poll=SECONDS", default 20; "?poll=0" turns the fallback off, so only the stream updates
  * the board). Zones: GET /api/zones every 10 s. Detail: GET /api/alerts/{id}; actions POST
  * /api/alerts/{id}/ack|assign|resolve; the panel follows the alert live (the newest revision the
- * stream announced wins over an older database read). Shift log: GET /api/shift-log. All user
- * text goes in as text (see common.js).
+ * stream announced wins over an older database read). Shift log: GET /api/shift-log. Map: the
+ * zones' outlines (zonemap.js) coloured by their most severe open alert, live from the board;
+ * clicking one shows its figures and GET /api/zones/{id}/series as a chart (read again with the
+ * zones). All user text goes in as text (see common.js).
  */
 "use strict";
 
@@ -38,6 +40,9 @@
     me: null,
     live: "off", // the stream's state
     feed: null, // GET /api/feed, with the local time it was read (fetchedAt)
+    zone: null, // zone_id selected on the map
+    bounds: null, // the registry's box (GET /api/zones)
+    boardLoaded: false, // the board (GET /api/alerts) was read at least once
   };
 
   // ------------------------------------------------------------------ sign-in -----------------
@@ -123,8 +128,10 @@
         if (n && (a.revision || 0) > (n.revision || 0)) next.set(id, a);
       }
       state.alerts = next;
+      state.boardLoaded = true;
       $("#board-error").hidden = true;
       renderBoard();
+      renderMap();
     } catch (err) {
       if (err.status === 401) return;
       showError("#board-error", `告警读取失败 / Cannot load alerts: ${err.message}`);
@@ -135,8 +142,11 @@
     try {
       const zones = await api.get("/api/zones");
       state.zones = new Map((Array.isArray(zones) ? zones : zones.items || []).map((z) => [z.id, z]));
+      state.bounds = zones.bounds || null;
       $("#zones-error").hidden = true;
       renderZones();
+      renderMap();
+      if (state.zone) { renderZonePanel(); loadSeries(); }
       renderBoard(); // zone names on cards that came from the stream
     } catch (err) {
       if (err.status === 401) return;
@@ -226,6 +236,8 @@
       state.alerts.set(rec.alert_id, merged);
     }
     renderBoard();
+    renderMap();
+    if (state.zone === rec.zone_id) renderZonePanel();
     if (state.selected === rec.alert_id) loadDetail(rec.alert_id, { keepForm: true });
     if (rec.status === "resolved") {
       loadShiftLog();
@@ -501,7 +513,6 @@
     const body = $("#zones tbody");
     const zones = [...state.zones.values()];
     fill(body, zones.map((z) => {
-      const peaks = z.peaks || {};
       const occ = z.occupancy === null || z.occupancy === undefined ? "—" : `${num(z.occupancy * 100, 0)}%`;
       return h("tr", { dataset: { zone: z.id, level: z.level || "none" } },
         h("th", { scope: "row" },
@@ -509,16 +520,120 @@
           z.estimated ? h("span", { class: "est", title: "面积或容量为估算 Estimated area or capacity" }, "估") : null,
           h("br"), h("span", { class: "en" }, (z.name && z.name.en) || "")),
         h("td", {}, z.grid ? bi(label(GRIDS, z.grid)) : "—"),
-        h("td", { class: "n" }, num(z.people)),
-        h("td", { class: "n" }, z.density === null || z.density === undefined ? "—" : Number(z.density).toFixed(2)),
-        h("td", { class: "n" }, occ),
-        h("td", { class: "n peaks" }, `${num(peaks["5m"])} / ${num(peaks["1h"])} / ${num(peaks.day)}`),
-        h("td", { class: "n" }, `${num(z.inflow_per_min, 1)} / ${num(z.outflow_per_min, 1)}`),
+        h("td", { class: "n people" }, num(z.people)),
+        h("td", { class: "n density" }, z.density === null || z.density === undefined ? "—" : Number(z.density).toFixed(2)),
+        h("td", { class: "n occupancy" }, occ),
+        h("td", { class: "n peaks" },
+          h("span", { class: "peak-5m" }, num(z.peak_5m)), " / ",
+          h("span", { class: "peak-1h" }, num(z.peak_1h)), " / ",
+          h("span", { class: "peak-day" }, num(z.peak_day))),
+        h("td", { class: "n flows" }, `${num(z.inflow_per_min, 1)} / ${num(z.outflow_per_min, 1)}`),
         h("td", { class: "level" }, z.level ? levelBadge(z.level) : h("span", { class: "muted" }, "正常 ", h("span", { class: "en" }, "Normal"))),
         h("td", {}, timeEl(z.updated_at)),
         h("td", { class: "n age" }, z.reading_age_seconds === null || z.reading_age_seconds === undefined ? "—" : ageText(z.reading_age_seconds)),
       );
     }));
+  }
+
+  // ------------------------------------------------------------------ map ---------------------
+
+  /** The zone's colour on the map: its most severe open alert — live from the board (the
+   * stream), else from the last GET /api/zones. */
+  function mapLevel(z) {
+    let best = null;
+    let seen = false;
+    for (const a of state.alerts.values()) {
+      if (a.zone_id !== z.id || !OPEN.includes(a.status)) continue;
+      seen = true;
+      if (levelRank(a.level) > levelRank(best)) best = a.level;
+    }
+    if (seen || state.boardLoaded) return best;
+    return z.alert_level || null;
+  }
+
+  function describeZone(z) {
+    const parts = [];
+    if (z.people !== null && z.people !== undefined) parts.push(`${num(z.people)} 人 people`);
+    if (z.open_alerts) parts.push(`${z.open_alerts} 条告警 open alerts`);
+    return parts.join("，");
+  }
+
+  function renderMap() {
+    const svg = $("#map");
+    if (!svg || !window.PuhuiMap) return;
+    const focused = document.activeElement && svg.contains(document.activeElement) ? document.activeElement.dataset.zone : null;
+    PuhuiMap.drawMap(svg, [...state.zones.values()], state.bounds, {
+      selected: state.zone,
+      levelOf: mapLevel,
+      onSelect: selectZone,
+      describe: describeZone,
+    });
+    if (focused) {
+      const again = svg.querySelector(`[data-zone="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  function selectZone(zoneId) {
+    state.zone = zoneId;
+    renderMap();
+    renderZonePanel();
+    loadSeries();
+  }
+
+  function renderZonePanel() {
+    const panel = $("#zone-panel");
+    const z = state.zones.get(state.zone);
+    if (!z) return;
+    panel.dataset.zone = z.id;
+    const level = mapLevel(z);
+    const occ = z.occupancy === null || z.occupancy === undefined ? "—" : `${num(z.occupancy * 100, 0)}%`;
+    let chart = $("#zone-chart");
+    if (!chart || panel.dataset.zoneChart !== z.id) {
+      chart = PuhuiMap.svg("svg", { id: "zone-chart", class: "chart", role: "img" });
+      panel.dataset.zoneChart = z.id;
+    }
+    const hours = $("#zone-hours") ? $("#zone-hours").value : "6";
+    const select = h("select", { id: "zone-hours", onchange: () => loadSeries() },
+      ["1", "3", "6", "12", "24"].map((v) => h("option", { value: v, selected: v === hours }, `${v} 小时 / h`)));
+    fill(panel,
+      h("h3", { id: "zone-panel-title" }, h("span", { class: "zh" }, (z.name && z.name.zh) || z.id), " ",
+        h("span", { class: "en" }, (z.name && z.name.en) || ""), " ", level ? levelBadge(level) : h("span", { class: "muted" }, "无告警 ", h("span", { class: "en" }, "No open alert"))),
+      h("dl", { class: "zone-figures" },
+        h("dt", {}, "人数 ", h("span", { class: "en" }, "People")), h("dd", { class: "people" }, num(z.people)),
+        h("dt", {}, "密度 ", h("span", { class: "en" }, "Density")), h("dd", { class: "density" }, z.density === null || z.density === undefined ? "—" : Number(z.density).toFixed(2)),
+        h("dt", {}, "承载率 ", h("span", { class: "en" }, "Occupancy")), h("dd", { class: "occupancy" }, occ),
+        h("dt", {}, "峰值 5分 / 1时 / 今日 ", h("span", { class: "en" }, "Peaks 5 min / 1 h / day")),
+        h("dd", { class: "peaks" }, h("span", { class: "peak-5m" }, num(z.peak_5m)), " / ", h("span", { class: "peak-1h" }, num(z.peak_1h)), " / ", h("span", { class: "peak-day" }, num(z.peak_day)))),
+      h("div", { class: "chart-head" },
+        h("h4", {}, "每分钟人数（每分钟最大值） ", h("span", { class: "en" }, "People per minute (largest of each minute)")),
+        h("label", { for: "zone-hours" }, "最近 ", h("span", { class: "en" }, "Last")), select),
+      chart,
+      h("p", { id: "zone-chart-note", class: "muted" }));
+  }
+
+  let seriesSeq = 0;
+  async function loadSeries() {
+    const zoneId = state.zone;
+    if (!zoneId) return;
+    const seq = ++seriesSeq;
+    const hours = $("#zone-hours") ? Number($("#zone-hours").value) || 6 : 6;
+    try {
+      const series = await api.get(`/api/zones/${encodeURIComponent(zoneId)}/series?hours=${hours}`);
+      if (seq !== seriesSeq || state.zone !== zoneId) return;
+      const chart = $("#zone-chart");
+      const z = state.zones.get(zoneId);
+      PuhuiMap.drawSeries(chart, series.points || [], {
+        since: series.since, until: series.until,
+        label: `${(z && z.name && z.name.zh) || zoneId} 最近 ${hours} 小时每分钟人数 people per minute, last ${hours} h`,
+      });
+      chart.dataset.points = String((series.points || []).length);
+      fill($("#zone-chart-note"), (series.points || []).length ? "" : bi({ zh: "这段时间没有读数", en: "No readings in this period" }));
+    } catch (err) {
+      if (err.status === 401) return;
+      const note = $("#zone-chart-note");
+      if (note) fill(note, h("span", { class: "error" }, `曲线读取失败 / Cannot load the chart: ${err.message}`));
+    }
   }
 
   // ------------------------------------------------------------------ detail ------------------

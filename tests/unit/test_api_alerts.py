@@ -437,7 +437,7 @@ def test_zones_carry_registry_fields_and_figures_once_written(
     assert len(zones) == 21
     lane = zones[LANE]
     assert lane["area_m2"] == 420 and lane["capacity"] == 1260 and lane["estimated"] is True
-    assert lane["location"] == {"lat": 31.208, "lon": 121.469}
+    assert lane["location"] == {"lat": 31.20834, "lon": 121.4702}
     assert lane["people"] is None and lane["peak_1h"] is None and lane["updated_at"] is None
     assert lane["open_alerts"] == 1 and lane["alert_level"] == "red"
     assert zones[ATRIUM]["location"] is None and zones[ATRIUM]["capacity"] is None

@@ -112,7 +112,7 @@ def test_every_revision_exports_valid_cap_with_references(
         "田子坊 泰康路210弄",
         "Tianzifang, Lane 210 Taikang Road",
     ]
-    assert text(red, "cap:info/cap:area/cap:circle")[0] == "31.208000,121.469000 0.012"
+    assert text(red, "cap:info/cap:area/cap:circle")[0] == "31.208340,121.470200 0.012"
     assert text(red, "cap:info/cap:area/cap:geocode/cap:value") == ["310101", "310101"]
     cancel = docs[4]
     assert text(cancel, "cap:info/cap:urgency") == ["Past", "Past"]

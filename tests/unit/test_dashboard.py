@@ -31,6 +31,7 @@ from models.zones import load_bundled_zones
 from streams.app import create_app
 from streams.lag import PartitionLag, WorkerCollector, ZoneActivity, faust_consumer_lag
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
+from streams.series import SeriesPendingCollector
 
 pytestmark = pytest.mark.unit
 
@@ -120,6 +121,7 @@ def _registries() -> tuple[CollectorRegistry, CollectorRegistry]:
     PipelineMetrics.create(worker)
     worker.register(OpenAlertsCollector(list))
     worker.register(WorkerCollector(load_bundled_zones(), lag=list, last_reading=dict))
+    worker.register(SeriesPendingCollector(lambda: 0))
     FaustMetrics.create(worker, "faust")  # streams/app.py: name_prefix="faust"
     api = CollectorRegistry()
     HttpMetrics.create(api)
