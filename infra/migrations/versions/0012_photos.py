@@ -3,7 +3,7 @@ what is stored (the files live under ``PUHUI_PHOTO_DIR``), the report a photo is
 and when it was erased.
 
 Revision ID: 0012
-Revises: 0009 (the lead re-chains 0010/0011/0012 at merge)
+Revises: 0011 (the lead re-chains 0010/0011/0012 at merge)
 Create Date: 2026-12-05
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
