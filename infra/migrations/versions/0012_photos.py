@@ -3,7 +3,7 @@ what is stored (the files live under ``PUHUI_PHOTO_DIR``), the report a photo is
 and when it was erased.
 
 Revision ID: 0012
-Revises: 0011 (the lead re-chains 0010/0011/0012 at merge)
+Revises: 0011
 Create Date: 2026-12-05
 """
 
