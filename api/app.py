@@ -27,7 +27,6 @@ from api.errors import install_error_handlers
 from api.health import ReadyCheck, default_ready_check, health_router
 from api.limits import BodyLimitMiddleware, FailureGuard, TokenBucketLimiter
 from api.metrics import HttpMetrics, MetricsMiddleware, metrics_router
-from api.notifier import Notifier
 from api.pages import router as pages_router
 from api.retention import RetentionJob
 from api.routes.alerts import alerts_router
@@ -37,8 +36,9 @@ from api.routes.silences import silences_router
 from api.routes.zones import zones_router
 from infra.db import make_engine
 from infra.settings import Settings
+from models.topics import TopicNames
 from models.zones import ZoneRegistry
-from streams.topics import TopicNames
+from notifier.service import Notifier
 
 __all__ = ["API_TITLE", "create_api", "package_version"]
 

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from infra.kafka_security import KafkaConfigError, client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, decode_alert
-from streams.topics import TopicNames
+from models.topics import TopicNames
 
 __all__ = ["AlertHub", "KafkaBus", "PublishError", "Publisher", "Subscription"]
 

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from api.bus import AlertHub, Publisher
 from api.limits import TokenBucketLimiter
 from infra.settings import Settings
+from models.topics import TopicNames
 from models.zones import LocalizedText, ZoneRegistry, load_bundled_zones, load_zones
-from streams.topics import TopicNames
 
 __all__ = ["ApiContext", "load_registry"]
 

@@ -38,7 +38,7 @@ def _broker(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def _topic_roles(settings: Settings) -> dict[str, str]:
-    from streams.topics import TopicNames
+    from models.topics import TopicNames
 
     t = TopicNames.with_prefix(settings.topic_prefix)
     return {
@@ -175,7 +175,7 @@ def cmd_kafka_provision(settings: Settings, args: argparse.Namespace) -> int:
     the api principal also gets the notifier's ACLs (the notifier runs in the API process)."""
     from infra.kafka_admin import ensure_topics, wait_for_metadata
     from infra.kafka_security import client_for, component_acls, upsert_principal
-    from streams.topics import TopicNames
+    from models.topics import TopicNames
 
     admin = client_for(settings, "admin")
     wait_for_metadata(admin, timeout=120)
@@ -200,7 +200,7 @@ def prepare(settings: Settings) -> None:
     from infra.db import migrate
     from infra.kafka_admin import ensure_topics, set_topic_configs, wait_for_metadata
     from infra.kafka_security import client_for
-    from streams.topics import TopicNames
+    from models.topics import TopicNames
 
     admin = client_for(settings, "admin")
     wait_for_metadata(admin, timeout=60)
@@ -232,7 +232,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from streams.app import create_app
-    from streams.stopping import Worker
+    from streams.faust_compat.stopping import Worker
 
     prepare(settings)
     pipeline = create_app(settings)
@@ -266,6 +266,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from infra.kafka_admin import ensure_topics
     from infra.kafka_security import client_for
+    from models.topics import TopicNames
     from streams.app import load_registry
     from streams.simulator import (
         SCENARIOS,
@@ -275,7 +276,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         run_scenario,
         simulation_start,
     )
-    from streams.topics import TopicNames
 
     if args.scenario not in SCENARIOS:
         print(
@@ -474,7 +474,7 @@ def _invite(settings: Settings, engine, args: argparse.Namespace, now: datetime)
 def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
     """Print a webhook target's signing secret, to hand to the receiver's operator."""
     from alerts.notify import load_bundled_escalation, load_escalation
-    from api.notifier import target_secrets
+    from notifier.service import target_secrets
 
     if settings.webhook_secret is None:
         print("puhui webhook secret: PUHUI_WEBHOOK_SECRET is not set", file=sys.stderr)
@@ -564,7 +564,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     broker.start()
     provision_components(settings, broker)
     prepare(settings)
-    exe = [sys.executable, "-m", "streams.cli"]
+    exe = [sys.executable, "-m", "entrypoints.cli"]
     children: list[subprocess.Popen[bytes]] = [
         subprocess.Popen([*exe, "worker"]),
         subprocess.Popen([*exe, "api"]),

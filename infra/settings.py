@@ -163,7 +163,7 @@ class Settings(BaseSettings):
         "上海市黄浦区打浦桥街道 浦汇", description="CAP <senderName>: the issuer's human name"
     )
 
-    # -- notifications (api/notifier.py; the policy format is in alerts/data/escalation.yaml) --
+    # -- notifications (notifier/service.py; the policy format is in alerts/data/escalation.yaml) --
     escalation_file: Path | None = Field(
         None, description="escalation policy YAML; default the bundled alerts/data/escalation.yaml"
     )

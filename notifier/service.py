@@ -82,8 +82,8 @@ from infra.db import (
 from infra.kafka_security import KafkaClient, as_client, client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, Level, decode_alert
+from models.topics import TopicNames
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
-from streams.topics import TopicNames
 
 MIN_SECRET_BYTES = 16
 """A target's own secret (``secret_file``) must be at least this long, as the master is."""

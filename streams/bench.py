@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from models.contracts import SensorKind, SensorReading
+from models.topics import TopicNames
 from streams.simulator import encode_reading
-from streams.topics import TopicNames
 
 REPO = Path(__file__).resolve().parents[1]
 BEIJING = timezone(timedelta(hours=8))
@@ -89,7 +89,7 @@ class BenchOptions:
     profile: bool = False  # py-spy the workers of (b), (c) and (d), in an extra, unmeasured run
     phase_timeout: float = 600.0  # seconds any one phase may take
     #: Run the workers of (c), (d), (e) from this source tree (a scratch copy holding a proposed
-    #: change: ``python -m streams.cli`` imports the tree of its working directory first).
+    #: change: ``python -m entrypoints.cli`` imports the tree of its working directory first).
     worker_source: Path | None = None
     #: The broker's client listener: SASL_SSL (SCRAM-SHA-512 over TLS, ACLs: what production
     #: runs), PLAINTEXT, or both: one broker of each, their runs interleaved (the cost of TLS).
@@ -692,7 +692,7 @@ class Bench:
         }
         child = self.children.spawn(
             name,
-            [*_py(), "-m", "streams.cli", "worker"],
+            [*_py(), "-m", "entrypoints.cli", "worker"],
             full,
             state / "worker.log",
             cwd=self.options.worker_source or REPO,

@@ -65,7 +65,8 @@ async def write(what: str, call: Callable[[], T], metrics: PipelineMetrics) -> T
     whose agent is cancelled, and its offset would be committed unpersisted. The write goes on
     (it is idempotent) and the cancellation is raised once it succeeded; a database that stays
     down is ended by the worker's stop deadline (``PUHUI_STOP_TIMEOUT_SECONDS``, see
-    ``streams.cli``), which exits without committing, so the record is replayed on the next start.
+    ``entrypoints.cli``), which exits without committing, so the record is replayed on the next
+    start.
     """
     delay = 0.5
     cancelled = False

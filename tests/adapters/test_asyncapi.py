@@ -47,6 +47,7 @@ from models.contracts import (
     decode_reading,
     decode_report,
 )
+from models.topics import TopicNames
 from models.zones import Zone, load_bundled_zones
 from streams.handlers import (
     INTERNAL_ERROR,
@@ -58,7 +59,6 @@ from streams.handlers import (
     dead_letter_headers,
 )
 from streams.metrics import PipelineMetrics
-from streams.topics import TopicNames
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from infra.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROMETHEUS_FILE = REPO_ROOT / "infra" / "prometheus" / "prometheus.yml"
 ALERTMANAGER_FILE = REPO_ROOT / "infra" / "alertmanager" / "alertmanager.yml"
@@ -195,7 +195,7 @@ def test_kafka_is_reached_over_sasl_ssl_with_a_principal_per_service(
 def test_kafka_init_provisions_every_service_principal(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    from streams.cli import build_parser
+    from entrypoints.cli import build_parser
 
     init = services["kafka-init"]
     args = build_parser().parse_args(command(init)[1:])

@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry
 
 from api.app import create_api
 from api.metrics import HttpMetrics
-from api.notifier import NotifierMetrics
 from infra.settings import Settings
 from models.zones import load_bundled_zones
+from notifier.service import NotifierMetrics
 from streams.app import create_app
 from streams.lag import PartitionLag, WorkerCollector, ZoneActivity, faust_consumer_lag
 from streams.metrics import OpenAlertsCollector, PipelineMetrics

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from streams import diagnostics
+from streams.faust_compat import diagnostics
 
 READINGS0 = TP("puhui.sensor-readings", 0)
 READINGS1 = TP("puhui.sensor-readings", 1)

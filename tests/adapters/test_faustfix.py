@@ -15,7 +15,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.faustfix import SnapshotConsumerThread
+from streams.faust_compat.fixes import SnapshotConsumerThread
 
 STREAM = TP("puhui.sensor-readings", 0)
 CHANGELOG = TP("puhui-zone-state-changelog", 0)

@@ -171,7 +171,7 @@ def test_the_cli_logs_json_lines(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUHUI_")}
     env.update(PUHUI_LOG_FORMAT="json", PUHUI_STATE_DIR=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "migrate"],
+        [sys.executable, "-m", "entrypoints.cli", "migrate"],
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -21,14 +21,14 @@ from prometheus_client import CollectorRegistry
 
 from alerts.notify import NotificationKind, load_bundled_escalation
 from api.metrics import HttpMetrics, MetricsMiddleware
-from api.notifier import ATTEMPT_OUTCOMES, Notifier
 from infra.db import make_engine
 from infra.settings import Settings
 from models.contracts import REASONS, Change, CommandAction, Level, ReportCategory, Risk, SensorKind
 from models.zones import load_bundled_zones
+from notifier.service import ATTEMPT_OUTCOMES, Notifier
 from streams import handlers
+from streams.faust_compat.sensors import CachedPrometheusMonitor
 from streams.metrics import LATENCY_BUCKETS, REJECT_REASONS, PipelineMetrics
-from streams.sensors import CachedPrometheusMonitor
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from infra.settings import Settings
-from streams.topics import TopicNames
+from models.topics import TopicNames
 
 pytestmark = pytest.mark.unit
 

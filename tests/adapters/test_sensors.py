@@ -8,7 +8,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from streams.sensors import CachedPrometheusMonitor
+from streams.faust_compat.sensors import CachedPrometheusMonitor
 
 
 class Thing:

@@ -210,7 +210,7 @@ def test_migration_gives_older_tokens_their_name_as_principal(tmp_path: Path) ->
 def test_cli_creates_an_expiring_token_and_lists_principals(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from streams.cli import main
+    from entrypoints.cli import main
 
     monkeypatch.setenv("PUHUI_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("PUHUI_STATE_DIR", str(tmp_path))

@@ -665,7 +665,7 @@ def test_properties_of_the_decisions(first: Level, script: list[tuple[str, objec
 
 
 def test_a_target_may_have_its_own_secret_file(tmp_path: Path) -> None:
-    from api.notifier import target_secrets
+    from notifier.service import target_secrets
 
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "desk.key").write_text("  desk-only-secret-0123456789\n")

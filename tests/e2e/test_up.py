@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import REPO, consume, free_port, register_broker
+from tests.support.parts import REPO, consume, free_port, register_broker
 
 pytestmark = pytest.mark.e2e
 
@@ -107,7 +107,7 @@ def test_up_runs_the_stack_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "entrypoints.cli",
             "up",
             "--scenario",
             "surge",

@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 from api.errors import RateLimited
 from api.limits import FailureGuard
 from infra.tokens import Role, create_token, revoke_token, verify_token
-
-from api_support import LANE, ApiSetup, make_api
+from tests.support.api import LANE, ApiSetup, make_api
 
 pytestmark = pytest.mark.unit
 

@@ -20,8 +20,7 @@ from fastapi.testclient import TestClient
 
 from infra.db import upsert_zone_status
 from models.contracts import AlertCommand, Change, Level, Risk
-
-from api_support import ATRIUM, LANE, NAMES, T0, ApiSetup, act, episode, make_api, store
+from tests.support.api import ATRIUM, LANE, NAMES, T0, ApiSetup, act, episode, make_api, store
 
 pytestmark = pytest.mark.unit
 

@@ -17,8 +17,7 @@ from lxml import etree
 from api.cap import BEIJING, build_cap, cap_identifier, cap_time
 from models.contracts import AlertRecord, AlertStatus, Change, Level, Risk, Summary
 from models.zones import load_bundled_zones
-
-from api_support import ATRIUM, LANE, NAMES, T0, ApiSetup, act, episode, make_api, store
+from tests.support.api import ATRIUM, LANE, NAMES, T0, ApiSetup, act, episode, make_api, store
 
 pytestmark = pytest.mark.unit
 

@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from infra.db import ReportRow, upsert_reports
 from infra.tokens import list_tokens, revoke_token
 from models.contracts import Change, VolunteerReport, decode_report
-
-from api_support import ATRIUM, LANE, NAMES, T0, ApiSetup, act, episode, make_api, store
+from tests.support.api import ATRIUM, LANE, NAMES, T0, ApiSetup, act, episode, make_api, store
 
 pytestmark = pytest.mark.unit
 

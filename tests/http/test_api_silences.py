@@ -16,8 +16,7 @@ from alerts.silences import Silence, active_silences, is_silenced, matching_sile
 from infra.db import load_silences
 from models.contracts import Level, Risk
 from models.zones import load_bundled_zones
-
-from api_support import ATRIUM, LANE, NAMES, ApiSetup, episode, make_api
+from tests.support.api import ATRIUM, LANE, NAMES, ApiSetup, episode, make_api
 
 pytestmark = pytest.mark.unit
 

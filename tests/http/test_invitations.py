@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from api.routes.invitations import REFUSALS
+from entrypoints.cli import invite_link, welcome_lines
 from infra.db import InvitationRow, make_engine, migrate
 from infra.invitations import (
     INVITE_PREFIX,
@@ -27,9 +28,7 @@ from infra.invitations import (
     revoke_invitation,
 )
 from infra.tokens import Role, list_tokens, revoke_token, verify_token
-from streams.cli import invite_link, welcome_lines
-
-from api_support import ApiSetup, make_api
+from tests.support.api import ApiSetup, make_api
 
 pytestmark = pytest.mark.unit
 

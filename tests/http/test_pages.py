@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api_support import make_api
+from tests.support.api import make_api
 
 pytestmark = pytest.mark.unit
 

@@ -26,8 +26,7 @@ from infra.db import AlertHistoryRow, AlertRow, ReportRow, TokenRow, upsert_repo
 from infra.privacy import access_log, erase_expired, erase_volunteer, export_volunteer
 from models.contracts import Level, ReportCategory, Risk, VolunteerReport
 from models.zones import load_bundled_zones
-
-from api_support import LANE, NAMES, T0, ApiSetup, episode, make_api, store
+from tests.support.api import LANE, NAMES, T0, ApiSetup, episode, make_api, store
 
 pytestmark = pytest.mark.unit
 
@@ -240,7 +239,7 @@ def test_puhui_volunteer_export_and_erase_on_the_command_line(api: ApiSetup) -> 
 
     def puhui(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "streams.cli", "volunteer", *args],
+            [sys.executable, "-m", "entrypoints.cli", "volunteer", *args],
             env=env,
             cwd=REPO,
             capture_output=True,

@@ -18,8 +18,7 @@ from kafka import KafkaProducer
 
 from models.zones import load_bundled_zones
 from streams.simulator import encode_reading, encode_report, generate, generate_reports
-
-from conftest import Worker, consume, kafka_kwargs
+from tests.support.parts import Worker, consume, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,7 @@ from streams.simulator import (
     generate_reports,
     plan,
 )
-
-from conftest import REPO, Worker, consume, kafka_kwargs
+from tests.support.parts import REPO, Worker, consume, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 

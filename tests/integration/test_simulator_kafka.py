@@ -27,8 +27,7 @@ from streams.simulator import (
     run,
     run_scenario,
 )
-
-from conftest import kafka_client, kafka_kwargs
+from tests.support.parts import kafka_client, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 

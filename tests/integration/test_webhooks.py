@@ -27,7 +27,6 @@ from alerts.notify import (
     target_secret,
     verify_delivery,
 )
-from api.notifier import Notifier
 from infra.db import (
     load_notification_attempts,
     make_engine,
@@ -36,8 +35,8 @@ from infra.db import (
 )
 from infra.kafka_admin import ensure_topics
 from models.contracts import AlertRecord, AlertStatus, Change, Level, Risk, Summary
-
-from conftest import kafka_client, produce
+from notifier.service import Notifier
+from tests.support.parts import kafka_client, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -19,8 +19,7 @@ import yaml
 from sqlalchemy import text
 
 from infra.db import make_engine
-
-from conftest import kafka_kwargs
+from tests.support.parts import kafka_kwargs
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 10, 1, 19, 0, tzinfo=CST)  # 国庆 evening

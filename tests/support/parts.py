@@ -1,4 +1,5 @@
-"""Shared fixtures: the real broker, the real PostgreSQL, and worker processes.
+"""Shared fixtures (a plugin of tests/conftest.py): the real broker, the real PostgreSQL,
+and worker processes.
 
 Integration tests talk to real parts. The broker and PostgreSQL are started here if they are not
 running (``make test`` starts them first, so this is for a developer running pytest alone); if
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEST_BOOTSTRAP = os.environ.setdefault("PUHUI_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:39092")
 
 
@@ -66,8 +67,9 @@ def shared_broker_state_dir() -> Path:
 
 def _needs_real_parts(session: pytest.Session) -> bool:
     return any(
-        item.get_closest_marker("integration") or item.get_closest_marker("e2e")
+        item.get_closest_marker(name) is not None
         for item in session.items
+        for name in ("integration", "fault", "e2e")
     )
 
 
@@ -146,7 +148,7 @@ class Worker:
 
     @property
     def topics(self) -> Any:
-        from streams.topics import TopicNames
+        from models.topics import TopicNames
 
         return TopicNames.with_prefix(self.prefix)
 
@@ -164,7 +166,7 @@ class Worker:
         self.logs.append(path)
         out = path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "entrypoints.cli", "worker"],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
