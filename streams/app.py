@@ -37,9 +37,10 @@ from models.contracts import (
     VolunteerReport,
     decode_alert_record,
 )
+from models.topics import TopicNames
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
-from streams import diagnostics, sensors
-from streams.faustfix import PuhuiApp, SeekFirstTableManager
+from streams.faust_compat import diagnostics, sensors, table_sensor_on_set
+from streams.faust_compat.fixes import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
     CommandHandler,
     ReadingHandler,
@@ -51,7 +52,6 @@ from streams.handlers import (
 from streams.lag import worker_collector
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
 from streams.persist import Unstorable, write, write_alert_batch
-from streams.topics import TopicNames
 
 log = logging.getLogger("puhui.worker")
 
@@ -101,7 +101,7 @@ def table_writer(table: Any) -> Any:
 
     def write(key: str, value: dict[str, Any], partition: int) -> None:
         table.send_changelog(partition, key, value)
-        table._sensor_on_set(table, key, value)
+        table_sensor_on_set(table, key, value)
         table.data[key] = value
 
     return write
@@ -146,7 +146,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_heartbeat_interval=settings.broker_heartbeat_seconds,
         autodiscover=False,
         table_cleanup_interval=3600.0,
-        TableManager=SeekFirstTableManager,  # see streams/faustfix.py
+        TableManager=SeekFirstTableManager,  # see streams/faust_compat/fixes.py
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
 

@@ -1,30 +1,24 @@
-"""Two fixes to faust-streaming 0.15.3 that lost records when a worker took partitions over.
+"""Two fixes to faust-streaming 0.15.3 that lost records when a worker took partitions over,
+and the pre-commit hook Faust lacks. How they were found:
+docs/adr/0001-faust-takeover-record-loss.md.
 
-Found by the fault tests (a worker SIGKILLed and restarted while readings keep arriving; two
-workers, one killed) and diagnosed with ``kill -USR1`` (streams/diagnostics.py): after the
-takeover, aiokafka's positions were at the end of the partitions while Faust had handed none of
-the records to the agents — or, in other runs, one record in the middle was skipped and the offset
-committed past it. Before: 2 of 6 restarts of tests/fault/test_database_outage.py lost readings
-or alert records; the takeover in tests/fault/test_failover.py lost one in 2 of 8 runs.
+Invariants kept:
 
-1. **An empty set of active partitions means "all" to aiokafka.** Faust's fetch loop hands the
-   consumer thread its *live* set of active partitions (``Consumer._active_partitions``, mutated
-   in place by pause/resume), and aiokafka's ``Fetcher.fetched_records(partitions)`` returns the
-   records of every partition when that set is empty. During recovery the set becomes empty (the
-   changelog partitions are paused once read; the stream partitions are not resumed yet) while a
-   fetch is waiting in the thread: aiokafka then returns the stream partitions' records, advances
-   its positions past them, and Faust discards them because those partitions are not active.
-   :class:`SnapshotConsumerThread` fetches for a copy of the set taken when the fetch starts, and
-   for nothing when it is empty.
-2. **Stream partitions were resumed before they were sought** to their committed offsets
-   (``Recovery.on_recovery_completed``), so records fetched from the old positions raced the
-   seek. Fixed upstream for table-less apps only (faust-streaming#216/#217).
-   :class:`SeekFirstRecovery` seeks first.
+1. **A fetch never asks aiokafka for "all" partitions.** aiokafka's
+   ``Fetcher.fetched_records(partitions)`` reads an empty set as every assigned partition, and
+   Faust hands the consumer thread its *live* set of active partitions (mutated in place by
+   pause/resume). :class:`SnapshotConsumerThread` fetches for a copy of the set taken when the
+   fetch starts, and for nothing when it is empty. Can go when Faust passes a snapshot (or
+   aiokafka stops reading an empty set as "all").
+2. **Stream partitions are sought to their committed offsets before they are resumed.**
+   :class:`SeekFirstRecovery` is upstream's ``Recovery.on_recovery_completed`` with the seek
+   moved first. Can go when upstream seeks first for apps with tables too (faust-streaming#216/#217
+   did it for table-less apps only).
+3. **Staged zone states are flushed before the offsets are taken.** ``PuhuiApp.before_commit``:
+   coroutines awaited at the start of every offset commit (``streams/app.py`` flushes the staged
+   zone states there). Stays while Faust has no such hook.
 
-Installed by :class:`PuhuiApp` (``faust.App`` with its transport and table manager swapped),
-which also gives the worker the hook Faust lacks: ``PuhuiApp.before_commit``, coroutines awaited
-at the start of every offset commit, before Faust takes the offsets (``streams/app.py`` flushes
-the staged zone states there).
+Installed by :class:`PuhuiApp` (``faust.App`` with its transport and table manager swapped).
 """
 
 from __future__ import annotations

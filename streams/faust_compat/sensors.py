@@ -16,6 +16,8 @@ from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP, AppT, CollectionT, EventT, Message, StreamT
 
+from streams.faust_compat import monitor_metrics
+
 
 class CachedPrometheusMonitor(PrometheusMonitor):
     def __init__(
@@ -116,4 +118,6 @@ def install(app: AppT, known_topics: tuple[str, ...] = ()) -> None:
     the same metrics; ``known_topics`` get their received-records series at 0 from the start."""
     plain = app.monitor
     assert isinstance(plain, PrometheusMonitor)
-    app.monitor = CachedPrometheusMonitor(metrics=plain._metrics, known_topics=known_topics)
+    app.monitor = CachedPrometheusMonitor(
+        metrics=monitor_metrics(plain), known_topics=known_topics
+    )
