@@ -249,18 +249,26 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.app import create_api
+    from entrypoints.apps import build_api
     from infra.db import migrate
 
     migrate(settings.resolved_database_url())
     uvicorn.run(
-        create_api(settings),
+        build_api(settings),
         host=settings.http_host,
         port=settings.http_port,
         log_config=None,
         log_level=settings.log_level.lower(),
     )
     return 0
+
+
+def cmd_notifier(settings: Settings, args: argparse.Namespace) -> int:
+    from infra.db import migrate
+    from notifier.process import run
+
+    migrate(settings.resolved_database_url())
+    return run(settings)
 
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -675,6 +683,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("worker", help="run the Faust worker").set_defaults(func=cmd_worker)
     sub.add_parser("api", help="run the HTTP API").set_defaults(func=cmd_api)
+    sub.add_parser(
+        "notifier",
+        help="run the notifier on its own (with PUHUI_NOTIFIER_IN_API=false on the API)",
+    ).set_defaults(func=cmd_notifier)
 
     def sim_options(p: argparse.ArgumentParser, speed: float) -> None:
         p.add_argument(

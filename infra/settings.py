@@ -191,6 +191,15 @@ class Settings(BaseSettings):
     notify_group: str | None = Field(
         None, description="Kafka consumer group of the notifier; default <app_id>-notifier"
     )
+    notifier_in_api: bool = Field(
+        True,
+        description="run the notifier inside `puhui api` (one machine); false where a separate "
+        "`puhui notifier` runs",
+    )
+    notifier_port: int = Field(
+        9467, ge=1, le=65535, description="`puhui notifier`'s /metrics port"
+    )
+    notifier_host: str = Field("127.0.0.1", description="`puhui notifier`'s /metrics bind address")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside the state directory."""

@@ -23,8 +23,8 @@ from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from api.app import create_api
 from api.metrics import HttpMetrics
+from entrypoints.apps import build_api
 from infra.settings import Settings
 from models.zones import load_bundled_zones
 from notifier.service import NotifierMetrics
@@ -145,7 +145,7 @@ def test_the_gathered_names_are_what_the_worker_and_api_serve(
         kafka_security_protocol="PLAINTEXT",  # never connects
     )
     worker = create_app(settings).registry
-    api = create_api(settings).state.metrics_registry
+    api = build_api(settings).state.metrics_registry
     assert sample_names(worker) | sample_names(api) == exported
 
 
