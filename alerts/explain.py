@@ -9,15 +9,14 @@ cover every risk, change and level (``tests/core/test_explain.py`` checks they d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Final
 
 from pydantic import JsonValue
 
 from alerts.config import ZoneRules
 from models.contracts import Change, Level, ReportCategory, Risk, SensorKind
-
-BEIJING: Final = timezone(timedelta(hours=8))
+from models.timezone import BEIJING
 
 LEVEL_WORDS: Final[dict[Level, tuple[str, str]]] = {
     Level.BLUE: ("蓝", "blue"),

@@ -83,7 +83,7 @@ from infra.kafka_security import KafkaClient, as_client, client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, Level, decode_alert
 from models.topics import TopicNames
-from models.zones import ZoneRegistry, load_bundled_zones, load_zones
+from models.zones import ZoneRegistry, load_registry_file
 
 MIN_SECRET_BYTES = 16
 """A target's own secret (``secret_file``) must be at least this long, as the master is."""
@@ -297,7 +297,7 @@ class Notifier:
             log.info("notifications off: PUHUI_WEBHOOK_SECRET is not set")
             return None
         if zones is None:
-            zones = load_zones(settings.zones_file) if settings.zones_file else load_bundled_zones()
+            zones = load_registry_file(settings.zones_file)
         sites = set(zones.sites())
         config = (
             load_escalation(settings.escalation_file, sites)

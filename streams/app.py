@@ -38,7 +38,7 @@ from models.contracts import (
     decode_alert_record,
 )
 from models.topics import TopicNames
-from models.zones import ZoneRegistry, load_bundled_zones, load_zones
+from models.zones import ZoneRegistry, load_registry_file
 from streams.faust_compat import diagnostics, sensors, table_sensor_on_set
 from streams.faust_compat.fixes import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
@@ -60,7 +60,7 @@ ZONE_STATE_TABLE = "zone-state"
 
 def load_registry(settings: Settings) -> ZoneRegistry:
     """The zone registry the settings point at (the bundled one by default)."""
-    return load_zones(settings.zones_file) if settings.zones_file else load_bundled_zones()
+    return load_registry_file(settings.zones_file)
 
 
 def _mtime(path: Path | None) -> float | None:

@@ -48,16 +48,17 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from models.contracts import SensorKind, SensorReading
+from models.errors import PuhuiError
+from models.timezone import BEIJING
 from models.topics import TopicNames
 from streams.simulator import encode_reading
 
 REPO = Path(__file__).resolve().parents[1]
-BEIJING = timezone(timedelta(hours=8))
 READY_MARK = b"[^Worker]: Ready"
 #: The issue's targets on a 2-core machine.
 TARGET_RATIO = 0.8
@@ -65,7 +66,7 @@ TARGET_P99_MS = 100.0
 TARGET_RSS_MB = 300.0
 
 
-class BenchError(RuntimeError):
+class BenchError(PuhuiError, RuntimeError):
     """A bench phase failed or overran its deadline."""
 
 

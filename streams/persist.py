@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import exc as sa_exc
 
 from models.contracts import UNSTORABLE, AlertRecord
+from models.errors import PuhuiError
 from streams.metrics import PipelineMetrics
 
 log = logging.getLogger("puhui.worker")
@@ -26,7 +27,7 @@ T = TypeVar("T")
 DeadLetter = Callable[[int, str, str], Awaitable[None]]
 
 
-class Unstorable(Exception):
+class Unstorable(PuhuiError):
     """The database refused this record; retrying cannot help. ``detail`` is the database's
     message (first line, without the statement or its parameters)."""
 

@@ -100,10 +100,11 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from models.contracts import ReportCategory, SensorKind, SensorReading, VolunteerReport
+from models.timezone import BEIJING
 from models.zones import Zone, ZoneRegistry
 
 __all__ = [
@@ -152,7 +153,6 @@ __all__ = [
 ]
 
 #: Beijing time (UTC+08:00, no daylight saving): the zone of every simulated ``observed_at``.
-BEIJING: Final = timezone(timedelta(hours=8), "CST")
 
 #: Scenario name → one-line description (for the CLI's help).
 SCENARIOS: Final[dict[str, str]] = {

@@ -23,6 +23,8 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
+from models.errors import PuhuiError
+
 #: distribution -> the version the overrides were written and fault-tested against
 TESTED_VERSIONS = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 
@@ -58,7 +60,7 @@ UPSTREAM_FINGERPRINTS = {
 }
 
 
-class UntestedVersionError(RuntimeError):
+class UntestedVersionError(PuhuiError, RuntimeError):
     """faust-streaming or aiokafka is not the version the overrides were tested against."""
 
 
