@@ -552,7 +552,7 @@ def restore(track: Track, sent: Iterable[Sent]) -> Track:
     )
 
 
-def decide(
+def decide(  # noqa: C901, PLR0912 — the module's rules, one branch per rule, in order
     track: Track, policy: Policy, now: datetime, silenced: SilenceCheck = never_silenced
 ) -> tuple[Track | None, list[Notification]]:
     """The notifications due at ``now`` for one alert (see the module's rules), and its new track

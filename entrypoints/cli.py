@@ -328,7 +328,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:  # noqa: C901 — one branch per `puhui token` action
     from infra.db import make_engine, migrate
     from infra.tokens import Role, create_token, list_tokens, parse_lifetime, revoke_token
 
@@ -640,7 +640,7 @@ def _invitable_roles() -> list[Any]:
     return [role for role in Role if role != Role.ADMIN]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — the whole command line, declared in one place
     parser = argparse.ArgumentParser(prog="puhui", description="Puhui (浦汇) incident pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -211,7 +211,7 @@ class Workload:
     event_seconds: float
 
 
-def busy_evening(areas: dict[str, float], n: int, seed: int, tag: str) -> Workload:
+def busy_evening(areas: dict[str, float], n: int, seed: int, tag: str) -> Workload:  # noqa: C901, PLR0915 — one flat script of the workload
     """``n`` readings over the zones of ``areas``, in event-time order, as a busy evening sends
     them: every zone has 9 sensors (2 cameras, gate counters, smoke, gas, circuit temperature,
     water, heartbeat); 15 % of zones have a crowd surge to 5.5 persons/m² and back (crowding

@@ -786,7 +786,7 @@ def _low_points(zones: Sequence[Zone]) -> list[Device]:
     return [d for z in zones for d in devices(z) if d.kind is SensorKind.WATER_DEPTH]
 
 
-def plan(
+def plan(  # noqa: C901, PLR0912, PLR0915 — one flat script of the scenario's day
     zones: ZoneRegistry | Sequence[Zone],
     start: datetime,
     duration: timedelta,

@@ -30,6 +30,7 @@ export PUHUI_TEST_DATABASE_URL="$(bash infra/scripts/postgres.sh url)"
 
 echo "== lint" >&2
 "$BIN/ruff" check .
+"$BIN/ruff" format --check .
 "$BIN/lint-imports"
 "$BIN/mypy"
 amtool check-config infra/alertmanager/alertmanager.yml
