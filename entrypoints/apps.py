@@ -24,7 +24,5 @@ def build_api(settings: Settings, **options: Any) -> FastAPI:
     is that notifier, or ``None``. ``options`` go to :func:`api.app.create_api`."""
     companions = [notifier_companion] if settings.notifier_in_api else []
     app = create_api(settings, companions=companions, **options)
-    app.state.notifier = next(
-        (c for c in app.state.companions if isinstance(c, Notifier)), None
-    )
+    app.state.notifier = next((c for c in app.state.companions if isinstance(c, Notifier)), None)
     return app

@@ -39,7 +39,11 @@ class ConfigFileError(PuhuiError, ValueError):
 
     @classmethod
     def about(
-        cls, file: str | Path | None, message: str, *, field: str | None = None,
+        cls,
+        file: str | Path | None,
+        message: str,
+        *,
+        field: str | None = None,
         line: int | None = None,
     ) -> ConfigFileError:
         """The error with the standard message ``<file>[:<line>]: [field 'x': ]message``."""

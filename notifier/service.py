@@ -113,6 +113,7 @@ def target_secrets(config: EscalationConfig, master: bytes) -> dict[str, bytes]:
         secrets[name] = value
     return secrets
 
+
 __all__ = ["MIN_SECRET_BYTES", "Notifier", "NotifierMetrics", "target_secrets", "utc_now"]
 
 log = logging.getLogger("puhui.notifier")

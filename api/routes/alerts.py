@@ -103,6 +103,8 @@ def linked_report(r: ReportRow) -> dict[str, Any]:
         "lon": r.lon,
         "photo_url": r.photo_url,
     }
+
+
 REVOKED_EVENT = "event: revoked\ndata: {}\n\n"
 """The last event of a stream whose token was revoked or has expired."""
 

@@ -118,6 +118,4 @@ def install(app: AppT, known_topics: tuple[str, ...] = ()) -> None:
     the same metrics; ``known_topics`` get their received-records series at 0 from the start."""
     plain = app.monitor
     assert isinstance(plain, PrometheusMonitor)
-    app.monitor = CachedPrometheusMonitor(
-        metrics=monitor_metrics(plain), known_topics=known_topics
-    )
+    app.monitor = CachedPrometheusMonitor(metrics=monitor_metrics(plain), known_topics=known_topics)

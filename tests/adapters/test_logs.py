@@ -187,9 +187,7 @@ def test_the_cli_logs_json_lines(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
-def test_tokens_never_reach_a_log_line(
-    log_format: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_tokens_never_reach_a_log_line(log_format: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Defence in depth: a client that puts its token in the URL (the API refuses it, but the
     access log has written the request line by then) or a token in an error message."""
     token = "ph_" + "Abc-_9" * 7
