@@ -614,7 +614,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             # The simulator may finish; the worker and API must not.
             for child in children[:2]:
                 if child.poll() is not None:
-                    print(f"{child.args[-1]} exited with {child.returncode}", file=sys.stderr)
+                    name = child.args[-1] if isinstance(child.args, list) else child.args
+                    print(f"{name!s} exited with {child.returncode}", file=sys.stderr)
                     stopping = True
             time.sleep(0.5)
     finally:

@@ -1425,7 +1425,7 @@ def security_ratios(report: BenchReport) -> dict[str, float]:
         by_mode.setdefault(str(fig.get("security")), []).append(fig)
     if not {"SASL_SSL", "PLAINTEXT"} <= by_mode.keys():
         return {}
-    figures = {
+    figures: dict[str, Callable[[dict[str, Any]], Any]] = {
         "(a) raw /s": lambda f: f["a_raw"]["rate"],
         "(b) bare Faust /s": lambda f: f["b_faust"]["rate"],
         "(c) pipeline /s": lambda f: f["c_pipeline"]["rate"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
@@ -114,7 +115,7 @@ async def write_alert_batch(
     refused = 0
     for index, record in enumerate(batch):
         try:
-            await write(f"alert record {index}", lambda r=record: write_records([r]), metrics)
+            await write(f"alert record {index}", partial(write_records, [record]), metrics)
         except Unstorable as exc:
             refused += 1
             await dead_letter(index, UNSTORABLE, exc.detail)

@@ -101,7 +101,10 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from infra.kafka_security import KafkaClient
 
 from models.contracts import ReportCategory, SensorKind, SensorReading, VolunteerReport
 from models.timezone import BEIJING
@@ -1532,7 +1535,7 @@ _Outgoing = tuple[datetime, str, bytes, bytes, Any]
 
 
 def _produce(
-    bootstrap: str,
+    bootstrap: str | KafkaClient,
     items: Iterable[_Outgoing],
     *,
     speed: float,
@@ -1585,7 +1588,7 @@ def _report_items(topic: str, reports: Iterable[VolunteerReport]) -> Iterator[_O
 
 
 def run(
-    bootstrap: str,
+    bootstrap: str | KafkaClient,
     topic: str,
     readings: Iterable[SensorReading],
     *,
@@ -1611,7 +1614,7 @@ def run(
 
 
 def run_reports(
-    bootstrap: str,
+    bootstrap: str | KafkaClient,
     topic: str,
     reports: Iterable[VolunteerReport],
     *,
@@ -1627,7 +1630,7 @@ def run_reports(
 
 
 def run_scenario(
-    bootstrap: str,
+    bootstrap: str | KafkaClient,
     readings_topic: str,
     readings: Iterable[SensorReading],
     reports_topic: str,

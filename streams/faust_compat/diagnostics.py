@@ -30,8 +30,8 @@ def consumer_report(app: Any) -> str:
     except Exception as exc:  # not started, or between generations
         return f"consumer: no assignment ({exc!r})\n"
     active = getattr(consumer, "_active_partitions", None) or set()
-    paused = getattr(consumer, "_paused_partitions", set())
-    buffered = getattr(consumer, "_buffered_partitions", set())
+    paused: set[Any] = getattr(consumer, "_paused_partitions", set())
+    buffered: set[Any] = getattr(consumer, "_buffered_partitions", set())
     read = getattr(consumer, "_read_offset", {})
     committed = getattr(consumer, "_committed_offset", {})
     acked = getattr(consumer, "_acked", {})

@@ -31,6 +31,7 @@ import faust
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 
 class SeekFirstRecovery(Recovery):
@@ -98,7 +99,7 @@ class SnapshotConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         timeout: float | None = None,
         max_records: int | None = None,
     ) -> Any:
-        partitions = frozenset(active_partitions or ())
+        partitions: set[TP] = set(active_partitions or ())  # a copy: nothing else mutates it
         if not partitions:
             # aiokafka would read an empty set as every assigned partition.
             await asyncio.sleep(min(timeout or 0.0, 0.1))

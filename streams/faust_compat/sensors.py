@@ -29,7 +29,7 @@ class CachedPrometheusMonitor(PrometheusMonitor):
         self._known_topics = known_topics
         self._received_by_topic: dict[str, Any] = {}
         self._received_by_tp: dict[TP, Any] = {}
-        self._events_by_stream: dict[StreamT, Any] = {}
+        self._events_by_stream: dict[StreamT[Any], Any] = {}
         self._sent_by_topic: dict[str, Any] = {}
         self._table_ops: dict[tuple[str, str], Any] = {}
         self._initialise_topics()
@@ -59,7 +59,7 @@ class CachedPrometheusMonitor(PrometheusMonitor):
         per_tp.set(offset)
 
     def on_stream_event_in(
-        self, tp: TP, offset: int, stream: StreamT, event: EventT
+        self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any]
     ) -> dict[Any, Any] | None:
         state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
         metrics = self._metrics
