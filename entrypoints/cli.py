@@ -276,7 +276,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from infra.kafka_security import client_for
     from models.topics import TopicNames
     from streams.app import load_registry
-    from streams.simulator import (
+    from tools.simulator import (
         SCENARIOS,
         generate,
         generate_reports,
@@ -506,8 +506,8 @@ def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    """Throughput, latency and memory on a private broker (``streams/bench.py``)."""
-    from streams.bench import main_bench
+    """Throughput, latency and memory on a private broker (``tools/bench.py``)."""
+    from tools.bench import main_bench
 
     return main_bench(args)
 
@@ -694,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — the whole co
             "--scenario",
             default="demo",
             help="day, surge, holiday, fire, fire_report, smoke_false, flood, flaky, dropout, "
-            "smoke or demo (see streams/simulator.py SCENARIOS)",
+            "smoke or demo (see tools/simulator.py SCENARIOS)",
         )
         p.add_argument(
             "--speed",
@@ -766,7 +766,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — the whole co
     wsecret.add_argument("target", help="a target name of the escalation policy")
     webhook.set_defaults(func=cmd_webhook)
 
-    from streams.bench import add_arguments as bench_arguments
+    from tools.bench import add_arguments as bench_arguments
 
     bench = sub.add_parser("bench", help="throughput, alert latency and memory, measured")
     bench_arguments(bench)

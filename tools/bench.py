@@ -17,7 +17,7 @@ the shared test broker) and its own processes, and measures:
 (e) ``rss``: the worker's VmRSS once each of 1 000 zones holds state.
 
 Every wait has a deadline; every process started here (broker, workers, helpers) is stopped on
-the way out, on error and on Ctrl-C too. ``python -m streams.bench bare-agent|alert-latency``
+the way out, on error and on Ctrl-C too. ``python -m tools.bench bare-agent|alert-latency``
 are the helper processes' entry points (used by the bench itself).
 """
 
@@ -56,7 +56,7 @@ from models.contracts import SensorKind, SensorReading
 from models.errors import PuhuiError
 from models.timezone import BEIJING
 from models.topics import TopicNames
-from streams.simulator import encode_reading
+from tools.simulator import encode_reading
 
 REPO = Path(__file__).resolve().parents[1]
 READY_MARK = b"[^Worker]: Ready"
@@ -790,7 +790,7 @@ class Bench:
         cmd = [
             *_py(),
             "-m",
-            "streams.bench",
+            "tools.bench",
             "bare-agent",
             "--bootstrap",
             self.bootstrap,
@@ -937,7 +937,7 @@ class Bench:
                 [
                     *_py(),
                     "-m",
-                    "streams.bench",
+                    "tools.bench",
                     "alert-latency",
                     "--bootstrap",
                     self.bootstrap,
@@ -1700,8 +1700,8 @@ def _timed(raw: bytes, arrived_ns: int) -> dict[str, Any] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m streams.bench bare-agent|alert-latency`` (the bench's helper processes)."""
-    parser = argparse.ArgumentParser(prog="python -m streams.bench")
+    """``python -m tools.bench bare-agent|alert-latency`` (the bench's helper processes)."""
+    parser = argparse.ArgumentParser(prog="python -m tools.bench")
     sub = parser.add_subparsers(dest="helper", required=True)
     bare = sub.add_parser("bare-agent")
     bare.add_argument("--bootstrap", required=True)

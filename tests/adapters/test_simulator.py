@@ -35,8 +35,8 @@ from models.contracts import (
     decode_report,
 )
 from models.zones import Zone, ZoneRegistry, load_bundled_zones
-from streams import simulator
-from streams.simulator import (
+from tools import simulator
+from tools.simulator import (
     BEIJING,
     CAMERA_INTERVAL,
     COUNTER_INTERVAL,
@@ -1373,7 +1373,7 @@ def test_run_scenario_interleaves_readings_and_reports_in_event_time(
 def test_a_simulation_starts_now_or_after_what_the_topic_holds() -> None:
     from datetime import UTC
 
-    from streams.simulator import simulation_start
+    from tools.simulator import simulation_start
 
     now = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
     assert simulation_start(now, None) == now

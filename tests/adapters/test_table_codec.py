@@ -17,7 +17,7 @@ from alerts.config import default_rules
 from alerts.engine import ZoneState, process_reading
 from models.contracts import RejectedRecord, decode_reading
 from models.zones import load_zones
-from streams.bench import busy_evening, write_zones
+from tools.bench import busy_evening, write_zones
 
 
 def test_busy_evening_states_round_trip_through_the_table_codec(tmp_path: Path) -> None:

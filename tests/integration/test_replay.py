@@ -17,8 +17,8 @@ import pytest
 from kafka import KafkaProducer
 
 from models.zones import load_bundled_zones
-from streams.simulator import encode_reading, encode_report, generate, generate_reports
 from tests.support.parts import Worker, consume, kafka_kwargs
+from tools.simulator import encode_reading, encode_report, generate, generate_reports
 
 pytestmark = pytest.mark.integration
 

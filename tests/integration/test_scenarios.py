@@ -23,14 +23,14 @@ from kafka import KafkaProducer
 
 from models.contracts import SensorKind, SensorReading
 from models.zones import load_bundled_zones
-from streams.simulator import (
+from tests.support.parts import REPO, Worker, consume, kafka_kwargs
+from tools.simulator import (
     encode_reading,
     encode_report,
     generate,
     generate_reports,
     plan,
 )
-from tests.support.parts import REPO, Worker, consume, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 
