@@ -412,3 +412,12 @@ def test_grafana_mounts_the_provisioning_and_the_dashboards(
     [source] = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
     assert urlsplit(source["url"]).hostname == "prometheus"
     assert urlsplit(source["url"]).port == 9090  # Prometheus's port, on the internal network
+
+
+def test_the_image_holds_every_package() -> None:
+    """pyproject's packages are what the image copies (a package left out fails at start)."""
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    packages = sorted(p.parent.name for p in REPO_ROOT.glob("*/__init__.py"))
+    for name in packages:
+        if name != "tests":
+            assert f"COPY {name}/ {name}/" in text, name
