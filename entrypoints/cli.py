@@ -276,14 +276,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from infra.kafka_security import client_for
     from models.topics import TopicNames
     from streams.app import load_registry
-    from tools.simulator import (
-        SCENARIOS,
-        generate,
-        generate_reports,
-        newest_event_time,
-        run_scenario,
-        simulation_start,
-    )
+    from tools.producing import newest_event_time, run_scenario, simulation_start
+    from tools.simulator import SCENARIOS, generate, generate_reports
 
     if args.scenario not in SCENARIOS:
         print(

@@ -56,7 +56,7 @@ from models.contracts import SensorKind, SensorReading
 from models.errors import PuhuiError
 from models.timezone import BEIJING
 from models.topics import TopicNames
-from tools.simulator import encode_reading
+from tools.producing import encode_reading
 
 REPO = Path(__file__).resolve().parents[1]
 READY_MARK = b"[^Worker]: Ready"

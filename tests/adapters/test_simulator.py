@@ -35,7 +35,8 @@ from models.contracts import (
     decode_report,
 )
 from models.zones import Zone, ZoneRegistry, load_bundled_zones
-from tools import simulator
+from tools import producing, simulator
+from tools.producing import encode_reading, encode_report, run, run_reports, run_scenario
 from tools.simulator import (
     BEIJING,
     CAMERA_INTERVAL,
@@ -49,8 +50,6 @@ from tools.simulator import (
     Plan,
     camera_ids,
     devices,
-    encode_reading,
-    encode_report,
     fleet,
     gate_ids,
     generate,
@@ -58,9 +57,6 @@ from tools.simulator import (
     mean_people,
     plan,
     profile_for,
-    run,
-    run_reports,
-    run_scenario,
     smoke_detector_ids,
     surge_density,
     zone_type,
@@ -1249,7 +1245,7 @@ class FakeProducer:
 @pytest.fixture
 def producer(monkeypatch: pytest.MonkeyPatch) -> FakeProducer:
     fake = FakeProducer()
-    monkeypatch.setattr(simulator, "_producer", lambda bootstrap: fake)
+    monkeypatch.setattr(producing, "_producer", lambda bootstrap: fake)
     return fake
 
 
@@ -1320,7 +1316,7 @@ def test_run_stops_early_even_while_waiting(producer: FakeProducer) -> None:
 
 def test_run_raises_a_delivery_failure_after_closing(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeProducer(fail_on=2)
-    monkeypatch.setattr(simulator, "_producer", lambda bootstrap: fake)
+    monkeypatch.setattr(producing, "_producer", lambda bootstrap: fake)
     with pytest.raises(RuntimeError, match="broker said no"):
         run("x:1", "t", spaced(3, timedelta(seconds=1)), speed=0)
     assert fake.closed
@@ -1373,7 +1369,7 @@ def test_run_scenario_interleaves_readings_and_reports_in_event_time(
 def test_a_simulation_starts_now_or_after_what_the_topic_holds() -> None:
     from datetime import UTC
 
-    from tools.simulator import simulation_start
+    from tools.producing import simulation_start
 
     now = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
     assert simulation_start(now, None) == now

@@ -39,7 +39,8 @@ from kafka import KafkaProducer
 from models.contracts import SensorKind, SensorReading
 from models.zones import load_bundled_zones
 from tests.support.parts import REPO, Worker, free_port, kafka_kwargs
-from tools.simulator import encode_reading, generate, plan
+from tools.producing import encode_reading
+from tools.simulator import generate, plan
 
 pytestmark = pytest.mark.integration
 

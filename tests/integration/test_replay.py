@@ -18,7 +18,8 @@ from kafka import KafkaProducer
 
 from models.zones import load_bundled_zones
 from tests.support.parts import Worker, consume, kafka_kwargs
-from tools.simulator import encode_reading, encode_report, generate, generate_reports
+from tools.producing import encode_reading, encode_report
+from tools.simulator import generate, generate_reports
 
 pytestmark = pytest.mark.integration
 

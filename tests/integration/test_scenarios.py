@@ -24,13 +24,8 @@ from kafka import KafkaProducer
 from models.contracts import SensorKind, SensorReading
 from models.zones import load_bundled_zones
 from tests.support.parts import REPO, Worker, consume, kafka_kwargs
-from tools.simulator import (
-    encode_reading,
-    encode_report,
-    generate,
-    generate_reports,
-    plan,
-)
+from tools.producing import encode_reading, encode_report
+from tools.simulator import generate, generate_reports, plan
 
 pytestmark = pytest.mark.integration
 
