@@ -98,10 +98,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
-
-if TYPE_CHECKING:
-    pass
+from typing import Any, Final
 
 from models.contracts import ReportCategory, SensorKind, SensorReading, VolunteerReport
 from models.timezone import BEIJING
