@@ -71,6 +71,7 @@ def wait_for_links(log: Path, timeout: float = 60) -> dict[str, str]:
 def open_links(links: dict[str, str]) -> None:
     """Each link signs a fresh browser in once; the console's, opened again, is refused."""
     from playwright.sync_api import expect, sync_playwright
+
     from tests.e2e.test_console import CHROMIUM, CHROMIUM_ARGS, PHONE
 
     assert "#invite=phi_" in links["console"] and "/report#invite=phi_" in links["volunteer page"]
