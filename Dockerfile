@@ -14,6 +14,9 @@ COPY alerts/ alerts/
 COPY streams/ streams/
 COPY infra/ infra/
 COPY api/ api/
+COPY notifier/ notifier/
+COPY tools/ tools/
+COPY entrypoints/ entrypoints/
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/puhui puhui \
     && mkdir -p /var/lib/puhui/photos \

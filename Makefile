@@ -23,9 +23,10 @@ run: setup
 test: setup
 	bash infra/scripts/test.sh
 
-## make check: ruff, import-linter, mypy on the pure core
+## make check: ruff (lint and format), import-linter, mypy
 check: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

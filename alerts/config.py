@@ -15,17 +15,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from models.contracts import Level, ReportCategory, Risk, SensorKind
+from models.documents import StrictModel, parse_document
+from models.errors import ConfigFileError
 from models.zones import Zone
 
 LevelName = Literal["blue", "yellow", "orange", "red"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Strict = StrictModel
 
 
 def _ordered(levels: Mapping[LevelName, float]) -> Mapping[LevelName, float]:
@@ -137,11 +137,16 @@ class ZoneRules(_Strict):
         return {Level(k): v for k, v in self.crowding.occupancy.items()}
 
 
-class RulesFileError(ValueError):
+class RulesFileError(ConfigFileError):
     """A rules file that cannot be used; the message names the file, the zone and the field."""
 
-    def __init__(self, file: str, problems: list[tuple[str | None, str | None, str]]) -> None:
-        self.file = file
+    def __init__(
+        self,
+        file: str,
+        problems: list[tuple[str | None, str | None, str]],
+        *,
+        line: int | None = None,
+    ) -> None:
         self.problems = problems
         lines = [
             f"{file}: "
@@ -150,7 +155,8 @@ class RulesFileError(ValueError):
             + msg
             for zone, field, msg in problems
         ]
-        super().__init__("\n".join(lines))
+        first = problems[0][1] if problems else None
+        super().__init__("\n".join(lines), file=file, field=first, line=line)
 
 
 class RuleBook:
@@ -188,9 +194,9 @@ def _validate(data: Any, file: str, zone: str | None) -> tuple[ZoneRules | None,
 def parse_rules(text: str, zones: Iterable[Zone], file: str = "rules.yaml") -> RuleBook:
     """Build the :class:`RuleBook` of ``zones`` from YAML text (raises :class:`RulesFileError`)."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise RulesFileError(file, [(None, None, f"not valid YAML: {exc}")]) from None
+        doc = parse_document(text, file)  # duplicate keys refused
+    except ConfigFileError as exc:
+        raise RulesFileError(file, [(None, None, exc.detail)], line=exc.line) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("defaults"), dict):
         raise RulesFileError(file, [(None, "defaults", "a mapping `defaults:` is required")])
     unknown = set(doc) - {"defaults", "sites", "zones"}

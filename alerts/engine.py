@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.config import ZoneRules
@@ -48,12 +48,12 @@ from models.contracts import (
     Summary,
     VolunteerReport,
 )
+from models.timezone import BEIJING
 from models.zones import Zone
 
 #: Peak windows exported as ``puhui_zone_people_peak{window=...}``, in seconds ("day" is the
 #: calendar day in Beijing time, kept apart).
 PEAK_WINDOWS: dict[str, float] = {"5m": 300.0, "1h": 3600.0}
-BEIJING = timezone(timedelta(hours=8))
 #: Gate flows are averaged over this window (persons per minute).
 FLOW_WINDOW_S = 300.0
 #: Gaps remembered per sensor to learn its usual reporting interval.

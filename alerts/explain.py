@@ -3,21 +3,20 @@
 Pure: from an alert's risk, level and evidence (as published) and the zone's rules to sentences a
 person reads — "承载率 121 % ≥ 120 % → 红", "两个烟感 5 分钟内报警 → 红". No raw keys or ids in
 the text (the raw evidence stays available beside it); times in Beijing time. The wording tables
-cover every risk, change and level (``tests/unit/test_explain.py`` checks they do).
+cover every risk, change and level (``tests/core/test_explain.py`` checks they do).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Final
 
 from pydantic import JsonValue
 
 from alerts.config import ZoneRules
 from models.contracts import Change, Level, ReportCategory, Risk, SensorKind
-
-BEIJING: Final = timezone(timedelta(hours=8))
+from models.timezone import BEIJING
 
 LEVEL_WORDS: Final[dict[Level, tuple[str, str]]] = {
     Level.BLUE: ("蓝", "blue"),

@@ -54,12 +54,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Final
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 
 from alerts.privacy import public_evidence
 from models.contracts import AlertRecord, AlertStatus, Level, Risk
-from models.zones import SLUG_PATTERN, _UniqueKeySafeLoader, _yaml_error_message
+from models.documents import StrictModel, load_document
+from models.errors import ConfigFileError, PuhuiError
+from models.zones import SLUG_PATTERN
 
 __all__ = [
     "NOTIFICATION_NAMESPACE",
@@ -187,27 +188,32 @@ class EscalationConfig:
         return self.targets[target].url
 
 
-class EscalationPolicyError(ValueError):
+class EscalationPolicyError(ConfigFileError):
     """The escalation policy file is unusable; every line names the file and the field.
 
     ``problems`` holds ``(field, message)`` pairs, ``field`` a dotted path such as
     ``policies[2].steps[1].targets[0]`` (``None`` for the whole file).
     """
 
-    def __init__(self, file: str | Path | None, problems: Sequence[tuple[str | None, str]]) -> None:
+    def __init__(
+        self,
+        file: str | Path | None,
+        problems: Sequence[tuple[str | None, str]],
+        *,
+        line: int | None = None,
+    ) -> None:
         if not problems:
             raise ValueError("EscalationPolicyError needs at least one problem")
-        self.file: str | None = None if file is None else str(file)
+        name = None if file is None else str(file)
         self.problems: list[tuple[str | None, str]] = list(problems)
-        self.field: str | None = self.problems[0][0]
-        where = self.file or "escalation policy"
+        where = name or "escalation policy"
         lines = [
             f"{where}: field {fld!r}: {msg}" if fld else f"{where}: {msg}"
             for fld, msg in self.problems
         ]
         if len(lines) > 1:
             lines.insert(0, f"{where}: {len(lines)} problems")
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines), file=name, field=self.problems[0][0], line=line)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)\s*$")
@@ -239,8 +245,7 @@ _Level = Annotated[Level, BeforeValidator(_level)]
 _Name = Annotated[str, Field(pattern=SLUG_PATTERN)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_Strict = StrictModel
 
 
 class _RawTarget(_Strict):
@@ -396,16 +401,9 @@ def load_escalation(path: Path, sites: Collection[str] | None = None) -> Escalat
     """Read and validate an escalation policy file (errors name the file and the field)."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EscalationPolicyError(file, [(None, "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EscalationPolicyError(file, [(None, f"cannot read file: {exc}")]) from exc
-    try:
-        # A SafeLoader subclass that also rejects duplicate keys: no object construction.
-        document = yaml.load(text, Loader=_UniqueKeySafeLoader)  # noqa: S506
-    except yaml.YAMLError as exc:
-        raise EscalationPolicyError(file, [(None, _yaml_error_message(exc))]) from exc
+        document = load_document(path)  # duplicate keys refused
+    except ConfigFileError as exc:
+        raise EscalationPolicyError(file, [(None, exc.detail)], line=exc.line) from exc
     return parse_escalation(document, file, sites)
 
 
@@ -554,7 +552,7 @@ def restore(track: Track, sent: Iterable[Sent]) -> Track:
     )
 
 
-def decide(
+def decide(  # noqa: C901, PLR0912 — the module's rules, one branch per rule, in order
     track: Track, policy: Policy, now: datetime, silenced: SilenceCheck = never_silenced
 ) -> tuple[Track | None, list[Notification]]:
     """The notifications due at ``now`` for one alert (see the module's rules), and its new track
@@ -688,7 +686,7 @@ def sign(secret: bytes, timestamp: int, body: bytes) -> str:
     return "v1=" + hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-class DeliveryRejected(ValueError):
+class DeliveryRejected(PuhuiError, ValueError):
     """A webhook delivery that must not be acted on; the message says why."""
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -27,7 +28,6 @@ from api.errors import install_error_handlers
 from api.health import ReadyCheck, default_ready_check, health_router
 from api.limits import BodyLimitMiddleware, FailureGuard, TokenBucketLimiter
 from api.metrics import HttpMetrics, MetricsMiddleware, metrics_router
-from api.notifier import Notifier
 from api.pages import router as pages_router
 from api.retention import RetentionJob
 from api.routes.alerts import alerts_router
@@ -39,10 +39,17 @@ from api.routes.silences import silences_router
 from api.routes.zones import zones_router
 from infra.db import make_engine
 from infra.settings import Settings
+from models.topics import TopicNames
 from models.zones import ZoneRegistry
-from streams.topics import TopicNames
 
-__all__ = ["API_TITLE", "create_api", "package_version"]
+__all__ = [
+    "API_TITLE",
+    "Companion",
+    "CompanionDeps",
+    "CompanionFactory",
+    "create_api",
+    "package_version",
+]
 
 API_TITLE = "Puhui 浦汇 API"
 
@@ -59,6 +66,30 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Companion(Protocol):
+    """A background service run inside the API process (started and stopped with the app's
+    lifespan), such as the notifier on a single machine. The API does not know what it is:
+    the composition root (:mod:`entrypoints`) hands it in."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CompanionDeps:
+    """What the API shares with its companions."""
+
+    settings: Settings
+    engine: Engine
+    registry: CollectorRegistry
+    zones: ZoneRegistry
+
+
+#: builds a companion from what the API shares (``None``: it does not run)
+CompanionFactory = Callable[[CompanionDeps], "Companion | None"]
+
+
 def create_api(
     settings: Settings,
     *,
@@ -68,6 +99,7 @@ def create_api(
     hub: AlertHub | None = None,
     zones: ZoneRegistry | None = None,
     now: Callable[[], datetime] = _utc_now,
+    companions: Sequence[CompanionFactory] = (),
 ) -> FastAPI:
     """Build the API application.
 
@@ -79,10 +111,10 @@ def create_api(
     its owner and nothing consumes (tests feed ``hub`` themselves). ``zones`` defaults to the
     registry the settings name; ``now`` is the clock (report times, command times, rate limits,
     silence windows). The app's ``state`` carries ``settings``, ``engine``,
-    ``metrics_registry``, ``zones``, ``alert_hub``, ``bus``, ``notifier`` (``None`` unless
-    ``PUHUI_WEBHOOK_SECRET`` is set and the API consumes), ``photo_access`` (who may read a
-    photo: :class:`~api.routes.photos.PhotoAccess`, rules added with ``allow``) and ``ctx`` (the
-    :class:`ApiContext`).
+    ``metrics_registry``, ``zones``, ``alert_hub``, ``bus``, ``companions`` (the background
+    services ``companions`` built, started in the lifespan; none unless the API consumes),
+    ``photo_access`` (who may read a photo: :class:`~api.routes.photos.PhotoAccess`, rules added
+    with ``allow``) and ``ctx`` (the :class:`ApiContext`).
     The console (``/``) and the volunteer page (``/report``) come from :mod:`api.pages`.
 
     The database must be migrated already (``puhui api`` and ``puhui migrate`` do it).
@@ -108,12 +140,11 @@ def create_api(
         ),
         now=now,
     )
-    # Webhook escalation (only with PUHUI_WEBHOOK_SECRET set, and only when the API consumes).
-    notifier = (
-        Notifier.from_settings(settings, db, registry=registry, zones=ctx.zones)
-        if bus is not None
-        else None
-    )
+    # Background services (the notifier on a single machine), only when the API consumes.
+    deps = CompanionDeps(settings=settings, engine=db, registry=registry, zones=ctx.zones)
+    running: list[Companion] = []
+    if bus is not None:
+        running = [c for c in (make(deps) for make in companions) if c is not None]
 
     retention = RetentionJob(
         db,
@@ -128,8 +159,8 @@ def create_api(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if bus is not None:
             await bus.start()
-        if notifier is not None:
-            await notifier.start()
+        for companion in running:
+            await companion.start()
         erasing = asyncio.create_task(retention.run_forever(), name="puhui-retention")
         try:
             yield
@@ -137,8 +168,8 @@ def create_api(
             erasing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await erasing
-            if notifier is not None:
-                await notifier.stop()
+            for companion in reversed(running):
+                await companion.stop()
             if bus is not None:
                 await bus.stop()
             if owns_engine:
@@ -157,7 +188,7 @@ def create_api(
     app.state.zones = ctx.zones
     app.state.alert_hub = hub
     app.state.bus = bus
-    app.state.notifier = notifier
+    app.state.companions = running
     app.state.retention = retention
     app.state.photo_access = photo_access
     app.state.ctx = ctx

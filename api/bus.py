@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from infra.kafka_security import KafkaConfigError, client_for
 from infra.settings import Settings
 from models.contracts import AlertRecord, decode_alert
-from streams.topics import TopicNames
+from models.errors import PuhuiError
+from models.topics import TopicNames
 
 __all__ = ["AlertHub", "KafkaBus", "PublishError", "Publisher", "Subscription"]
 
@@ -32,7 +33,7 @@ _RETRY_MIN = 0.5
 _RETRY_MAX = 10.0
 
 
-class PublishError(Exception):
+class PublishError(PuhuiError):
     """The broker did not take a record (not connected, timed out, refused)."""
 
 

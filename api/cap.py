@@ -43,11 +43,12 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Final
 
 from alerts.privacy import public_evidence
 from models.contracts import AlertRecord, AlertStatus, Level, Risk
+from models.timezone import BEIJING
 from models.zones import Zone
 
 __all__ = [
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 CAP_NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
-BEIJING: Final = timezone(timedelta(hours=8), "CST")
 
 SEVERITY: Final = {
     Level.RED: "Extreme",

@@ -11,15 +11,15 @@ from sqlalchemy import Engine
 from api.bus import AlertHub, Publisher
 from api.limits import TokenBucketLimiter
 from infra.settings import Settings
-from models.zones import LocalizedText, ZoneRegistry, load_bundled_zones, load_zones
-from streams.topics import TopicNames
+from models.topics import TopicNames
+from models.zones import LocalizedText, ZoneRegistry, load_registry_file
 
 __all__ = ["ApiContext", "load_registry"]
 
 
 def load_registry(settings: Settings) -> ZoneRegistry:
     """The zone registry the settings point at (the bundled one by default)."""
-    return load_zones(settings.zones_file) if settings.zones_file else load_bundled_zones()
+    return load_registry_file(settings.zones_file)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from models.errors import PuhuiError
+
 __all__ = [
     "ApiError",
     "BadRequest",
@@ -52,7 +54,7 @@ _STATUS_CODES: dict[int, str] = {
 }
 
 
-class ApiError(Exception):
+class ApiError(PuhuiError):
     """Base of the errors endpoints raise on purpose; ``status`` and ``code`` reach the client."""
 
     status: ClassVar[int] = 400

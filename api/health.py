@@ -28,7 +28,7 @@ from infra.db import ping
 from infra.kafka_admin import existing_topics, port_open
 from infra.kafka_security import KafkaClient, KafkaConfigError, client_for
 from infra.settings import Settings
-from streams.topics import TopicNames
+from models.topics import TopicNames
 
 __all__ = [
     "CHECK_TIMEOUT",

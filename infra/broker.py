@@ -57,6 +57,7 @@ from infra.kafka_security import (
     create_tls_material,
     write_secret,
 )
+from models.errors import PuhuiError
 
 __all__ = [
     "KAFKA_VERSION",
@@ -77,7 +78,7 @@ _NODE_ID = 1
 _LOG_TAIL_LINES = 25
 
 
-class BrokerError(RuntimeError):
+class BrokerError(PuhuiError, RuntimeError):
     """The broker could not be prepared, started or stopped."""
 
 

@@ -547,7 +547,7 @@ def delete_silence(engine: Engine, silence_id: str, actor: str, now: datetime) -
         return bool(result.rowcount)
 
 
-# -- Notifications: webhook delivery attempts (api/notifier.py) ----------------------------------
+# -- Notifications: webhook delivery attempts (notifier/service.py) ----------------------------
 
 
 class NotificationAttemptRow(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from infra.db import InvitationRow
 from infra.tokens import NAME_MAX_LENGTH, Role, create_token, hash_token, verify_token
+from models.errors import PuhuiError
 
 __all__ = [
     "INVITE_PREFIX",
@@ -42,7 +43,7 @@ _SECRET_BYTES = 24
 RefusalReason = Literal["unknown", "used", "expired", "revoked"]
 
 
-class InvitationRefused(Exception):
+class InvitationRefused(PuhuiError):
     """The invitation cannot be used: ``reason`` is unknown, used, expired or revoked."""
 
     def __init__(self, reason: RefusalReason) -> None:

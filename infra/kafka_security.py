@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.errors import PuhuiError
+
 if TYPE_CHECKING:
     from infra.settings import Settings
 
@@ -63,7 +65,7 @@ ROLES = ("gateway", "reader", "admin")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class KafkaConfigError(RuntimeError):
+class KafkaConfigError(PuhuiError, RuntimeError):
     """The Kafka connection settings are incomplete or contradictory (the message says how)."""
 
 

@@ -290,7 +290,7 @@ def erase_volunteer(
                 .values(**_ANONYMOUS, erased_at=now)
             )
         alerts, history = _scrub_alerts(session, volunteer, None)
-        tokens = session.execute(
+        tokens = session.execute(  # type: ignore[attr-defined]  # an UPDATE's CursorResult
             update(TokenRow)
             .where(TokenRow.principal == volunteer, TokenRow.role == "volunteer")
             .values(name=ERASED, revoked_at=func.coalesce(TokenRow.revoked_at, now))

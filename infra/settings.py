@@ -2,6 +2,12 @@
 
 Nothing below reads ``os.environ`` itself: the CLI builds one :class:`Settings` and passes it down;
 tests construct ``Settings(...)`` directly.
+
+The settings come in groups (:class:`KafkaSettings`, :class:`HttpSettings`,
+:class:`WebhookSettings`, :class:`CapSettings`, …), each a class of its own that
+:class:`Settings` combines: access stays flat (``settings.kafka_bootstrap``) and the variables
+keep their ``PUHUI_*`` names. A new setting goes into the group it belongs to (and into the
+README's configuration table, which ``tests/adapters/test_readme.py`` checks).
 """
 
 from __future__ import annotations
@@ -12,11 +18,15 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_CONFIG = SettingsConfigDict(env_prefix="PUHUI_", extra="ignore", frozen=True)
 
-class Settings(BaseSettings):
-    """Every knob the worker, the API and the CLI share. See the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="PUHUI_", extra="ignore", frozen=True)
+class _Group(BaseSettings):
+    model_config = _CONFIG
+
+
+class KafkaSettings(_Group):
+    """Kafka: the broker, the clients' security, the topics and the worker's consumer group."""
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_controller_port: int = Field(
@@ -41,39 +51,7 @@ class Settings(BaseSettings):
     kafka_ca_file: Path | None = Field(
         None, description="PEM CA certificate(s) the clients trust for the broker's TLS"
     )
-    state_dir: Path = Field(Path("./var"), description="broker data, SQLite file, worker state")
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite:///<state_dir>/puhui.db"
-    )
-    zones_file: Path | None = Field(None, description="zone registry YAML; default the bundled one")
-    http_port: int = Field(8080, ge=1, le=65535, description="HTTP API port")
-    http_host: str = Field("127.0.0.1", description="HTTP API bind address")
-    worker_port: int = Field(
-        6066,
-        ge=1,
-        le=65535,
-        description="worker web server (/metrics, /healthz and the `/` status only; Faust's "
-        "table and router pages are off)",
-    )
-    worker_host: str = Field(
-        "127.0.0.1",
-        description="worker web server bind address (the address it really listens on)",
-    )
     topic_partitions: int = Field(4, ge=1, le=1024, description="partitions of the public topics")
-    rules_file: Path | None = Field(
-        None, description="risk rules YAML; default the bundled alerts/data/rules.yaml"
-    )
-    hold_seconds: float | None = Field(
-        None, gt=0, description="overrides the rules' hold time (event-time seconds) everywhere"
-    )
-    feed_silent_seconds: float = Field(
-        120.0,
-        gt=0,
-        description="the console warns when no reading has come in for this long (wall clock)",
-    )
-    status_interval_seconds: float = Field(
-        5.0, gt=0, description="how often the worker writes zone figures to the zone_status table"
-    )
     topic_prefix: str = Field("", description="prefix of every topic name (tests, shared brokers)")
     app_id: str = Field("puhui", description="Faust app id (consumer group)")
     broker_session_timeout_seconds: float = Field(
@@ -85,20 +63,17 @@ class Settings(BaseSettings):
     broker_heartbeat_seconds: float = Field(
         3.0, gt=0, description="consumer-group heartbeat interval (well under the timeout)"
     )
+
+
+class StorageSettings(_Group):
+    """Where state lives: the state directory, the database, write batches, retention."""
+
+    state_dir: Path = Field(Path("./var"), description="broker data, SQLite file, worker state")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<state_dir>/puhui.db"
+    )
     db_batch_size: int = Field(500, ge=1, description="alert records written per transaction")
     db_batch_seconds: float = Field(0.5, gt=0, description="longest wait to fill a write batch")
-    stop_timeout_seconds: float = Field(
-        15.0,
-        gt=0,
-        description="longest a worker takes to stop (SIGTERM/SIGINT); past it, it exits without "
-        "committing what was not persisted (replayed on the next start)",
-    )
-    max_sensors_per_zone: int = Field(
-        256,
-        ge=1,
-        description="distinct sensor ids a zone tracks; a reading from one more is dead-lettered "
-        "as too_many_sensors",
-    )
     report_retention_days: float = Field(
         180,
         gt=0,
@@ -108,24 +83,82 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(
         3600.0, gt=0, description="how often the API's retention job runs"
     )
+    photo_dir: Path | None = Field(
+        None, description="where uploaded photos are kept (files); default <state_dir>/photos"
+    )
     series_retention_days: float = Field(
         35,
         gt=0,
         description="days of per-minute zone figures (zone_series: the console's charts, the "
         "daily report) kept; the worker prunes older minutes hourly",
     )
-    log_level: str = Field("INFO", description="log level")
-    log_format: Literal["text", "json"] = Field(
-        "text",
-        description="log lines: text, or json (one object per line with ts, level, logger, msg "
-        "and the zone/alert/reading ids the record concerns)",
+
+    def resolved_photo_dir(self) -> Path:
+        """Where photo files live, defaulting to ``photos`` inside the state directory."""
+        return self.photo_dir if self.photo_dir is not None else self.state_dir / "photos"
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside the state directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'puhui.db').resolve()}"
+
+
+class RulesSettings(_Group):
+    """What the worker decides with: the zone registry, the risk rules and their limits."""
+
+    zones_file: Path | None = Field(None, description="zone registry YAML; default the bundled one")
+    rules_file: Path | None = Field(
+        None, description="risk rules YAML; default the bundled alerts/data/rules.yaml"
     )
-    # -- HTTP API (control room and volunteers) --
+    hold_seconds: float | None = Field(
+        None, gt=0, description="overrides the rules' hold time (event-time seconds) everywhere"
+    )
+    max_sensors_per_zone: int = Field(
+        256,
+        ge=1,
+        description="distinct sensor ids a zone tracks; a reading from one more is dead-lettered "
+        "as too_many_sensors",
+    )
+
+
+class WorkerSettings(_Group):
+    """The worker process: its web server (metrics), status writes, its stop deadline."""
+
+    worker_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="worker web server (/metrics, /healthz and the `/` status only; Faust's "
+        "table and router pages are off)",
+    )
+    worker_host: str = Field(
+        "127.0.0.1",
+        description="worker web server bind address (the address it really listens on)",
+    )
+    status_interval_seconds: float = Field(
+        5.0, gt=0, description="how often the worker writes zone figures to the zone_status table"
+    )
+    stop_timeout_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="longest a worker takes to stop (SIGTERM/SIGINT); past it, it exits without "
+        "committing what was not persisted (replayed on the next start)",
+    )
+
+
+class HttpSettings(_Group):
+    """The HTTP API (control room and volunteers): address, limits, streams, probes."""
+
+    http_port: int = Field(8080, ge=1, le=65535, description="HTTP API port")
+    http_host: str = Field("127.0.0.1", description="HTTP API bind address")
+    feed_silent_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="the console warns when no reading has come in for this long (wall clock)",
+    )
     max_body_bytes: int = Field(
         64 * 1024, ge=1, description="largest request body the API accepts (bytes); larger: 413"
-    )
-    photo_dir: Path | None = Field(
-        None, description="where uploaded photos are kept (files); default <state_dir>/photos"
     )
     photo_max_bytes: int = Field(
         12 * 1024 * 1024,
@@ -172,6 +205,11 @@ class Settings(BaseSettings):
     ready_cache_seconds: float = Field(
         1.5, ge=0, le=30, description="how long /readyz reuses its last result (0 = never)"
     )
+
+
+class CapSettings(_Group):
+    """The CAP 1.2 export: who the alerts say they come from."""
+
     cap_sender: str = Field(
         "puhui.dapuqiao.huangpu.shanghai",
         pattern=r"^[^\s,<&]+$",
@@ -186,7 +224,10 @@ class Settings(BaseSettings):
         "上海市黄浦区打浦桥街道 浦汇", description="CAP <senderName>: the issuer's human name"
     )
 
-    # -- notifications (api/notifier.py; the policy format is in alerts/data/escalation.yaml) --
+
+class WebhookSettings(_Group):
+    """Notifications (notifier/): escalation policy, webhook delivery, where it runs."""
+
     escalation_file: Path | None = Field(
         None, description="escalation policy YAML; default the bundled alerts/data/escalation.yaml"
     )
@@ -214,13 +255,37 @@ class Settings(BaseSettings):
     notify_group: str | None = Field(
         None, description="Kafka consumer group of the notifier; default <app_id>-notifier"
     )
+    notifier_in_api: bool = Field(
+        True,
+        description="run the notifier inside `puhui api` (one machine); false where a separate "
+        "`puhui notifier` runs",
+    )
+    notifier_port: int = Field(9467, ge=1, le=65535, description="`puhui notifier`'s /metrics port")
+    notifier_host: str = Field("127.0.0.1", description="`puhui notifier`'s /metrics bind address")
 
-    def resolved_photo_dir(self) -> Path:
-        """Where photo files live, defaulting to ``photos`` inside the state directory."""
-        return self.photo_dir if self.photo_dir is not None else self.state_dir / "photos"
 
-    def resolved_database_url(self) -> str:
-        """The database URL, defaulting to a SQLite file inside the state directory."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.state_dir / 'puhui.db').resolve()}"
+class LogSettings(_Group):
+    """Logging: the level and the line format (text or JSON)."""
+
+    log_level: str = Field("INFO", description="log level")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="log lines: text, or json (one object per line with ts, level, logger, msg "
+        "and the zone/alert/reading ids the record concerns)",
+    )
+
+
+class Settings(
+    KafkaSettings,
+    StorageSettings,
+    RulesSettings,
+    WorkerSettings,
+    HttpSettings,
+    CapSettings,
+    WebhookSettings,
+    LogSettings,
+):
+    """Every knob the worker, the API, the notifier and the CLI share, by group. See the
+    README's configuration table."""
+
+    model_config = _CONFIG

@@ -26,6 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from models.errors import PuhuiError
+
 #: Records larger than this are rejected before parsing (``too_large``).
 MAX_RECORD_BYTES: Final = 64 * 1024
 
@@ -330,7 +332,7 @@ class AlertCommand(_Wire):
         return self.model_dump_json().encode()
 
 
-class RejectedRecord(Exception):
+class RejectedRecord(PuhuiError):
     """A record that cannot enter the pipeline, with a short ``reason`` code and a ``detail``."""
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from enum import StrEnum
 from importlib.resources import as_file, files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,6 +29,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from models.documents import load_document
+from models.errors import ConfigFileError
 
 __all__ = [
     "Bounds",
@@ -43,6 +45,7 @@ __all__ = [
     "ZoneRegistryError",
     "bundled_zones_path",
     "load_bundled_zones",
+    "load_registry_file",
     "load_zones",
 ]
 
@@ -250,7 +253,7 @@ def _check_people(people: float) -> None:
         raise ValueError(f"people must be a finite number >= 0, got {people!r}")
 
 
-class ZoneRegistryError(ValueError):
+class ZoneRegistryError(ConfigFileError):
     """The zone registry is unusable; lists every problem found.
 
     ``problems`` holds ``(zone_id, field, message)`` tuples. ``zone_id`` and ``field`` are those of
@@ -258,17 +261,18 @@ class ZoneRegistryError(ValueError):
     a registry built in memory). Each line of the message names the file, the zone and the field.
     """
 
-    def __init__(self, file: str | Path | None, problems: Sequence[Problem]) -> None:
+    def __init__(
+        self, file: str | Path | None, problems: Sequence[Problem], *, line: int | None = None
+    ) -> None:
         if not problems:
             raise ValueError("ZoneRegistryError needs at least one problem")
-        self.file: str | None = None if file is None else str(file)
+        name = None if file is None else str(file)
         self.problems: list[Problem] = list(problems)
         self.zone_id: str | None = self.problems[0][0]
-        self.field: str | None = self.problems[0][1]
-        lines = [_format_problem(self.file, *problem) for problem in self.problems]
+        lines = [_format_problem(name, *problem) for problem in self.problems]
         if len(lines) > 1:
-            lines.insert(0, f"{self.file or 'zone registry'}: {len(lines)} problems")
-        super().__init__("\n".join(lines))
+            lines.insert(0, f"{name or 'zone registry'}: {len(lines)} problems")
+        super().__init__("\n".join(lines), file=name, field=self.problems[0][1], line=line)
 
 
 def _format_problem(file: str | None, zone_id: str | None, field: str | None, msg: str) -> str:
@@ -361,36 +365,6 @@ def _outside(zones: Iterable[Zone], bounds: Bounds) -> list[Problem]:
     return problems
 
 
-class _UniqueKeySafeLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[Hashable] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, Hashable):
-                continue  # the base constructor reports unhashable keys
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_error_message(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        problem = exc.problem or exc.context or "syntax error"
-        return f"not valid YAML (line {mark.line + 1}, column {mark.column + 1}): {problem}"
-    return f"not valid YAML: {exc}"
-
-
 def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -408,16 +382,9 @@ def load_zones(path: Path) -> ZoneRegistry:
     """
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ZoneRegistryError(file, [(None, None, "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZoneRegistryError(file, [(None, None, f"cannot read file: {exc}")]) from exc
-    try:
-        # _UniqueKeySafeLoader subclasses SafeLoader: no arbitrary object construction.
-        document = yaml.load(text, Loader=_UniqueKeySafeLoader)  # noqa: S506
-    except yaml.YAMLError as exc:
-        raise ZoneRegistryError(file, [(None, None, _yaml_error_message(exc))]) from exc
+        document = load_document(path)
+    except ConfigFileError as exc:
+        raise ZoneRegistryError(file, [(None, None, exc.detail)], line=exc.line) from exc
 
     if not isinstance(document, dict):
         got = _type_name(document)
@@ -484,3 +451,9 @@ def load_bundled_zones() -> ZoneRegistry:
     """Load the 打浦桥 zone registry shipped with the package."""
     with as_file(files("models").joinpath("data", "zones.yaml")) as path:
         return load_zones(path)
+
+
+def load_registry_file(path: Path | None) -> ZoneRegistry:
+    """The one registry loader of the processes: the registry at ``path``
+    (``PUHUI_ZONES_FILE``), or the bundled one when it is ``None``."""
+    return load_zones(path) if path is not None else load_bundled_zones()

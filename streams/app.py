@@ -37,9 +37,10 @@ from models.contracts import (
     VolunteerReport,
     decode_alert_record,
 )
-from models.zones import ZoneRegistry, load_bundled_zones, load_zones
-from streams import diagnostics, sensors
-from streams.faustfix import PuhuiApp, SeekFirstTableManager
+from models.topics import TopicNames
+from models.zones import ZoneRegistry, load_registry_file
+from streams.faust_compat import diagnostics, sensors, table_sensor_on_set
+from streams.faust_compat.fixes import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
     CommandHandler,
     ReadingHandler,
@@ -52,7 +53,6 @@ from streams.lag import worker_collector
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
 from streams.persist import Unstorable, write, write_alert_batch
 from streams.series import SeriesPendingCollector, ZoneSeriesWriter
-from streams.topics import TopicNames
 
 log = logging.getLogger("puhui.worker")
 
@@ -61,7 +61,7 @@ ZONE_STATE_TABLE = "zone-state"
 
 def load_registry(settings: Settings) -> ZoneRegistry:
     """The zone registry the settings point at (the bundled one by default)."""
-    return load_zones(settings.zones_file) if settings.zones_file else load_bundled_zones()
+    return load_registry_file(settings.zones_file)
 
 
 def _mtime(path: Path | None) -> float | None:
@@ -102,7 +102,7 @@ def table_writer(table: Any) -> Any:
 
     def write(key: str, value: dict[str, Any], partition: int) -> None:
         table.send_changelog(partition, key, value)
-        table._sensor_on_set(table, key, value)
+        table_sensor_on_set(table, key, value)
         table.data[key] = value
 
     return write
@@ -147,7 +147,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_heartbeat_interval=settings.broker_heartbeat_seconds,
         autodiscover=False,
         table_cleanup_interval=3600.0,
-        TableManager=SeekFirstTableManager,  # see streams/faustfix.py
+        TableManager=SeekFirstTableManager,  # see streams/faust_compat/fixes.py
     )
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
 
 from models.contracts import UNSTORABLE, AlertRecord
+from models.errors import PuhuiError
 from streams.metrics import PipelineMetrics
 
 log = logging.getLogger("puhui.worker")
@@ -26,7 +28,7 @@ T = TypeVar("T")
 DeadLetter = Callable[[int, str, str], Awaitable[None]]
 
 
-class Unstorable(Exception):
+class Unstorable(PuhuiError):
     """The database refused this record; retrying cannot help. ``detail`` is the database's
     message (first line, without the statement or its parameters)."""
 
@@ -65,7 +67,8 @@ async def write(what: str, call: Callable[[], T], metrics: PipelineMetrics) -> T
     whose agent is cancelled, and its offset would be committed unpersisted. The write goes on
     (it is idempotent) and the cancellation is raised once it succeeded; a database that stays
     down is ended by the worker's stop deadline (``PUHUI_STOP_TIMEOUT_SECONDS``, see
-    ``streams.cli``), which exits without committing, so the record is replayed on the next start.
+    ``entrypoints.cli``), which exits without committing, so the record is replayed on the next
+    start.
     """
     delay = 0.5
     cancelled = False
@@ -112,7 +115,7 @@ async def write_alert_batch(
     refused = 0
     for index, record in enumerate(batch):
         try:
-            await write(f"alert record {index}", lambda r=record: write_records([r]), metrics)
+            await write(f"alert record {index}", partial(write_records, [record]), metrics)
         except Unstorable as exc:
             refused += 1
             await dead_letter(index, UNSTORABLE, exc.detail)

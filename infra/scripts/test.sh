@@ -30,13 +30,26 @@ export PUHUI_TEST_DATABASE_URL="$(bash infra/scripts/postgres.sh url)"
 
 echo "== lint" >&2
 "$BIN/ruff" check .
+"$BIN/ruff" format --check .
 "$BIN/lint-imports"
 "$BIN/mypy"
 amtool check-config infra/alertmanager/alertmanager.yml
 
 echo "== tests" >&2
 status=0
-"$BIN/pytest" "$@" || status=$?
+if [[ "${PUHUI_COVERAGE:-1}" == 1 ]]; then
+  # Coverage of the run, subprocesses included (pyproject's [tool.coverage]): reported, not gated.
+  rm -rf var/coverage && mkdir -p var/coverage
+  "$BIN/coverage" run -m pytest "$@" || status=$?
+  if [[ $status -ne 5 ]]; then
+    "$BIN/coverage" combine -q || true
+    echo "== coverage (var/coverage/html/index.html)" >&2
+    "$BIN/coverage" report || true
+    "$BIN/coverage" html -q -d var/coverage/html || true
+  fi
+else
+  "$BIN/pytest" "$@" || status=$?
+fi
 if [[ $status -eq 5 ]]; then
   echo "pytest collected no tests" >&2
 fi

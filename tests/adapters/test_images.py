@@ -18,7 +18,7 @@ from infra.images import (
     sniff,
 )
 
-from photo_support import alpha_png, bomb_png, metadata_of, phone_jpeg
+from tests.support.photos import alpha_png, bomb_png, metadata_of, phone_jpeg
 
 pytestmark = pytest.mark.unit
 

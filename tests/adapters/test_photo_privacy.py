@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from infra.db import make_engine, migrate
 
-from api_support import make_api
-from photo_support import phone_jpeg, retention_and_erasure_scenario
+from tests.support.api import make_api
+from tests.support.photos import phone_jpeg, retention_and_erasure_scenario
 
 pytestmark = pytest.mark.unit
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from conftest import REPO, Worker, free_port
+from tests.support.parts import REPO, Worker, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -127,7 +127,7 @@ def running_stack(
     api_log = tmp_path / "api.log"
     out = api_log.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "api"],
+        [sys.executable, "-m", "entrypoints.cli", "api"],
         env=env,
         stdout=out,
         stderr=subprocess.STDOUT,
@@ -519,7 +519,7 @@ def crowd(stack: Stack, people: int, at: datetime, sensor: str = "cam-e2e-1") ->
     """One people count of ``ZONE`` onto the worker's readings topic (kafka-python)."""
     import json
 
-    from conftest import produce
+    from tests.support.parts import produce
 
     body = {
         "reading_id": f"{sensor}:{at.isoformat()}",
@@ -593,7 +593,7 @@ def test_a_red_alert_that_clears_on_its_own_stays_until_acknowledged(
     expect(console.locator("#btn-assign")).to_be_disabled()
     expect(console.locator("#btn-ack")).to_be_enabled()
     # What the board shows is what the API says.
-    from api_support import wait_for
+    from tests.support.api import wait_for
 
     def board_has_it_latched() -> Any:
         board = api_get(stack, operator, "/api/alerts")
@@ -686,7 +686,7 @@ def test_a_stopped_feed_turns_the_header_into_a_warning_within_seconds(
     crowd(stack, 300, datetime.now(UTC).replace(microsecond=0))
     try:
         # the zone status reaches the API (the worker writes it every few seconds)
-        from api_support import wait_for
+        from tests.support.api import wait_for
 
         wait_for(lambda: api_get(stack, operator, "/api/feed")["latest_reading_at"], timeout=60)
     except AssertionError as err:

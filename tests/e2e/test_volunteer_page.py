@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_console
 import yaml
 from sqlalchemy import text
-from test_console import PHONE, Stack, shot
+
+from tests.e2e import test_console
+from tests.e2e.test_console import PHONE, Stack, shot
 
 # The shared fixtures: the stack (worker + API), the browser and its pages.
 browser, pages, stack = test_console.browser, test_console.pages, test_console.stack

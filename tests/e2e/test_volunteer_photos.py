@@ -20,7 +20,7 @@ import pytest
 import test_console
 from test_console import DESKTOP, PHONE, ZONE, Stack, open_alert, open_console, shot
 
-from photo_support import metadata_of, phone_jpeg
+from tests.support.photos import metadata_of, phone_jpeg
 
 browser, pages, stack = test_console.browser, test_console.pages, test_console.stack
 

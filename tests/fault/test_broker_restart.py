@@ -16,7 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fault_support import (
+
+from alerts.state import alert_id_for
+from infra.broker import KafkaBroker
+from models.contracts import Risk
+from tests.support.fault import (
     T0,
     PacedProducer,
     TopicTap,
@@ -29,14 +33,9 @@ from fault_support import (
     write_zones,
     zone_ids,
 )
+from tests.support.parts import Worker
 
-from alerts.state import alert_id_for
-from infra.broker import KafkaBroker
-from models.contracts import Risk
-
-from conftest import Worker
-
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = pytest.mark.fault
 
 #: One reading per (zone, kind); each raises its own alert (none 红, so nothing is inhibited).
 KINDS: list[tuple[str, float, Risk]] = [

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import (
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from alerts.state import alert_id_for
+from models.contracts import KIND_RANGES, MAX_RECORD_BYTES, REASONS, Risk, SensorKind
+from tests.support.fault import (
     T0,
     TopicTap,
     db_rows,
@@ -33,15 +38,9 @@ from fault_support import (
     write_zones,
     zone_ids,
 )
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
+from tests.support.parts import Worker
 
-from alerts.state import alert_id_for
-from models.contracts import KIND_RANGES, MAX_RECORD_BYTES, REASONS, Risk, SensorKind
-
-from conftest import Worker
-
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = pytest.mark.fault
 
 GOOD_ZONES = zone_ids("gz", 24)
 GARBAGE_EXAMPLES = 300

@@ -14,7 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fault_support import (
+
+from alerts.state import alert_id_for
+from models.contracts import Risk
+from tests.support.fault import (
     T0,
     assert_history_consistent,
     db_rows,
@@ -29,13 +32,9 @@ from fault_support import (
     write_zones,
     zone_ids,
 )
+from tests.support.parts import Worker
 
-from alerts.state import alert_id_for
-from models.contracts import Risk
-
-from conftest import Worker
-
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = pytest.mark.fault
 
 ZONES = 60
 PER_ZONE = 10  # 9 quiet gas readings, then one at 30 % LEL (橙)

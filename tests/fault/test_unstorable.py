@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_support import T0, db_rows, metric, produce_all, reading, wait_until, write_zones
 from sqlalchemy import text
 
 from infra.db import make_engine
+from tests.support.fault import T0, db_rows, metric, produce_all, reading, wait_until, write_zones
+from tests.support.parts import PrivatePostgres, Worker, consume
 
-from conftest import PrivatePostgres, Worker, consume
-
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = pytest.mark.fault
 
 ZONE = "uz-000"
 

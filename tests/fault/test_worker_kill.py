@@ -20,7 +20,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from fault_support import (
+
+from alerts.state import alert_id_for
+from api.app import create_api
+from infra.db import make_engine
+from infra.settings import Settings
+from infra.tokens import Role, create_token
+from models.contracts import Risk
+from tests.support.fault import (
     T0,
     TopicTap,
     alert_id_episodes,
@@ -32,17 +39,9 @@ from fault_support import (
     write_zones,
     zone_ids,
 )
+from tests.support.parts import Worker
 
-from alerts.state import alert_id_for
-from api.app import create_api
-from infra.db import make_engine
-from infra.settings import Settings
-from infra.tokens import Role, create_token
-from models.contracts import Risk
-
-from conftest import Worker
-
-pytestmark = [pytest.mark.integration, pytest.mark.fault]
+pytestmark = pytest.mark.fault
 
 ZONES = 200
 ORDINARY = 40  # 0.5 persons/m² each, one a second: flat, so no forecast

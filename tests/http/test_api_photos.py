@@ -19,8 +19,8 @@ from infra.photos import PhotoRow, PhotoStore
 from infra.privacy import access_log
 from infra.tokens import Role, create_token
 
-from api_support import LANE, NAMES, ApiSetup, make_api
-from photo_support import alpha_png, bomb_png, metadata_of, phone_jpeg
+from tests.support.api import LANE, NAMES, ApiSetup, make_api
+from tests.support.photos import alpha_png, bomb_png, metadata_of, phone_jpeg
 
 pytestmark = pytest.mark.unit
 
@@ -323,7 +323,7 @@ def test_operators_see_the_photos_of_an_alerts_reports(api: ApiSetup, client: Te
     from infra.db import upsert_reports
     from models.contracts import decode_report
 
-    from api_support import episode, store
+    from tests.support.api import episode, store
 
     photo = upload(client, api, phone_jpeg()).json()["photo_id"]  # type: ignore[attr-defined]
     response = client.post(

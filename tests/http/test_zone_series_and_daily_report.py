@@ -20,7 +20,7 @@ from infra.db import (
 from models.contracts import Level, Risk
 from models.zones import load_bundled_zones
 
-from api_support import ATRIUM, LANE, T0, ApiSetup, episode, make_api, store
+from tests.support.api import ATRIUM, LANE, T0, ApiSetup, episode, make_api, store
 
 pytestmark = pytest.mark.unit
 

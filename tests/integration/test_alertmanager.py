@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, free_port
+from tests.support.parts import REPO, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -33,8 +33,7 @@ from api.app import create_api
 from infra.db import make_engine, migrate
 from infra.settings import Settings
 from models.contracts import Change, Level, decode_report
-
-from api_support import (
+from tests.support.api import (
     ATRIUM,
     LANE,
     NAMES,
@@ -46,7 +45,7 @@ from api_support import (
     store,
     wait_for,
 )
-from conftest import Worker, alert_records, consume, free_port, produce
+from tests.support.parts import Worker, alert_records, consume, free_port, produce
 
 pytestmark = pytest.mark.integration
 

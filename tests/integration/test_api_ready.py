@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 from api.app import create_api
 from infra.kafka_admin import ensure_topics, wait_for_metadata
 from infra.settings import Settings
-from streams.topics import TopicNames
-
-from conftest import kafka_client
+from models.topics import TopicNames
+from tests.support.parts import kafka_client
 
 pytestmark = pytest.mark.integration
 

@@ -38,10 +38,9 @@ from infra.db import SilenceRow, insert_silence, make_engine, migrate, upsert_re
 from infra.kafka_admin import ensure_topics
 from infra.settings import Settings
 from models.contracts import Level, ReportCategory, VolunteerReport
-from streams.topics import TopicNames
-
-from api_support import LANE, NAMES, T0, Clock, episode, make_tokens, store, wait_for
-from conftest import kafka_client
+from models.topics import TopicNames
+from tests.support.api import LANE, NAMES, T0, Clock, episode, make_tokens, store, wait_for
+from tests.support.parts import kafka_client
 
 pytestmark = [
     pytest.mark.integration,
@@ -128,7 +127,7 @@ def deployment(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
         max_examples=40,
         # An extra query parameter generated with a null value is dropped by the HTTP client
         # before it is sent, so the API never sees it; unknown parameters are covered by the
-        # unit tests (tests/unit/test_api_alerts.py) instead.
+        # unit tests (tests/http/test_api_alerts.py) instead.
         allow_extra_parameters=False,
     )
     with asgi.get_client(app) as client:  # starts the lifespan: producer and alert feed

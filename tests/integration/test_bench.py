@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra.kafka_admin import port_open
-from streams.bench import (
+from tools.bench import (
     BenchOptions,
     busy_evening,
     command_line,

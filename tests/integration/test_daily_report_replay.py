@@ -25,10 +25,11 @@ from alerts.daily import CARRY_MINUTES
 from infra.db import AlertHistoryRow, ZoneSeriesRow, make_engine
 from models.contracts import Level, SensorKind, SensorReading
 from models.zones import load_bundled_zones
-from streams.simulator import encode_reading, generate, plan
+from tools.producing import encode_reading
+from tools.simulator import generate, plan
 
-from api_support import FakePublisher, settings_for
-from conftest import Worker, consume, kafka_kwargs
+from tests.support.api import FakePublisher, settings_for
+from tests.support.parts import Worker, consume, kafka_kwargs
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import test_persistence
 from sqlalchemy import Engine
 
 from infra.invitations import (
@@ -17,6 +16,7 @@ from infra.invitations import (
     redeem_invitation,
 )
 from infra.tokens import Role, list_tokens, verify_token
+from tests.integration import test_persistence
 
 pytestmark = pytest.mark.integration
 

@@ -26,13 +26,12 @@ from aiokafka.errors import KafkaConnectionError
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
 
+from entrypoints.cli import provision_components
 from infra.broker import KafkaBroker
 from infra.kafka_admin import ensure_topics
 from infra.settings import Settings
-from streams.cli import provision_components
-from streams.topics import TopicNames
-
-from conftest import (
+from models.topics import TopicNames
+from tests.support.parts import (
     REPO,
     TEST_BOOTSTRAP,
     Worker,
@@ -83,7 +82,7 @@ def puhui(*args: str, prefix: str) -> subprocess.CompletedProcess[str]:
         PUHUI_TOPIC_PREFIX=prefix,
     )
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "entrypoints.cli", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -9,7 +9,7 @@ import pytest
 
 from infra.db import make_engine, migrate
 
-from photo_support import retention_and_erasure_scenario
+from tests.support.photos import retention_and_erasure_scenario
 
 pytestmark = pytest.mark.integration
 

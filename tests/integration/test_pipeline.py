@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import Worker, alert_records, consume, produce
+from tests.support.parts import Worker, alert_records, consume, produce
 
 pytestmark = pytest.mark.integration
 

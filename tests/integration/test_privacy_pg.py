@@ -24,8 +24,7 @@ from infra.db import (
 from infra.kafka_admin import topic_configs
 from infra.privacy import erase_expired, erase_volunteer
 from models.contracts import Level, ReportCategory, Risk, Summary, VolunteerReport
-
-from conftest import Worker, kafka_client
+from tests.support.parts import Worker, kafka_client
 
 pytestmark = pytest.mark.integration
 

@@ -38,9 +38,9 @@ from kafka import KafkaProducer
 
 from models.contracts import SensorKind, SensorReading
 from models.zones import load_bundled_zones
-from streams.simulator import encode_reading, generate, plan
-
-from conftest import REPO, Worker, free_port, kafka_kwargs
+from tests.support.parts import REPO, Worker, free_port, kafka_kwargs
+from tools.producing import encode_reading
+from tools.simulator import generate, plan
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +219,7 @@ def start_api(tmp_path: Path) -> Iterator[Callable[[Worker, str], int]]:
         }
         log = tmp_path / "api.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "api"],
+            [sys.executable, "-m", "entrypoints.cli", "api"],
             env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

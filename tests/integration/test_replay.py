@@ -17,9 +17,9 @@ import pytest
 from kafka import KafkaProducer
 
 from models.zones import load_bundled_zones
-from streams.simulator import encode_reading, encode_report, generate, generate_reports
-
-from conftest import Worker, consume, kafka_kwargs
+from tests.support.parts import Worker, consume, kafka_kwargs
+from tools.producing import encode_reading, encode_report
+from tools.simulator import generate, generate_reports
 
 pytestmark = pytest.mark.integration
 

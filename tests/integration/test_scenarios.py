@@ -23,15 +23,9 @@ from kafka import KafkaProducer
 
 from models.contracts import SensorKind, SensorReading
 from models.zones import load_bundled_zones
-from streams.simulator import (
-    encode_reading,
-    encode_report,
-    generate,
-    generate_reports,
-    plan,
-)
-
-from conftest import REPO, Worker, consume, kafka_kwargs
+from tests.support.parts import REPO, Worker, consume, kafka_kwargs
+from tools.producing import encode_reading, encode_report
+from tools.simulator import generate, generate_reports, plan
 
 pytestmark = pytest.mark.integration
 

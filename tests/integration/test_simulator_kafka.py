@@ -19,16 +19,9 @@ from kafka import KafkaConsumer
 from infra.kafka_admin import ensure_topics, wait_for_metadata
 from models.contracts import SensorKind, SensorReading, decode_reading, decode_report
 from models.zones import ZoneRegistry, load_bundled_zones
-from streams.simulator import (
-    encode_reading,
-    encode_report,
-    generate,
-    generate_reports,
-    run,
-    run_scenario,
-)
-
-from conftest import kafka_client, kafka_kwargs
+from tests.support.parts import kafka_client, kafka_kwargs
+from tools.producing import encode_reading, encode_report, run, run_scenario
+from tools.simulator import generate, generate_reports
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +161,7 @@ def test_the_newest_event_time_on_a_topic(zones: ZoneRegistry, topic: str) -> No
     """``puhui simulate`` without ``--start`` begins after what the topic already holds."""
     from datetime import UTC
 
-    from streams.simulator import newest_event_time, simulation_start
+    from tools.producing import newest_event_time, simulation_start
 
     assert newest_event_time(kafka_client(BOOTSTRAP), topic) is None  # empty
     ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)

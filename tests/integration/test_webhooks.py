@@ -27,7 +27,6 @@ from alerts.notify import (
     target_secret,
     verify_delivery,
 )
-from api.notifier import Notifier
 from infra.db import (
     load_notification_attempts,
     make_engine,
@@ -36,8 +35,8 @@ from infra.db import (
 )
 from infra.kafka_admin import ensure_topics
 from models.contracts import AlertRecord, AlertStatus, Change, Level, Risk, Summary
-
-from conftest import kafka_client, produce
+from notifier.service import Notifier
+from tests.support.parts import kafka_client, produce
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -488,7 +487,7 @@ async def test_failures_are_retried_within_bounds_and_recorded(
 
 
 def test_the_api_runs_a_notifier_only_with_a_secret(tmp_path: Path, kafka_bootstrap: str) -> None:
-    from api.app import create_api
+    from entrypoints.apps import build_api
     from infra.settings import Settings
 
     base: dict[str, Any] = {
@@ -496,6 +495,84 @@ def test_the_api_runs_a_notifier_only_with_a_secret(tmp_path: Path, kafka_bootst
         "database_url": f"sqlite:///{tmp_path / 'api.db'}",
         "topic_prefix": f"t{uuid.uuid4().hex[:8]}.",
     }
-    assert create_api(Settings(**base, webhook_secret=None)).state.notifier is None
-    app = create_api(Settings(**base, webhook_secret="a-secret-of-sixteen+"))
+    assert build_api(Settings(**base, webhook_secret=None)).state.notifier is None
+    app = build_api(Settings(**base, webhook_secret="a-secret-of-sixteen+"))
     assert isinstance(app.state.notifier, Notifier)
+    settings = Settings(**base, webhook_secret="a-secret-of-sixteen+", notifier_in_api=False)
+    assert build_api(settings).state.notifier is None  # a separate `puhui notifier` runs
+
+
+def test_puhui_notifier_runs_as_its_own_process(
+    kafka_bootstrap: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    """`puhui notifier`: consumes the alerts topic, pages the policy's target (signed), counts it
+    on its own /metrics, and stops cleanly on SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.support.parts import REPO, free_port, kafka_env
+
+    run = uuid.uuid4().hex[:8]
+    prefix = f"t{run}."
+    ensure_topics(kafka_client(kafka_bootstrap), {f"{prefix}puhui.alerts": 2})
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PUHUI_")},
+        **kafka_env(kafka_bootstrap),
+        "PUHUI_TOPIC_PREFIX": prefix,
+        "PUHUI_STATE_DIR": str(tmp_path),
+        "PUHUI_DATABASE_URL": f"sqlite:///{tmp_path / 'n.db'}",
+        "PUHUI_WEBHOOK_SECRET": SECRET.decode(),
+        "PUHUI_ESCALATION_FILE": str(policy_file(tmp_path, receiver)),
+        "PUHUI_WEBHOOK_BACKOFF_SECONDS": "0.1",
+        "PUHUI_NOTIFY_TICK_SECONDS": "0.2",
+        "PUHUI_NOTIFIER_PORT": str(port),
+    }
+    log = tmp_path / "notifier.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "entrypoints.cli", "notifier"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+
+    def metrics() -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return str(r.read().decode())
+        except OSError:
+            return ""
+
+    try:
+        # The group starts at the topic's end: publish a new 红 alert until one is paged.
+        deadline = time.monotonic() + 120
+        published, next_publish = 0, 0.0
+        while not receiver.delivered("/first"):
+            assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+            if time.monotonic() >= next_publish:
+                alert = record(f"red-{run}-{published}", 1, Level.RED)
+                items = [(alert.zone_id.encode(), alert.to_bytes())]
+                produce(kafka_bootstrap, f"{prefix}puhui.alerts", items)
+                published, next_publish = published + 1, time.monotonic() + 3
+            time.sleep(0.2)
+        hit = receiver.delivered("/first")[0]
+        assert hit.json["alert_id"].startswith(f"red-{run}-")
+        assert_signed(hit)
+        deadline = time.monotonic() + 30
+        line = 'puhui_webhook_attempts_total{outcome="delivered",target="first"}'
+        while line not in metrics():
+            assert time.monotonic() < deadline, metrics()
+            time.sleep(0.2)
+        delivered = float(metrics().split(line, 1)[1].split()[0])
+        assert delivered >= 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text(errors="replace")[-4000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Worker
+from tests.support.parts import Worker
 
 pytestmark = pytest.mark.integration
 

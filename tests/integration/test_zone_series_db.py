@@ -26,7 +26,7 @@ from infra.db import (
 )
 from models.contracts import Level, Risk
 
-from api_support import episode
+from tests.support.api import episode
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,1 @@
+"""Test helpers: the real parts (broker, database, workers), the API set-ups, fault tooling."""
