@@ -373,45 +373,21 @@ def _dotted(loc: tuple[int | str, ...]) -> str | None:
     return ".".join(str(part) for part in loc) or None
 
 
-def load_zones(path: Path) -> ZoneRegistry:
-    """Read and validate a zone registry from a YAML file ``{zones: [zone, ...]}``.
-
-    Raises ``ZoneRegistryError`` if the file is missing or unreadable, is not YAML, does not have
-    the ``{zones: [...]}`` shape, or holds no zones; and, listing every one, for zones that are
-    not mappings, fields that fail validation, and duplicate ids.
-    """
-    file = str(path)
+def _read_bounds(raw: object, problems: list[Problem]) -> Bounds | None:
+    """The registry's ``bounds`` (``None`` when absent); its faults appended to ``problems``."""
+    if raw is None:
+        return None
     try:
-        document = load_document(path)
-    except ConfigFileError as exc:
-        raise ZoneRegistryError(file, [(None, None, exc.detail)], line=exc.line) from exc
+        return Bounds.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            problems.append((None, _dotted(("bounds", *tuple(error["loc"]))), error["msg"]))
+        return None
 
-    if not isinstance(document, dict):
-        got = _type_name(document)
-        message = f"top level must be a mapping {{zones: [...]}}, got {got}"
-        raise ZoneRegistryError(file, [(None, None, message)])
-    problems: list[Problem] = [
-        (None, str(key), "unknown top-level key (expected 'zones' and optionally 'bounds')")
-        for key in document
-        if key not in ("zones", "bounds")
-    ]
-    bounds: Bounds | None = None
-    if document.get("bounds") is not None:
-        try:
-            bounds = Bounds.model_validate(document["bounds"])
-        except ValidationError as exc:
-            for error in exc.errors():
-                where = _dotted(("bounds", *tuple(error["loc"])))
-                problems.append((None, where, error["msg"]))
-    raw_zones = document.get("zones")
-    if not isinstance(raw_zones, list):
-        got = "nothing" if "zones" not in document else _type_name(raw_zones)
-        problems.append((None, "zones", f"must be a list of zones, got {got}"))
-        raise ZoneRegistryError(file, problems)
-    if not raw_zones:
-        problems.append((None, "zones", "the registry has no zones"))
-        raise ZoneRegistryError(file, problems)
 
+def _read_zones(raw_zones: list[object], problems: list[Problem]) -> list[Zone]:
+    """The zones that validate; every fault (not a mapping, a bad field, a duplicate id)
+    appended to ``problems``."""
     zones: list[Zone] = []
     first_index: dict[str, int] = {}
     for index, raw in enumerate(raw_zones):
@@ -434,6 +410,42 @@ def load_zones(path: Path) -> ZoneRegistry:
         except ValidationError as exc:
             for error in exc.errors():
                 problems.append((zone_id, _dotted(tuple(error["loc"])), where + error["msg"]))
+    return zones
+
+
+def load_zones(path: Path) -> ZoneRegistry:
+    """Read and validate a zone registry from a YAML file ``{zones: [zone, ...]}``.
+
+    Raises ``ZoneRegistryError`` if the file is missing or unreadable, is not YAML, does not have
+    the ``{zones: [...]}`` shape, or holds no zones; and, listing every one, for zones that are
+    not mappings, fields that fail validation, and duplicate ids.
+    """
+    file = str(path)
+    try:
+        document = load_document(path)
+    except ConfigFileError as exc:
+        raise ZoneRegistryError(file, [(None, None, exc.detail)], line=exc.line) from exc
+
+    if not isinstance(document, dict):
+        got = _type_name(document)
+        message = f"top level must be a mapping {{zones: [...]}}, got {got}"
+        raise ZoneRegistryError(file, [(None, None, message)])
+    problems: list[Problem] = [
+        (None, str(key), "unknown top-level key (expected 'zones' and optionally 'bounds')")
+        for key in document
+        if key not in ("zones", "bounds")
+    ]
+    bounds = _read_bounds(document.get("bounds"), problems)
+    raw_zones = document.get("zones")
+    if not isinstance(raw_zones, list):
+        got = "nothing" if "zones" not in document else _type_name(raw_zones)
+        problems.append((None, "zones", f"must be a list of zones, got {got}"))
+        raise ZoneRegistryError(file, problems)
+    if not raw_zones:
+        problems.append((None, "zones", "the registry has no zones"))
+        raise ZoneRegistryError(file, problems)
+
+    zones = _read_zones(raw_zones, problems)
 
     if bounds is not None:
         problems.extend(_outside(zones, bounds))

@@ -17,7 +17,6 @@ from infra.images import (
     process_photo,
     sniff,
 )
-
 from tests.support.photos import alpha_png, bomb_png, metadata_of, phone_jpeg
 
 pytestmark = pytest.mark.unit

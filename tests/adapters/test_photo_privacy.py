@@ -10,7 +10,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.db import make_engine, migrate
-
 from tests.support.api import make_api
 from tests.support.photos import phone_jpeg, retention_and_erasure_scenario
 

@@ -21,9 +21,8 @@ import test_console
 from test_console import DESKTOP, Stack, sign_in
 
 from models.contracts import SensorKind, SensorReading
-from tools.producing import encode_reading
-
 from tests.support.parts import produce
+from tools.producing import encode_reading
 
 # The shared fixtures: the stack (worker + API), the browser and its pages.
 browser, pages, stack = test_console.browser, test_console.pages, test_console.stack

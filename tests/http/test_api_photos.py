@@ -18,7 +18,6 @@ from api.auth import Caller
 from infra.photos import PhotoRow, PhotoStore
 from infra.privacy import access_log
 from infra.tokens import Role, create_token
-
 from tests.support.api import LANE, NAMES, ApiSetup, make_api
 from tests.support.photos import alpha_png, bomb_png, metadata_of, phone_jpeg
 
@@ -322,7 +321,6 @@ def test_a_refused_report_frees_its_photos_for_the_resend(
 def test_operators_see_the_photos_of_an_alerts_reports(api: ApiSetup, client: TestClient) -> None:
     from infra.db import upsert_reports
     from models.contracts import decode_report
-
     from tests.support.api import episode, store
 
     photo = upload(client, api, phone_jpeg()).json()["photo_id"]  # type: ignore[attr-defined]

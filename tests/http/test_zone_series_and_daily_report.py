@@ -19,7 +19,6 @@ from infra.db import (
 )
 from models.contracts import Level, Risk
 from models.zones import load_bundled_zones
-
 from tests.support.api import ATRIUM, LANE, T0, ApiSetup, episode, make_api, store
 
 pytestmark = pytest.mark.unit

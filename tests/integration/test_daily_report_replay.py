@@ -25,11 +25,10 @@ from alerts.daily import CARRY_MINUTES
 from infra.db import AlertHistoryRow, ZoneSeriesRow, make_engine
 from models.contracts import Level, SensorKind, SensorReading
 from models.zones import load_bundled_zones
-from tools.producing import encode_reading
-from tools.simulator import generate, plan
-
 from tests.support.api import FakePublisher, settings_for
 from tests.support.parts import Worker, consume, kafka_kwargs
+from tools.producing import encode_reading
+from tools.simulator import generate, plan
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from infra.db import make_engine, migrate
-
 from tests.support.photos import retention_and_erasure_scenario
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,6 @@ from infra.db import (
     write_alert_records,
 )
 from models.contracts import Level, Risk
-
 from tests.support.api import episode
 
 pytestmark = pytest.mark.integration
