@@ -13,6 +13,7 @@ state store.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -742,7 +743,9 @@ def _risks_to_assess(state: ZoneState, touched: Risk | None, rules: ZoneRules) -
     return sorted(risks, key=_RISK_ORDER.__getitem__)
 
 
-def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> Step:
+def process_reading(
+    state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules, *, fast: bool = True
+) -> Step:
     """Apply one validated reading of ``zone`` to ``state`` (in place) and say what changed.
 
     A reading no newer than its sensor's latest — a repeated ``reading_id`` among them — changes
@@ -754,6 +757,59 @@ def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules:
     if not _apply_reading(state, reading, zone, rules):
         older = previous is not None and _ts(reading.observed_at) < previous.at
         return Step(duplicate=True, records=[], stale=older)
+    assert state.clock is not None
+    if fast and _inert(state, reading.kind, rules, state.clock):
+        return _QUIET
+    return _assess_reading(state, reading, zone, rules)
+
+
+#: The step of a reading that changed no alert (shared: a Step is immutable).
+_QUIET = Step(duplicate=False, records=[])
+#: The risks a reading's own kind can be assessed without a figure of the zone (no crowd count).
+_THRESHOLD_RISKS = frozenset({Risk.GAS, Risk.ELECTRICAL, Risk.FLOODING, Risk.MANHOLE, Risk.EBIKE})
+
+
+def _inert(state: ZoneState, kind: SensorKind, rules: ZoneRules, now: float) -> bool:
+    """Whether the full assessment of a reading just applied would provably change nothing:
+    the zone holds no open alert and no waiting report, the risk the reading touches is
+    below every level on every sensor of it, no duration condition is running, and no sensor
+    of the zone has gone silent. Then every risk the full step assesses yields no level and no
+    open alert, so ``transition`` returns nothing and no state changes (the property test in
+    tests/core/test_fast_step.py checks this against :func:`_assess_reading`)."""
+    if state.alerts or state.pending_reports:
+        return False
+    touched = _KIND_RISK.get(kind)
+    if touched is Risk.FIRE:
+        if state.smoke_alarm_at:
+            return False
+    elif touched is not None and touched not in _THRESHOLD_RISKS:
+        return False  # crowding (the forecast) and fire lanes take the full step
+    thresholds = rules.thresholds
+    durations = rules.durations
+    no_signal = rules.no_signal
+    silent_after = no_signal.factor
+    default = no_signal.default_interval_seconds
+    by_kind = no_signal.kind_interval_seconds
+    for sensor in state.sensors.values():
+        if sensor.since is not None and sensor.kind in durations:
+            return False
+        if touched is not None and touched is not Risk.FIRE:
+            rule = thresholds.get(sensor.kind)
+            if (
+                rule is not None
+                and rule.risk == touched
+                and sensor.value >= min(rule.levels.values(), default=math.inf)
+            ):
+                return False
+        if no_signal.enabled and now - sensor.at > silent_after * (
+            sensor.usual or by_kind.get(sensor.kind, default)
+        ):
+            return False
+    return True
+
+
+def _assess_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> Step:
+    """The full step after a reading was applied: re-assess every risk it may concern."""
     assert state.clock is not None
     now = state.clock
     records: list[AlertRecord] = []
