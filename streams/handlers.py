@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from alerts.config import RuleBook
 from alerts.engine import (
-    Step,
     ZoneState,
+    ZoneStep,
     admits_sensor,
     apply_command,
     check_silence,
@@ -28,6 +28,7 @@ from alerts.engine import (
     process_report,
     release_reports,
 )
+from alerts.zone.keys import Outcome
 from models.contracts import (
     TOO_MANY_SENSORS,
     AlertRecord,
@@ -440,7 +441,7 @@ class ReadingHandler:
                 )
             await self._store_links(step)
 
-    async def _store_links(self, step: Step) -> None:
+    async def _store_links(self, step: ZoneStep) -> None:
         if self.store_report is not None:
             for report, alert_id in step.linked:
                 await self.store_report(report, alert_id)
@@ -597,8 +598,8 @@ class CommandHandler:
             return
         state = self.states.get(command.zone_id)
         outcome = apply_command(state, command)
-        self.metrics.commands.labels(command.action.value, outcome.outcome).inc()
-        if outcome.outcome == "duplicate":
+        self.metrics.commands.labels(command.action.value, outcome.outcome.value).inc()
+        if outcome.outcome is Outcome.DUPLICATE:
             self.edge.duplicate(source)
             return
         records = [outcome.record] if outcome.record is not None else []
@@ -611,5 +612,5 @@ class CommandHandler:
             command.action.value,
             command.alert_id,
             command.actor,
-            outcome.outcome,
+            outcome.outcome.value,
         )

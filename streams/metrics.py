@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from alerts.zone.keys import Outcome
 from models.contracts import (
     REASONS,
     Change,
@@ -29,7 +30,7 @@ LATENCY_BUCKETS = (
 #: (streams/handlers.py: a record whose handling raised).
 REJECT_REASONS = (*REASONS, "internal_error")
 #: Outcomes of an operator command (alerts/engine.py: apply_command).
-COMMAND_OUTCOMES = ("applied", "duplicate", "not_open")
+COMMAND_OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
 @dataclass(frozen=True, slots=True)
