@@ -13,6 +13,7 @@ state store.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,8 @@ from alerts.state import (
     reopen,
     transition,
 )
+from alerts.zone.codec import STATE_VERSION, upgrade
+from alerts.zone.keys import AlertKey, Outcome, is_report_key, report_key, risk_key
 from models.contracts import (
     AlertCommand,
     AlertRecord,
@@ -163,13 +166,13 @@ class ZoneState:
     pending_reports: list[dict[str, Any]] = field(default_factory=list)
     # report alerts, by category: [(at, reporter_id, report_id)] within the merge window
     report_log: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
-    alerts: dict[str, AlertState] = field(default_factory=dict)  # key: risk or report:<cat>
+    alerts: dict[AlertKey, AlertState] = field(default_factory=dict)
     # resolved on their own before anyone acknowledged them (alert id -> final state), waiting
     # for a person's acknowledgement; at most LATCHED_MAX per zone
     latched: dict[str, AlertState] = field(default_factory=dict)
     # alerts an operator resolved, by risk: (when, final state) — reopened if the condition is
     # present again within the hold time
-    closed: dict[str, tuple[float, AlertState]] = field(default_factory=dict)
+    closed: dict[AlertKey, tuple[float, AlertState]] = field(default_factory=dict)
 
     # -- people -------------------------------------------------------------------------------
     def counting_source(self) -> str:
@@ -188,6 +191,7 @@ class ZoneState:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the state store."""
         return {
+            "v": STATE_VERSION,
             "zone_id": self.zone_id,
             "clock": self.clock,
             "seen": self.seen,
@@ -209,7 +213,8 @@ class ZoneState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ZoneState:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; reads every earlier format too (:func:`upgrade`)."""
+        data = upgrade(data)
         return cls(
             zone_id=data["zone_id"],
             clock=data["clock"],
@@ -219,18 +224,18 @@ class ZoneState:
             gate_people=data["gate_people"],
             flows=[(f[0], f[1], f[2]) for f in data["flows"]],
             density_samples=[(d[0], d[1]) for d in data["density_samples"]],
-            sample_source=data.get("sample_source", ""),
+            sample_source=data["sample_source"],
             peaks={
                 name: WindowMax(span, ((t, v) for t, v in data["peaks"].get(name, [])))
                 for name, span in PEAK_WINDOWS.items()
             },
             day_peak=(data["day_peak"][0], data["day_peak"][1]) if data["day_peak"] else None,
             fire_reports=list(data["fire_reports"]),
-            pending_reports=list(data.get("pending_reports", [])),
+            pending_reports=list(data["pending_reports"]),
             report_log={k: [(e[0], e[1], e[2]) for e in v] for k, v in data["report_log"].items()},
             alerts={k: _alert_from_dict(v) for k, v in data["alerts"].items()},
-            latched={k: _alert_from_dict(v) for k, v in data.get("latched", {}).items()},
-            closed={k: (v[0], _alert_from_dict(v[1])) for k, v in data.get("closed", {}).items()},
+            latched={k: _alert_from_dict(v) for k, v in data["latched"].items()},
+            closed={k: (v[0], _alert_from_dict(v[1])) for k, v in data["closed"].items()},
         )
 
 
@@ -297,7 +302,7 @@ class ZoneView:
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class ZoneStep:
     """What one record did: ``duplicate`` ones change nothing and produce nothing.
     ``alert_id`` is, for a report, the alert it opened or joined."""
 
@@ -454,7 +459,7 @@ def _crowding(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: 
         if targets:
             # Hysteresis: while a predicted alert stands, a weaker trend keeps it (half the
             # evidence, twice the horizon), so a forecast hovering at its bar does not flap.
-            current = state.alerts.get(Risk.CROWDING.value)
+            current = state.alerts.get(risk_key(Risk.CROWDING))
             sticky = 2.0 if current is not None and current.predicted else 1.0
             forecast = forecast_crossing(
                 state.density_samples,
@@ -639,7 +644,7 @@ def _step_risk(
     state: ZoneState, zone: Zone, rules: ZoneRules, risk: Risk, at: float, cause: str
 ) -> list[AlertRecord]:
     assessment = _ASSESSORS[risk](state, zone, rules, at, cause)
-    key = risk.value
+    key = risk_key(risk)
     current = state.alerts.get(key)
     if current is None and assessment.level is not None and assessment.level != Level.RED:
         blocker = _inhibitor(state, rules, risk)
@@ -710,7 +715,7 @@ def zone_view(state: ZoneState, zone: Zone) -> ZoneView:
         peaks["day"] = state.day_peak[1]
     recent = [f for f in state.flows if f[0] > now - FLOW_WINDOW_S]
     minutes = FLOW_WINDOW_S / 60.0
-    crowding = state.alerts.get(Risk.CROWDING.value)
+    crowding = state.alerts.get(risk_key(Risk.CROWDING))
     return ZoneView(
         people=people,
         density=zone.density(people) if people is not None else None,
@@ -731,7 +736,7 @@ def _risks_to_assess(state: ZoneState, touched: Risk | None, rules: ZoneRules) -
     """The risks to re-assess: those with an open alert, the one the record touched, and those
     whose duration condition is running (a fire lane reported blocked and not since cleared must
     raise once its time is up, however silent the camera and whatever else reports)."""
-    risks = {a.risk for key, a in state.alerts.items() if not key.startswith("report:")}
+    risks = {a.risk for key, a in state.alerts.items() if not is_report_key(key)}
     if touched is not None:
         risks.add(touched)
     for sensor in state.sensors.values():
@@ -742,7 +747,9 @@ def _risks_to_assess(state: ZoneState, touched: Risk | None, rules: ZoneRules) -
     return sorted(risks, key=_RISK_ORDER.__getitem__)
 
 
-def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules) -> Step:
+def process_reading(
+    state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules, *, fast: bool = True
+) -> ZoneStep:
     """Apply one validated reading of ``zone`` to ``state`` (in place) and say what changed.
 
     A reading no newer than its sensor's latest — a repeated ``reading_id`` among them — changes
@@ -753,31 +760,86 @@ def process_reading(state: ZoneState, reading: SensorReading, zone: Zone, rules:
     previous = state.sensors.get(reading.sensor_id)
     if not _apply_reading(state, reading, zone, rules):
         older = previous is not None and _ts(reading.observed_at) < previous.at
-        return Step(duplicate=True, records=[], stale=older)
+        return ZoneStep(duplicate=True, records=[], stale=older)
+    assert state.clock is not None
+    if fast and _inert(state, reading.kind, rules, state.clock):
+        return _QUIET
+    return _assess_reading(state, reading, zone, rules)
+
+
+#: The step of a reading that changed no alert (shared: a ZoneStep is immutable).
+_QUIET = ZoneStep(duplicate=False, records=[])
+#: The risks a reading's own kind can be assessed without a figure of the zone (no crowd count).
+_THRESHOLD_RISKS = frozenset({Risk.GAS, Risk.ELECTRICAL, Risk.FLOODING, Risk.MANHOLE, Risk.EBIKE})
+
+
+def _inert(state: ZoneState, kind: SensorKind, rules: ZoneRules, now: float) -> bool:
+    """Whether the full assessment of a reading just applied would provably change nothing:
+    the zone holds no open alert and no waiting report, the risk the reading touches is
+    below every level on every sensor of it, no duration condition is running, and no sensor
+    of the zone has gone silent. Then every risk the full step assesses yields no level and no
+    open alert, so ``transition`` returns nothing and no state changes (the property test in
+    tests/core/test_fast_step.py checks this against :func:`_assess_reading`)."""
+    if state.alerts or state.pending_reports:
+        return False
+    touched = _KIND_RISK.get(kind)
+    if touched is Risk.FIRE:
+        if state.smoke_alarm_at:
+            return False
+    elif touched is not None and touched not in _THRESHOLD_RISKS:
+        return False  # crowding (the forecast) and fire lanes take the full step
+    thresholds = rules.thresholds
+    durations = rules.durations
+    no_signal = rules.no_signal
+    silent_after = no_signal.factor
+    default = no_signal.default_interval_seconds
+    by_kind = no_signal.kind_interval_seconds
+    for sensor in state.sensors.values():
+        if sensor.since is not None and sensor.kind in durations:
+            return False
+        if touched is not None and touched is not Risk.FIRE:
+            rule = thresholds.get(sensor.kind)
+            if (
+                rule is not None
+                and rule.risk == touched
+                and sensor.value >= min(rule.levels.values(), default=math.inf)
+            ):
+                return False
+        if no_signal.enabled and now - sensor.at > silent_after * (
+            sensor.usual or by_kind.get(sensor.kind, default)
+        ):
+            return False
+    return True
+
+
+def _assess_reading(
+    state: ZoneState, reading: SensorReading, zone: Zone, rules: ZoneRules
+) -> ZoneStep:
+    """The full step after a reading was applied: re-assess every risk it may concern."""
     assert state.clock is not None
     now = state.clock
     records: list[AlertRecord] = []
     for risk in _risks_to_assess(state, _KIND_RISK.get(reading.kind), rules):
         records.extend(_step_risk(state, zone, rules, risk, now, reading.reading_id))
-    if Risk.SENSOR_OFFLINE.value not in state.alerts and rules.no_signal.enabled:
+    if risk_key(Risk.SENSOR_OFFLINE) not in state.alerts and rules.no_signal.enabled:
         records.extend(_step_risk(state, zone, rules, Risk.SENSOR_OFFLINE, now, reading.reading_id))
     linked: list[tuple[VolunteerReport, str | None]] = []
     if state.pending_reports:
         released, linked = release_reports(state, zone, rules, now)
         records.extend(released)
     view = zone_view(state, zone) if _KIND_RISK.get(reading.kind) == Risk.CROWDING else None
-    return Step(duplicate=False, records=records, view=view, linked=linked)
+    return ZoneStep(duplicate=False, records=records, view=view, linked=linked)
 
 
-def check_silence(state: ZoneState, zone: Zone, rules: ZoneRules, now: float) -> Step:
+def check_silence(state: ZoneState, zone: Zone, rules: ZoneRules, now: float) -> ZoneStep:
     """Re-assess the zone at ``now`` (a partition's event-time watermark): sensors that went
     silent — even the whole zone — raise sensor_offline; due holds and durations take effect;
     reports waiting for this moment are handled."""
     if state.clock is None or now <= state.clock:
         if state.pending_reports and state.clock is None:
             early, linked = release_reports(state, zone, rules, now)
-            return Step(duplicate=False, records=early, linked=linked)
-        return Step(duplicate=False, records=[])
+            return ZoneStep(duplicate=False, records=early, linked=linked)
+        return ZoneStep(duplicate=False, records=[])
     cause = f"watermark@{now:.0f}"
     records: list[AlertRecord] = []
     for risk in _risks_to_assess(
@@ -788,13 +850,15 @@ def check_silence(state: ZoneState, zone: Zone, rules: ZoneRules, now: float) ->
         records.extend(_step_risk(state, zone, rules, risk, now, cause))
     released, linked = release_reports(state, zone, rules, now)
     records.extend(released)
-    return Step(duplicate=False, records=records, linked=linked)
+    return ZoneStep(duplicate=False, records=records, linked=linked)
 
 
 # ------------------------------------------------------------------------------ reports ------
 
 
-def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules: ZoneRules) -> Step:
+def process_report(
+    state: ZoneState, report: VolunteerReport, zone: Zone, rules: ZoneRules
+) -> ZoneStep:
     """A volunteer's report: it joins an open sensor alert of its risk as corroborating evidence
     (a fire report confirms a smoke alarm: 红), or opens / joins a ``report`` alert for triage.
     Reports of one category merge into one alert; ``escalate_reporters`` distinct reporters
@@ -808,13 +872,15 @@ def process_report(state: ZoneState, report: VolunteerReport, zone: Zone, rules:
     """
     at = _ts(report.submitted_at)
     if not _remember(state, report.report_id, at):
-        return Step(duplicate=True, records=[])
+        return ZoneStep(duplicate=True, records=[])
     if state.clock is not None and at > state.clock:
         state.pending_reports.append(report.model_dump(mode="json"))
         state.pending_reports.sort(key=lambda p: (p["submitted_at"], p["report_id"]))
-        return Step(duplicate=False, records=[], pending=True)
+        return ZoneStep(duplicate=False, records=[], pending=True)
     records, alert_id = _apply_report(state, report, zone, rules)
-    return Step(duplicate=False, records=records, alert_id=alert_id, linked=[(report, alert_id)])
+    return ZoneStep(
+        duplicate=False, records=records, alert_id=alert_id, linked=[(report, alert_id)]
+    )
 
 
 def release_reports(
@@ -843,18 +909,18 @@ def _apply_report(
     records: list[AlertRecord] = []
     if risk == Risk.FIRE:
         state.fire_reports = [*state.fire_reports[-19:], at]
-    sensor_alert = state.alerts.get(risk.value) if risk is not None else None
+    sensor_alert = state.alerts.get(risk_key(risk)) if risk is not None else None
     if risk is not None and sensor_alert is not None:
         if risk == Risk.FIRE:
             records.extend(_step_risk(state, zone, rules, Risk.FIRE, at, report.report_id))
-            sensor_alert = state.alerts[Risk.FIRE.value]
+            sensor_alert = state.alerts[risk_key(Risk.FIRE)]
         new, record = corroborate(sensor_alert, _dt(at), report.report_id, report.reporter_id)
-        state.alerts[risk.value] = new
+        state.alerts[risk_key(risk)] = new
         if record is not None:
             records.append(record)
         return records, new.alert_id
 
-    key = f"report:{report.category.value}"
+    key = report_key(report.category)
     window = rules.reports.merge_window_seconds
     log = [e for e in state.report_log.get(key, []) if e[0] > at - window]
     log.append((at, report.reporter_id, report.report_id))
@@ -934,14 +1000,14 @@ class CommandOutcome:
     """What a command did: ``applied`` with its record, or why not (``duplicate``,
     ``not_open`` — the alert is resolved or unknown here)."""
 
-    outcome: str
+    outcome: Outcome
     record: AlertRecord | None = None
 
 
 def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
     """Apply an operator's command to the zone's open alert it names (in place)."""
     if not _remember(state, command.command_id, _ts(command.issued_at)):
-        return CommandOutcome("duplicate")
+        return CommandOutcome(Outcome.DUPLICATE)
     for key, alert in state.alerts.items():
         if alert.alert_id == command.alert_id:
             new, record = operator_action(
@@ -955,7 +1021,7 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
             )
             if new is None:
                 del state.alerts[key]
-                if key.startswith("report:"):
+                if is_report_key(key):
                     state.report_log.pop(key, None)
                 else:
                     final = replace(
@@ -968,7 +1034,7 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
                     state.closed[key] = (_ts(command.issued_at), final)
             else:
                 state.alerts[key] = new
-            return CommandOutcome("applied", record)
+            return CommandOutcome(Outcome.APPLIED, record)
     latched = state.latched.get(command.alert_id)
     if latched is not None and command.action == CommandAction.ACKNOWLEDGE:
         _, record = operator_action(
@@ -980,5 +1046,5 @@ def apply_command(state: ZoneState, command: AlertCommand) -> CommandOutcome:
             note_public=command.note_public,
         )
         del state.latched[command.alert_id]
-        return CommandOutcome("applied", record)
-    return CommandOutcome("not_open")
+        return CommandOutcome(Outcome.APPLIED, record)
+    return CommandOutcome(Outcome.NOT_OPEN)

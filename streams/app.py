@@ -43,11 +43,11 @@ from streams.faust_compat import diagnostics, sensors, table_sensor_on_set
 from streams.faust_compat.fixes import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
     CommandHandler,
+    Edge,
     ReadingHandler,
     ReportHandler,
     Source,
     ZoneStates,
-    dead_letter_headers,
 )
 from streams.lag import worker_collector
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
@@ -210,9 +210,11 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     send_dead_letter = sender(dead_topic)
 
+    metrics.initialise_topics((topics.readings, topics.reports, topics.commands))
+    edge = Edge(metrics, send_dead_letter)
+
     async def dead_letter(source: Source, raw: bytes, reason: str, detail: str) -> None:
-        metrics.readings_rejected.labels(reason).inc()
-        await send_dead_letter(source.key, raw, dead_letter_headers(source, reason, detail))
+        await edge.dead_letter(raw, source, reason, detail)
 
     async def store_report(report: VolunteerReport, alert_id: str | None) -> None:
         try:
@@ -261,6 +263,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         metrics=metrics,
         send_alert=sender(alerts_topic),
         send_dead_letter=send_dead_letter,
+        send_command=sender(commands_topic),
     )
 
     def source_of(event: Any) -> Source:

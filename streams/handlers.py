@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from alerts.config import RuleBook
 from alerts.engine import (
-    Step,
     ZoneState,
+    ZoneStep,
     admits_sensor,
     apply_command,
     check_silence,
@@ -28,6 +28,7 @@ from alerts.engine import (
     process_report,
     release_reports,
 )
+from alerts.zone.keys import Outcome
 from models.contracts import (
     TOO_MANY_SENSORS,
     AlertRecord,
@@ -80,6 +81,55 @@ def dead_letter_headers(source: Source, reason: str, detail: str) -> list[tuple[
         ("source.partition", str(source.partition).encode()),
         ("source.offset", str(source.offset).encode()),
     ]
+
+
+@dataclass
+class Edge:
+    """The guarded edge every input topic's handler shares: a record that cannot be used goes
+    to the dead-letter topic with its reason, one whose handling raised goes there as
+    ``internal_error`` (Faust would otherwise ack the message and lose it silently), a valid
+    record on the wrong partition is re-sent keyed by its zone, a repeat is counted."""
+
+    metrics: PipelineMetrics
+    send_dead_letter: Sender
+
+    async def guard(
+        self, raw: bytes | None, source: Source, handle: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        """Run ``handle`` on the record's bytes; whatever it raises ends in a dead letter.
+        ``handle`` raises :class:`RejectedRecord` only before it has changed anything."""
+        data = raw if raw is not None else b""
+        try:
+            await handle(data)
+        except RejectedRecord as rejected:
+            log.info(
+                "rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset, rejected
+            )
+            await self.dead_letter(data, source, rejected.reason, rejected.detail)
+        except Exception as exc:  # never let one escape
+            log.exception(
+                "internal error on %s[%d]@%d", source.topic, source.partition, source.offset
+            )
+            await self.dead_letter(data, source, INTERNAL_ERROR, repr(exc))
+
+    async def dead_letter(self, raw: bytes, source: Source, reason: str, detail: str) -> None:
+        self.metrics.dead_letters.labels(source.topic, reason).inc()
+        self.metrics.readings_rejected.labels(reason).inc()  # deprecated name
+        await self.send_dead_letter(source.key, raw, dead_letter_headers(source, reason, detail))
+
+    async def rekeyed(self, source: Source, zone_id: str, raw: bytes, resend: Sender) -> bool:
+        """Re-send a record keyed by its zone if it is not (all records of a zone must meet on
+        the partition where its state lives); True if it was re-sent."""
+        zone_key = zone_id.encode()
+        if source.key == zone_key:
+            return False
+        self.metrics.readings_rekeyed.inc()
+        await resend(zone_key, raw)
+        return True
+
+    def duplicate(self, source: Source) -> None:
+        self.metrics.duplicates.labels(source.topic).inc()
+        self.metrics.readings_duplicate.inc()  # deprecated name
 
 
 #: Writes a zone's state to the table with its changelog record on an explicit partition.
@@ -279,6 +329,7 @@ class ReadingHandler:
     _processed: dict[str, Any] = field(default_factory=dict)
     _zone_gauges: dict[str, ZoneGauges] = field(default_factory=dict)
     _stale_seen: int = 0
+    edge: Edge = field(init=False)
 
     def _note_stale(self, reading: SensorReading, state: ZoneState) -> None:
         """Log a stale reading at a sampled rate: the first, then one in ``STALE_LOG_EVERY``."""
@@ -301,36 +352,19 @@ class ReadingHandler:
         """Call after the zone gauges were cleared: their cached children are detached."""
         self._zone_gauges.clear()
 
+    def __post_init__(self) -> None:
+        self.edge = Edge(self.metrics, self.send_dead_letter)
+
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         started = self.now()
         try:
-            await self._handle(raw if raw is not None else b"", source)
-        except Exception as exc:  # never let one escape: Faust would ack and lose the record
-            log.exception(
-                "internal error on %s[%d]@%d", source.topic, source.partition, source.offset
-            )
-            await self._dead_letter(raw or b"", source, INTERNAL_ERROR, repr(exc))
+            await self.edge.guard(raw, source, lambda data: self._handle(data, source))
         finally:
             self.metrics.processing_latency.observe(self.now() - started)
 
-    async def _dead_letter(self, raw: bytes, source: Source, reason: str, detail: str) -> None:
-        self.metrics.readings_rejected.labels(reason).inc()
-        await self.send_dead_letter(source.key, raw, dead_letter_headers(source, reason, detail))
-
     async def _handle(self, raw: bytes, source: Source) -> None:
-        try:
-            reading = decode_reading(raw, self.zones)
-        except RejectedRecord as rejected:
-            log.info(
-                "rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset, rejected
-            )
-            await self._dead_letter(raw, source, rejected.reason, rejected.detail)
-            return
-        zone_key = reading.zone_id.encode()
-        if source.key != zone_key:
-            # All readings of a zone must meet on one partition, where its state lives.
-            self.metrics.readings_rekeyed.inc()
-            await self.send_reading(zone_key, raw)
+        reading = decode_reading(raw, self.zones)
+        if await self.edge.rekeyed(source, reading.zone_id, raw, self.send_reading):
             return
         zone = self.zones.get(reading.zone_id)
         assert zone is not None  # decode_reading checked it
@@ -340,15 +374,14 @@ class ReadingHandler:
                 f"sensor_id: zone {zone.id!r} already tracks {len(state.sensors)} sensors "
                 f"(PUHUI_MAX_SENSORS_PER_ZONE={self.max_sensors})"
             )
-            await self._dead_letter(raw, source, TOO_MANY_SENSORS, detail)
-            return
+            raise RejectedRecord(TOO_MANY_SENSORS, detail)
         step = process_reading(state, reading, zone, self.rules.for_zone(zone.id))
         if step.stale:
             self.metrics.readings_stale.inc()
             self._note_stale(reading, state)
             return
         if step.duplicate:
-            self.metrics.readings_duplicate.inc()
+            self.edge.duplicate(source)
             return
         self.last_activity[source.partition] = self.wall()
         await publish_then_save(
@@ -408,7 +441,7 @@ class ReadingHandler:
                 )
             await self._store_links(step)
 
-    async def _store_links(self, step: Step) -> None:
+    async def _store_links(self, step: ZoneStep) -> None:
         if self.store_report is not None:
             for report, alert_id in step.linked:
                 await self.store_report(report, alert_id)
@@ -431,6 +464,7 @@ class ReportHandler:
     wall: Callable[[], float] = time.time
     # zones with reports waiting for their sensors: zone -> (partition, since when, wall time)
     waiting: dict[str, tuple[int, float]] = field(default_factory=dict)
+    edge: Edge = field(init=False)
 
     async def release(self, zone_id: str, partition: int | None = None) -> None:
         """Handle a zone's waiting reports now (its partition has gone quiet: no reading will
@@ -459,63 +493,50 @@ class ReportHandler:
             if now - since > grace and now - quiet.get(partition, 0.0) > grace
         )
 
+    def __post_init__(self) -> None:
+        self.edge = Edge(self.metrics, self.send_dead_letter)
+
     async def __call__(self, raw: bytes | None, source: Source) -> None:
-        try:
-            report = decode_report(raw or b"", self.zones)
-        except RejectedRecord as rejected:
-            self.metrics.readings_rejected.labels(rejected.reason).inc()
-            await self.send_dead_letter(
-                source.key,
-                raw or b"",
-                dead_letter_headers(source, rejected.reason, rejected.detail),
-            )
+        await self.edge.guard(raw, source, lambda data: self._handle(data, source))
+
+    async def _handle(self, raw: bytes, source: Source) -> None:
+        report = decode_report(raw, self.zones)
+        if await self.edge.rekeyed(source, report.zone_id, raw, self.send_report):
             return
-        try:
-            zone_key = report.zone_id.encode()
-            if source.key != zone_key:
-                self.metrics.readings_rekeyed.inc()
-                await self.send_report(zone_key, raw or b"")
-                return
-            zone = self.zones.get(report.zone_id)
-            assert zone is not None
-            state = self.states.get(report.zone_id)
-            step = process_report(state, report, zone, self.rules.for_zone(zone.id))
-            if step.duplicate:
-                self.metrics.readings_duplicate.inc()
-                return
-            await publish_then_save(
-                self.states,
-                state,
-                self.send_alert,
-                step.records,
-                self.metrics,
-                partition=source.partition,
-                report_id=report.report_id,
-            )
-            if step.pending:
-                self.waiting[report.zone_id] = (source.partition, self.wall())
-                await self.store_report(report, None)
-            for linked, alert_id in step.linked:
-                await self.store_report(linked, alert_id)
-            self.metrics.reports_processed.labels(report.category.value).inc()
-            log.info(
-                "report %s (%s) in %s went to alert %s",
-                report.report_id,
-                report.category.value,
-                report.zone_id,
-                step.alert_id,
-                extra={
-                    "report_id": report.report_id,
-                    "zone_id": report.zone_id,
-                    "alert_id": step.alert_id,
-                },
-            )
-        except Exception as exc:
-            log.exception("internal error on report")
-            self.metrics.readings_rejected.labels(INTERNAL_ERROR).inc()
-            await self.send_dead_letter(
-                source.key, raw or b"", dead_letter_headers(source, INTERNAL_ERROR, repr(exc))
-            )
+        zone = self.zones.get(report.zone_id)
+        assert zone is not None
+        state = self.states.get(report.zone_id)
+        step = process_report(state, report, zone, self.rules.for_zone(zone.id))
+        if step.duplicate:
+            self.edge.duplicate(source)
+            return
+        await publish_then_save(
+            self.states,
+            state,
+            self.send_alert,
+            step.records,
+            self.metrics,
+            partition=source.partition,
+            report_id=report.report_id,
+        )
+        if step.pending:
+            self.waiting[report.zone_id] = (source.partition, self.wall())
+            await self.store_report(report, None)
+        for linked, alert_id in step.linked:
+            await self.store_report(linked, alert_id)
+        self.metrics.reports_processed.labels(report.category.value).inc()
+        log.info(
+            "report %s (%s) in %s went to alert %s",
+            report.report_id,
+            report.category.value,
+            report.zone_id,
+            step.alert_id,
+            extra={
+                "report_id": report.report_id,
+                "zone_id": report.zone_id,
+                "alert_id": step.alert_id,
+            },
+        )
 
 
 def count_record(
@@ -558,40 +579,38 @@ class CommandHandler:
     send_alert: Sender
     send_dead_letter: Sender
 
+    send_command: Sender | None = None  # re-keys a command not keyed by its zone
+    edge: Edge = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.edge = Edge(self.metrics, self.send_dead_letter)
+
     async def __call__(self, raw: bytes | None, source: Source) -> None:
-        try:
-            command = decode_command(raw or b"")
-            if command.zone_id not in self.zones:
-                raise RejectedRecord("unknown_zone", f"zone_id: unknown zone {command.zone_id!r}")
-        except RejectedRecord as rejected:
-            self.metrics.readings_rejected.labels(rejected.reason).inc()
-            await self.send_dead_letter(
-                source.key,
-                raw or b"",
-                dead_letter_headers(source, rejected.reason, rejected.detail),
-            )
+        await self.edge.guard(raw, source, lambda data: self._handle(data, source))
+
+    async def _handle(self, raw: bytes, source: Source) -> None:
+        command = decode_command(raw)
+        if command.zone_id not in self.zones:
+            raise RejectedRecord("unknown_zone", f"zone_id: unknown zone {command.zone_id!r}")
+        if self.send_command is not None and await self.edge.rekeyed(
+            source, command.zone_id, raw, self.send_command
+        ):
             return
-        try:
-            state = self.states.get(command.zone_id)
-            outcome = apply_command(state, command)
-            self.metrics.commands.labels(command.action.value, outcome.outcome).inc()
-            if outcome.outcome == "duplicate":
-                return
-            records = [outcome.record] if outcome.record is not None else []
-            await publish_then_save(
-                self.states, state, self.send_alert, records, self.metrics, source.partition
-            )
-            log.info(
-                "command %s %s on alert %s by %s: %s",
-                command.command_id,
-                command.action.value,
-                command.alert_id,
-                command.actor,
-                outcome.outcome,
-            )
-        except Exception as exc:
-            log.exception("internal error on command")
-            self.metrics.readings_rejected.labels(INTERNAL_ERROR).inc()
-            await self.send_dead_letter(
-                source.key, raw or b"", dead_letter_headers(source, INTERNAL_ERROR, repr(exc))
-            )
+        state = self.states.get(command.zone_id)
+        outcome = apply_command(state, command)
+        self.metrics.commands.labels(command.action.value, outcome.outcome.value).inc()
+        if outcome.outcome is Outcome.DUPLICATE:
+            self.edge.duplicate(source)
+            return
+        records = [outcome.record] if outcome.record is not None else []
+        await publish_then_save(
+            self.states, state, self.send_alert, records, self.metrics, source.partition
+        )
+        log.info(
+            "command %s %s on alert %s by %s: %s",
+            command.command_id,
+            command.action.value,
+            command.alert_id,
+            command.actor,
+            outcome.outcome.value,
+        )

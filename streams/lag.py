@@ -150,6 +150,10 @@ _FAMILIES: dict[str, tuple[str, list[str]]] = {
 }
 
 
+#: The families that only depend on the zone registry.
+_STATIC = ("puhui_zone_info", "puhui_zone_area_square_meters", "puhui_zone_capacity_persons")
+
+
 class WorkerCollector(Collector):
     """The families listed in the module docstring. ``lag`` and ``last_reading`` are called at
     each scrape; if one fails, its family is empty for that scrape (logged once) and the rest
@@ -166,20 +170,35 @@ class WorkerCollector(Collector):
         self._lag = lag
         self._last_reading = last_reading
         self._failed: set[str] = set()
+        self._static_families: list[GaugeMetricFamily] | None = None
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         for name, (doc, labels) in _FAMILIES.items():
             yield _family(name, doc, labels)
 
+    def _static(self) -> list[GaugeMetricFamily]:
+        """The registry's families: built at the first scrape, the same at every later one (the
+        worker's registry does not change while it runs; a scrape with 1 000 zones spent ~30 %
+        of its time rebuilding them)."""
+        if self._static_families is None:
+            families = {name: _family(name, *_FAMILIES[name]) for name in _STATIC}
+            for zone in self._zones:
+                families["puhui_zone_info"].add_metric(
+                    [zone.id, zone.site, zone.grid.value, zone.name.zh, zone.name.en], 1.0
+                )
+                families["puhui_zone_area_square_meters"].add_metric([zone.id], zone.area_m2)
+                if zone.capacity is not None:
+                    families["puhui_zone_capacity_persons"].add_metric([zone.id], zone.capacity)
+            self._static_families = list(families.values())
+        return self._static_families
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        families = {name: _family(name, doc, labels) for name, (doc, labels) in _FAMILIES.items()}
-        for zone in self._zones:
-            families["puhui_zone_info"].add_metric(
-                [zone.id, zone.site, zone.grid.value, zone.name.zh, zone.name.en], 1.0
-            )
-            families["puhui_zone_area_square_meters"].add_metric([zone.id], zone.area_m2)
-            if zone.capacity is not None:
-                families["puhui_zone_capacity_persons"].add_metric([zone.id], zone.capacity)
+        families = {
+            name: _family(name, doc, labels)
+            for name, (doc, labels) in _FAMILIES.items()
+            if name not in _STATIC
+        }
+        yield from self._static()
         for zone_id, at in sorted(self._call("last_reading", self._last_reading, {}).items()):
             families["puhui_zone_last_reading_timestamp_seconds"].add_metric([zone_id], at)
         for item in self._call("lag", self._lag, []):

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from alerts.zone.keys import Outcome
 from models.contracts import (
     REASONS,
     Change,
@@ -29,7 +30,7 @@ LATENCY_BUCKETS = (
 #: (streams/handlers.py: a record whose handling raised).
 REJECT_REASONS = (*REASONS, "internal_error")
 #: Outcomes of an operator command (alerts/engine.py: apply_command).
-COMMAND_OUTCOMES = ("applied", "duplicate", "not_open")
+COMMAND_OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,10 @@ class PipelineMetrics:
     """The worker's own metrics (Faust's sensor metrics sit beside them on ``/metrics``)."""
 
     readings_processed: Counter
-    readings_rejected: Counter
-    readings_duplicate: Counter
+    dead_letters: Counter
+    duplicates: Counter
+    readings_rejected: Counter  # deprecated: dead_letters (kept one release)
+    readings_duplicate: Counter  # deprecated: duplicates (kept one release)
     readings_stale: Counter
     readings_rekeyed: Counter
     reports_processed: Counter
@@ -82,6 +85,13 @@ class PipelineMetrics:
             for outcome in COMMAND_OUTCOMES:
                 self.commands.labels(action.value, outcome)
 
+    def initialise_topics(self, topics: Iterable[str]) -> None:
+        """The same for the counters labelled by input topic (their names are known later)."""
+        for topic in topics:
+            self.duplicates.labels(topic)
+            for reason in REJECT_REASONS:
+                self.dead_letters.labels(topic, reason)
+
     @classmethod
     def _register(cls, registry: CollectorRegistry) -> PipelineMetrics:
         return cls(
@@ -91,15 +101,30 @@ class PipelineMetrics:
                 ["kind"],
                 registry=registry,
             ),
+            dead_letters=Counter(
+                "puhui_dead_letters",
+                "Input records sent to the dead-letter topic, by the topic they came from and "
+                "reason code",
+                ["topic", "reason"],
+                registry=registry,
+            ),
+            duplicates=Counter(
+                "puhui_duplicates",
+                "Input records that changed nothing because they were seen before (a reading "
+                "of the same sensor and time, a report or command id already handled), by topic",
+                ["topic"],
+                registry=registry,
+            ),
             readings_rejected=Counter(
                 "puhui_readings_rejected",
-                "Records sent to the dead-letter topic, by reason code",
+                "DEPRECATED (use puhui_dead_letters_total): records of every input topic sent "
+                "to the dead-letter topic, by reason code",
                 ["reason"],
                 registry=registry,
             ),
             readings_duplicate=Counter(
                 "puhui_readings_duplicate",
-                "Readings dropped because their reading_id was already processed",
+                "DEPRECATED (use puhui_duplicates_total): repeated records of every input topic",
                 registry=registry,
             ),
             readings_stale=Counter(

@@ -171,6 +171,7 @@ def test_operations_say_who_sends_and_who_receives(spec: dict[str, Any]) -> None
         ("receive", names.reports),
         ("send", names.reports),  # re-keying a report not keyed by its zone id
         ("receive", names.commands),
+        ("send", names.commands),  # re-keying a command not keyed by its zone id
         ("send", names.alerts),
         ("send", names.dead_letters),
     }
@@ -266,13 +267,14 @@ def test_wire_messages_are_keyed_by_zone_id(spec: dict[str, Any], message: str) 
 
 
 @pytest.mark.parametrize(
-    ("message", "topic"), [("SensorReading", "readings"), ("VolunteerReport", "reports")]
+    ("message", "topic"),
+    [("SensorReading", "readings"), ("VolunteerReport", "reports"), ("AlertCommand", "commands")],
 )
 async def test_inputs_keyed_otherwise_are_rekeyed(
     spec: dict[str, Any], message: str, topic: str
 ) -> None:
-    """As the key descriptions say: a valid reading or report not keyed by its zone id is sent
-    back to its topic, unchanged, keyed by it (and assessed then); nothing else happens."""
+    """As the key descriptions say: a valid reading, report or command not keyed by its zone id
+    is sent back to its topic, unchanged, keyed by it (and handled then); nothing else happens."""
     assert (
         "re-keyed"
         in spec["components"]["messages"][message]["bindings"]["kafka"]["key"]["description"]
@@ -359,7 +361,12 @@ async def handle(raw: bytes, source: Source) -> tuple[Capture, Capture]:
     else:
         assert source.topic == names.commands
         await CommandHandler(
-            zones=zones, states=states, metrics=metrics, send_alert=other, send_dead_letter=dead
+            zones=zones,
+            states=states,
+            metrics=metrics,
+            send_alert=other,
+            send_dead_letter=dead,
+            send_command=other,
         )(raw, source)
     return dead, other
 

@@ -241,7 +241,7 @@ def test_dashboard_covers_the_overview(dashboard: dict[str, Any]) -> None:
         "risk_level:puhui_alerts_open:sum",
         "kind:puhui_readings_processed:rate5m",
         "topic:puhui_consumer_lag:sum",
-        "reason:puhui_readings_rejected:rate5m",
+        "reason:puhui_dead_letters:rate5m",
         "quantile:puhui_alert_latency_seconds:histogram_quantile",
         "puhui_notifications_total",
         "puhui_webhook_attempts_total",
