@@ -31,6 +31,7 @@ from api.notifier import Notifier
 from api.pages import router as pages_router
 from api.retention import RetentionJob
 from api.routes.alerts import alerts_router
+from api.routes.cases import cases_router
 from api.routes.invitations import invitations_router
 from api.routes.reports import reports_router
 from api.routes.silences import silences_router
@@ -167,6 +168,7 @@ def create_api(
     app.include_router(reports_router(ctx))
     app.include_router(alerts_router(ctx))
     app.include_router(silences_router(ctx))
+    app.include_router(cases_router(ctx))
     app.include_router(pages_router)
     app.openapi = _openapi_with_zones(app, ctx.zones)  # type: ignore[method-assign]
     return app
@@ -194,6 +196,7 @@ OPENAPI_TAGS = [
     {"name": "reports", "description": "Volunteer reports (Open311 GeoReport v2 in spirit)"},
     {"name": "alerts", "description": "The alert board, actions, live stream and CAP export"},
     {"name": "incidents", "description": "Every alert episode, open and closed"},
+    {"name": "cases", "description": "Cases: 立案 → 派遣 → 处置 → 核查 → 结案, and units"},
     {"name": "silences", "description": "Hold back notifications for matching alerts"},
     {"name": "zones", "description": "The zone registry with live crowd figures"},
     {"name": "access", "description": "Who the token belongs to"},

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default sqlite:///<state_dir>/puhui.db"
     )
     zones_file: Path | None = Field(None, description="zone registry YAML; default the bundled one")
+    units_file: Path | None = Field(
+        None, description="units cases are dispatched to (YAML); default models/data/units.yaml"
+    )
+    case_limits_file: Path | None = Field(
+        None,
+        description="case step time limits (YAML); default alerts/data/case_limits.yaml",
+    )
+    case_check_seconds: float = Field(
+        5.0, gt=0, le=300, description="how often the worker looks for overdue case steps"
+    )
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP API port")
     http_host: str = Field("127.0.0.1", description="HTTP API bind address")
     worker_port: int = Field(

@@ -38,6 +38,7 @@ from models.contracts import (
     decode_alert_record,
 )
 from models.zones import ZoneRegistry, load_bundled_zones, load_zones
+from streams import cases as case_worker
 from streams import diagnostics, sensors
 from streams.faustfix import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
@@ -273,6 +274,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def act(stream: Any) -> None:
         async for event in stream.events():
             await handle_command(event.value, source_of(event))
+
+    case_worker.install(
+        app, settings, engine, zones, topics, registry, metrics, raw_topic, send_dead_letter
+    )
 
     @app.agent(ticks_topic, concurrency=1, name="release")
     async def release(stream: Any) -> None:

@@ -47,6 +47,7 @@ def _topic_roles(settings: Settings) -> dict[str, str]:
         "alerts": t.alerts,
         "dead_letters": t.dead_letters,
         "commands": t.commands,
+        "cases": t.cases,
     }
 
 
@@ -320,6 +321,22 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_unit(settings: Settings, role: str, unit: str | None) -> None:
+    """A responder's ``--unit`` must name a unit of the units file (``ValueError`` otherwise)."""
+    from models.units import load_bundled_units, load_units
+
+    if role != "responder":
+        if unit:
+            raise ValueError("--unit is for responder tokens only")
+        return
+    if not unit:
+        raise ValueError("a responder token needs --unit UNIT_ID (see GET /api/units)")
+    units = load_units(settings.units_file) if settings.units_file else load_bundled_units()
+    if unit not in units:
+        known = ", ".join(u.id for u in units)
+        raise ValueError(f"unknown unit {unit[:64]!r} (units: {known})")
+
+
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from infra.db import make_engine, migrate
     from infra.tokens import Role, create_token, list_tokens, parse_lifetime, revoke_token
@@ -330,6 +347,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.action == "create":
         try:
+            _check_unit(settings, args.role, args.unit)
             lifetime = parse_lifetime(args.expires_in) if args.expires_in else None
             token = create_token(
                 engine,
@@ -338,12 +356,14 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
                 now,
                 expires_in=lifetime,
                 principal=args.principal,
+                unit_id=args.unit,
             )
         except ValueError as exc:
             print(f"puhui token create: {exc}", file=sys.stderr)
             return 2
         until = f", expires {(now + lifetime).isoformat(timespec='seconds')}" if lifetime else ""
-        print(f"token for {args.name} ({args.role}{until}); shown once, stored hashed:")
+        unit = f", unit {args.unit}" if args.unit else ""
+        print(f"token for {args.name} ({args.role}{unit}{until}); shown once, stored hashed:")
         print(token)
     elif args.action == "list":
         print("id\trole\tprincipal\tname\tcreated\tstate")
@@ -709,8 +729,13 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="API bearer tokens")
     tsub = token.add_subparsers(dest="action", required=True)
     create = tsub.add_parser("create")
-    create.add_argument("--role", required=True, choices=["volunteer", "operator", "admin"])
+    create.add_argument(
+        "--role", required=True, choices=["volunteer", "responder", "operator", "admin"]
+    )
     create.add_argument("--name", required=True, help="display name (need not be unique)")
+    create.add_argument(
+        "--unit", metavar="UNIT_ID", help="responders: the unit they belong to (GET /api/units)"
+    )
     create.add_argument(
         "--expires-in", metavar="LIFETIME", help="e.g. 8h, 30m, 7d (default: never expires)"
     )

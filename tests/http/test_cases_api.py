@@ -1,0 +1,203 @@
+"""Cases over HTTP: open, dispatch, accept, arrive, handle, verify, cancel; who may do what; bad
+input; listing and filters; overdue. A fake publisher stands in for the producer, and the test
+applies what it published with the case worker's own store function (``apply_and_store``), as
+the worker would; ``tests/e2e/test_case_loop.py`` runs the same through Kafka and a browser."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from alerts.cases import load_bundled_case_limits
+from infra.cases_db import apply_and_store
+from infra.tokens import Role, create_token
+from models.cases import CaseCommand
+from models.contracts import Level
+from models.units import load_bundled_units
+
+from api_support import LANE, T0, ApiSetup, episode, make_api, store
+
+pytestmark = pytest.mark.unit
+
+UNITS = frozenset(u.id for u in load_bundled_units())
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> ApiSetup:
+    setup = make_api(tmp_path)
+    now = setup.clock()
+    setup.tokens["grid"] = create_token(
+        setup.engine, "网格员 李强", Role.RESPONDER, now, unit_id="grid-zhongtai"
+    )
+    setup.tokens["police"] = create_token(
+        setup.engine, "民警 赵", Role.RESPONDER, now, unit_id="dapuqiao-police"
+    )
+    return setup
+
+
+@pytest.fixture
+def client(api: ApiSetup) -> Iterator[TestClient]:
+    with TestClient(api.app) as c:
+        yield c
+
+
+def work(api: ApiSetup) -> list[str]:
+    """Apply every published case command, as the case worker does; their outcomes."""
+    assert api.publisher is not None
+    limits = load_bundled_case_limits()
+    outcomes = []
+    for topic, key, value in api.publisher.sent:
+        if topic.endswith("puhui.cases"):
+            cmd = CaseCommand.model_validate_json(value)
+            assert key == cmd.case_id.encode()
+            outcomes.append(apply_and_store(api.engine, cmd, limits, UNITS).outcome)
+    api.publisher.sent.clear()
+    return outcomes
+
+
+def alert(api: ApiSetup) -> str:
+    records = episode(LANE, [Level.YELLOW, Level.ORANGE], start=T0, cause="c")
+    store(api.engine, records)
+    return records[-1].alert_id
+
+
+def post(client: TestClient, api: ApiSetup, who: str, path: str, body: Any = None) -> Any:
+    return client.post(path, json=body, headers=api.auth(who))
+
+
+def test_the_loop_over_http(api: ApiSetup, client: TestClient) -> None:
+    alert_id = alert(api)
+    r = post(client, api, "operator", "/api/cases", {"alert_ids": [alert_id], "title": "拥挤"})
+    assert r.status_code == 201, r.text
+    case_id = r.json()["case_id"]
+    assert work(api) == ["applied"]
+    case = client.get(f"/api/cases/{case_id}", headers=api.auth("operator")).json()
+    assert (case["status"], case["category"], case["level"], case["zone_id"]) == (
+        "registered",
+        "crowding",
+        "orange",
+        LANE,
+    )
+    assert (
+        post(
+            client, api, "operator", f"/api/cases/{case_id}/dispatch", {"unit_id": "grid-zhongtai"}
+        ).status_code
+        == 202
+    )
+    work(api)
+    # the police are not the unit: they do not even see it
+    assert post(client, api, "police", f"/api/cases/{case_id}/accept").status_code == 404
+    assert client.get("/api/cases", headers=api.auth("police")).json()["total"] == 0
+    assert post(client, api, "grid", f"/api/cases/{case_id}/arrive").status_code == 409
+    for step in ("accept", "arrive"):
+        assert post(client, api, "grid", f"/api/cases/{case_id}/{step}").status_code == 202
+        work(api)
+    photo = "ph_" + "0" * 32
+    r = post(
+        client,
+        api,
+        "grid",
+        f"/api/cases/{case_id}/handle",
+        {"note": "已疏导", "photo_ids": [photo]},
+    )
+    assert r.status_code == 202, r.text
+    work(api)
+    assert (
+        post(client, api, "grid", f"/api/cases/{case_id}/verify", {"result": "closed"}).status_code
+        == 403
+    )
+    r = post(
+        client,
+        api,
+        "operator",
+        f"/api/cases/{case_id}/verify",
+        {"result": "closed", "note": "现场已恢复"},
+    )
+    assert r.status_code == 202
+    work(api)
+    case = client.get(f"/api/cases/{case_id}", headers=api.auth("grid")).json()
+    assert case["status"] == "closed"
+    assert case["photo_urls"] == [f"/api/photos/{photo}"]
+    assert [e["action"] for e in case["timeline"]] == [
+        "open",
+        "dispatch",
+        "accept",
+        "arrive",
+        "handle",
+        "verify",
+    ]
+    assert [e["actor"] for e in case["timeline"]][2:5] == ["网格员 李强"] * 3
+    assert case["alerts"][0]["back_to_normal"] is False  # still firing
+
+
+def test_bad_input_names_the_field_and_writes_nothing(api: ApiSetup, client: TestClient) -> None:
+    alert_id = alert(api)
+    cases = [
+        ({"title": "x"}, "alert_ids"),
+        ({"alert_ids": ["nope"], "title": "x"}, "alert_ids"),
+        ({"alert_ids": [alert_id], "title": "x", "category": "aliens"}, "category"),
+        ({"alert_ids": [alert_id], "title": " "}, "title"),
+        ({"alert_ids": [alert_id], "title": "x", "extra": 1}, "extra"),
+    ]
+    for body, field in cases:
+        r = post(client, api, "operator", "/api/cases", body)
+        assert r.status_code == 422, body
+        assert field in r.text
+    assert (
+        post(
+            client, api, "volunteer", "/api/cases", {"alert_ids": [alert_id], "title": "x"}
+        ).status_code
+        == 403
+    )
+    r = post(client, api, "operator", "/api/cases", {"alert_ids": [alert_id], "title": "x"})
+    case_id = r.json()["case_id"]
+    work(api)
+    r = post(client, api, "operator", f"/api/cases/{case_id}/dispatch", {"unit_id": "nobody"})
+    assert r.status_code == 422 and "unit_id" in r.text
+    r = post(
+        client,
+        api,
+        "grid",
+        f"/api/cases/{case_id}/handle",
+        {"note": "x", "photo_ids": ["http://x"]},
+    )
+    assert r.status_code == 422 and "photo_ids" in r.text
+    assert client.get("/api/cases?status=lost", headers=api.auth("operator")).status_code == 422
+    assert client.get("/api/cases/cs_nothex", headers=api.auth("operator")).status_code == 422
+    assert api.publisher is not None and api.publisher.sent == []
+
+
+def test_overdue_shows_in_list_and_detail(api: ApiSetup, client: TestClient) -> None:
+    alert_id = alert(api)
+    r = post(client, api, "operator", "/api/cases", {"alert_ids": [alert_id], "title": "x"})
+    case_id = r.json()["case_id"]
+    work(api)
+    listing = client.get("/api/cases", headers=api.auth("operator")).json()
+    assert listing["counts"]["overdue"] == 0 and listing["items"][0]["overdue"] is False
+    api.clock.advance(timedelta(minutes=5, seconds=1).total_seconds())  # orange: 5 min
+    listing = client.get("/api/cases?overdue=true", headers=api.auth("operator")).json()
+    assert [c["case_id"] for c in listing["items"]] == [case_id]
+    assert listing["counts"]["overdue"] == 1
+    assert listing["items"][0]["overdue_seconds"] == pytest.approx(1.0)
+    assert client.get("/api/cases?overdue=false", headers=api.auth("operator")).json()["total"] == 0
+
+
+def test_units_and_responder_tokens(api: ApiSetup, client: TestClient) -> None:
+    units = client.get("/api/units", headers=api.auth("grid")).json()
+    assert {u["kind_zh"] for u in units["items"]} == {
+        "网格",
+        "物业",
+        "城管",
+        "派出所",
+        "消防",
+        "医疗",
+    }
+    assert client.get("/api/units", headers=api.auth("volunteer")).status_code == 403
+    assert client.get("/api/alerts", headers=api.auth("grid")).status_code == 403
+    with pytest.raises(ValueError, match="unit"):
+        create_token(api.engine, "x", Role.RESPONDER, api.clock())
