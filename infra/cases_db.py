@@ -34,7 +34,7 @@ from alerts.cases import (
     CaseStatus,
     apply_case_command,
 )
-from infra.db import Base, UTCDateTime
+from infra.db import Base, NotificationAttemptRow, UTCDateTime
 from models.cases import ActorRole, CaseAction, CaseCommand, VerifyResult
 from models.contracts import Level
 
@@ -365,3 +365,15 @@ def escalations_since(engine: Engine, since: datetime) -> list[tuple[CaseEventRo
             .order_by(CaseEventRow.id)
         ).all()
         return [(e, c) for e, c in rows]
+
+
+def case_notification_ids(engine: Engine) -> set[str]:
+    """Ids of the case notifications already decided (the notifier's ledger)."""
+    with Session(engine) as session:
+        return set(
+            session.scalars(
+                select(NotificationAttemptRow.notification_id)
+                .where(NotificationAttemptRow.kind == "case_overdue")
+                .distinct()
+            )
+        )

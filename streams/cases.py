@@ -35,12 +35,30 @@ from streams.handlers import Source, dead_letter_headers
 from streams.metrics import PipelineMetrics
 from streams.persist import Unstorable, write
 
-__all__ = ["CASE_NAMESPACE", "CaseWorker", "escalation_command", "install", "load_case_config"]
+__all__ = [
+    "CASE_NAMESPACE",
+    "CaseWorker",
+    "case_commands_counter",
+    "escalation_command",
+    "install",
+    "load_case_config",
+]
 
 log = logging.getLogger("puhui.worker.cases")
 
 #: Escalation command ids are uuid5(namespace, "<case_id>|<step>"): one per step, whoever sends.
 CASE_NAMESPACE = uuid.UUID("6f1c2a64-3c55-4c57-9d7a-0c8a35c1e3b1")
+
+
+def case_commands_counter(registry: CollectorRegistry) -> Counter:
+    """``puhui_case_commands_total{action, outcome}``: commands the case worker took."""
+    return Counter(
+        "puhui_case_commands",
+        "Case commands applied by the case worker, by action and outcome "
+        "(applied, duplicate, rejected)",
+        ["action", "outcome"],
+        registry=registry,
+    )
 
 
 def load_case_config(settings: Settings, zones: ZoneRegistry) -> tuple[UnitRegistry, CaseLimits]:
@@ -142,13 +160,7 @@ def install(
     """Add the cases agent and the overdue check to the worker's app."""
     units, limits = load_case_config(settings, zones)
     cases_topic = raw_topic(topics.cases)
-    counter = Counter(
-        "puhui_case_commands",
-        "Case commands applied by the case worker, by action and outcome "
-        "(applied, duplicate, rejected)",
-        ["action", "outcome"],
-        registry=registry,
-    )
+    counter = case_commands_counter(registry)
     worker = CaseWorker(engine, units, limits, metrics, counter, send_dead_letter)
 
     @app.agent(cases_topic, concurrency=1, name="cases")
