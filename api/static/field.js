@@ -50,7 +50,13 @@
       if (err.status !== 401) signOut(`无法连接 / Cannot connect: ${err.message}`);
       return;
     }
-    fill($("#who"), me.name || "", me.unit_id ? ` · ${me.unit_id}` : "");
+    let unit = me.unit_id || "";
+    try {
+      const units = await api.get("/api/units");
+      const mine = units.items.find((u) => u.unit_id === me.unit_id);
+      if (mine) unit = `${mine.name.zh} (${mine.kind_zh})`;
+    } catch (_) { /* the id will do */ }
+    fill($("#who"), me.name || "", unit ? ` · ` : "", h("span", { id: "who-unit" }, unit));
     show("cases");
     await load();
     timer = setInterval(load, REFRESH_MS);

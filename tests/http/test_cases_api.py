@@ -201,3 +201,52 @@ def test_units_and_responder_tokens(api: ApiSetup, client: TestClient) -> None:
     assert client.get("/api/alerts", headers=api.auth("grid")).status_code == 403
     with pytest.raises(ValueError, match="unit"):
         create_token(api.engine, "x", Role.RESPONDER, api.clock())
+
+
+def test_the_reporter_sees_the_case_and_its_closing(api: ApiSetup, client: TestClient) -> None:
+    r = client.post(
+        "/api/reports",
+        json={"zone_id": LANE, "category": "littering", "description": "垃圾堆积"},
+        headers=api.auth("volunteer"),
+    )
+    report_id = r.json()["report_id"]
+    r = post(client, api, "operator", "/api/cases", {"report_ids": [report_id], "title": "垃圾"})
+    assert r.status_code == 201
+    case_id = r.json()["case_id"]
+    work(api)
+    mine = client.get(f"/api/reports/{report_id}", headers=api.auth("volunteer")).json()
+    assert (mine["status"], mine["case"]["case_id"]) == ("in_case", case_id)
+    assert mine["open311_status"] == "open"
+    for who, step, body in [
+        ("operator", "dispatch", {"unit_id": "grid-zhongtai"}),
+        ("grid", "accept", None),
+        ("grid", "arrive", None),
+        ("grid", "handle", {"note": "已清运"}),
+        ("operator", "verify", {"result": "closed"}),
+    ]:
+        assert post(client, api, who, f"/api/cases/{case_id}/{step}", body).status_code == 202
+        work(api)
+    mine = client.get("/api/reports", headers=api.auth("volunteer")).json()["items"][0]
+    assert (mine["status"], mine["open311_status"]) == ("case_closed", "closed")
+    assert mine["case"]["closed_at"] is not None
+    # another volunteer's report stays theirs
+    assert (
+        client.get(f"/api/reports/{report_id}", headers=api.auth("volunteer2")).status_code == 404
+    )
+
+
+def test_a_command_applied_twice_changes_nothing(api: ApiSetup, client: TestClient) -> None:
+    alert_id = alert(api)
+    post(client, api, "operator", "/api/cases", {"alert_ids": [alert_id], "title": "x"})
+    assert api.publisher is not None
+    sent = list(api.publisher.sent)
+    api.publisher.sent.extend(sent)  # a redelivery
+    assert work(api) == ["applied", "duplicate"]
+
+
+def test_the_field_page_is_served_under_the_pages_policy(client: TestClient) -> None:
+    page = client.get("/field")
+    assert page.status_code == 200
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert '<script src="/static/field.js" defer></script>' in page.text
+    assert client.get("/static/field.js").status_code == 200
