@@ -447,9 +447,10 @@ def base_url(settings: Settings) -> str:
 
 
 def invite_link(base: str, role: str, secret: str) -> str:
-    """The sign-in link of an invitation: the console for operators, /report for the others.
+    """The sign-in link of an invitation: the console for operators, /field for responders,
+    /report for volunteers.
     The secret rides in the fragment, which browsers never send to the server."""
-    page = "/" if role == "operator" else "/report"
+    page = {"operator": "/", "responder": "/field"}.get(role, "/report")
     return f"{base.rstrip('/')}{page}#invite={secret}"
 
 
@@ -460,8 +461,11 @@ def _invite(settings: Settings, engine, args: argparse.Namespace, now: datetime)
     from infra.tokens import Role
 
     try:
+        _check_unit(settings, args.role, args.unit)
         valid_for = parse_validity(args.expires_in)
-        info, secret = create_invitation(engine, args.name, Role(args.role), now, valid_for)
+        info, secret = create_invitation(
+            engine, args.name, Role(args.role), now, valid_for, unit_id=args.unit
+        )
     except ValueError as exc:
         print(f"puhui token invite: {exc}", file=sys.stderr)
         return 2
@@ -751,6 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     invite.add_argument("--role", required=True, choices=[r.value for r in _invitable_roles()])
     invite.add_argument("--name", required=True)
+    invite.add_argument("--unit", metavar="UNIT_ID", help="responders: their unit (GET /api/units)")
     invite.add_argument(
         "--expires-in", default="7d", help="unused, the link expires after this (30m, 48h, 7d)"
     )

@@ -43,6 +43,17 @@
   }
 
   async function start() {
+    const invite = Puhui.takeInvite();
+    if (invite !== null) {
+      try {
+        api.setToken((await Puhui.exchangeInvite(invite)).token);
+      } catch (e) {
+        const why = Puhui.INVITE_REFUSED[e.reason];
+        signOut(why ? `${why.zh}\n${why.en}` : `无法通过邀请链接登录 / Cannot sign in with the link: ${e.message}`);
+        return;
+      }
+    }
+    if (!api.token()) { show("login"); return; }
     let me;
     try {
       me = await api.get("/api/me");
@@ -174,5 +185,5 @@
     start();
   });
   $("#logout").addEventListener("click", () => signOut());
-  if (api.token()) start(); else show("login");
+  start();
 })();

@@ -43,3 +43,34 @@ def test_responder_tokens_need_a_known_unit(
         assert (info.role, info.unit_id) == (Role.RESPONDER, "grid-zhongtai")
     finally:
         engine.dispose()
+
+
+def test_a_responder_invitation_makes_a_token_of_its_unit_and_opens_the_field_page(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from infra.db import migrate
+    from infra.invitations import create_invitation, redeem_invitation
+    from streams.cli import invite_link
+
+    url = f"sqlite:///{tmp_path / 'inv.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    now = datetime(2026, 10, 1, 11, 0, tzinfo=UTC)
+    try:
+        with pytest.raises(ValueError, match="needs a unit"):
+            create_invitation(engine, "网格员 王", Role.RESPONDER, now, timedelta(days=1))
+        with pytest.raises(ValueError, match="only responder"):
+            create_invitation(
+                engine, "志愿者", Role.VOLUNTEER, now, timedelta(days=1), unit_id="grid-zhongtai"
+            )
+        _, secret = create_invitation(
+            engine, "网格员 王", Role.RESPONDER, now, timedelta(days=1), unit_id="grid-zhonghai"
+        )
+        redeemed = redeem_invitation(engine, secret, now)
+        info = verify_token(engine, redeemed.token)
+        assert info is not None and (info.role, info.unit_id) == (Role.RESPONDER, "grid-zhonghai")
+    finally:
+        engine.dispose()
+    assert invite_link("http://h:1", "responder", "phi_s") == "http://h:1/field#invite=phi_s"
