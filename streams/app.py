@@ -5,6 +5,7 @@
             └──────────────▶ puhui.dead-letters
     puhui.alert-commands ──act──▶ puhui.alerts   (operators' acknowledge / assign / resolve)
     puhui.volunteer-reports ──intake──▶ (validated; bad ones dead-lettered)
+    puhui.cases ──cases──▶ database (the one writer of cases; streams/cases.py)
 
 ``create_app(settings)`` builds everything; nothing connects at import time.
 """
