@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     func,
     or_,
     select,
@@ -46,6 +47,7 @@ __all__ = [
     "apply_and_store",
     "case_events",
     "cases_of_reports",
+    "count_open",
     "list_cases",
     "load_case",
     "overdue_steps",
@@ -277,8 +279,8 @@ def list_cases(
     limit: int,
     offset: int,
 ) -> tuple[list[Case], int]:
-    """Cases matching the filters: most urgent (level, then overdue first, then due soonest)
-    first, then newest."""
+    """A page of the cases matching the filters, and how many match: open before done, red
+    first, overdue first, then newest (sorted by the database)."""
     conditions: list[Any] = []
     if statuses is not None:
         conditions.append(CaseRow.status.in_(list(statuses)))
@@ -294,19 +296,47 @@ def list_cases(
         conditions.append(
             or_(CaseRow.status.not_in(open_values), CaseRow.due_at.is_(None), CaseRow.due_at >= now)
         )
+    level_rank = case(_LEVEL_RANK, value=CaseRow.level, else_=0)
+    order = (
+        case((CaseRow.status.in_(open_values), 0), else_=1),
+        level_rank.desc(),
+        case((is_overdue, 0), else_=1),
+        CaseRow.opened_at.desc(),
+        CaseRow.case_id,
+    )
     with Session(engine) as session:
         total = session.scalar(select(func.count()).select_from(CaseRow).where(*conditions)) or 0
-        rows = list(session.scalars(select(CaseRow).where(*conditions)))
-    cases = [row_to_case(r) for r in rows]
-    cases.sort(key=lambda c: c.opened_at, reverse=True)
-    cases.sort(
-        key=lambda c: (
-            not c.open,
-            -_LEVEL_RANK.get(c.level.value, 0),
-            not (c.open and c.due_at is not None and now > c.due_at),
+        rows = session.scalars(
+            select(CaseRow).where(*conditions).order_by(*order).limit(limit).offset(offset)
         )
-    )
-    return cases[offset : offset + limit], int(total)
+        return [row_to_case(r) for r in rows], int(total)
+
+
+def count_open(
+    engine: Engine, *, units: Iterable[str] | None, zones: Iterable[str] | None, now: datetime
+) -> dict[str, int]:
+    """Open cases by status, their total (``open``) and the overdue ones (``overdue``)."""
+    open_values = [s.value for s in OPEN_STATUSES]
+    conditions: list[Any] = [CaseRow.status.in_(open_values)]
+    if units is not None:
+        conditions.append(CaseRow.unit_id.in_(list(units)))
+    if zones is not None:
+        conditions.append(CaseRow.zone_id.in_(list(zones)))
+    overdue = case((CaseRow.due_at < now, 1), else_=0)
+    counts = {s: 0 for s in open_values}
+    with Session(engine) as session:
+        rows = session.execute(
+            select(CaseRow.status, func.count(), func.sum(overdue))
+            .where(*conditions)
+            .group_by(CaseRow.status)
+        ).all()
+    late = 0
+    for status, n, o in rows:
+        counts[status] = int(n)
+        late += int(o or 0)
+    counts["open"] = sum(counts[s] for s in open_values)
+    counts["overdue"] = late
+    return counts
 
 
 def overdue_steps(engine: Engine, now: datetime) -> list[tuple[str, int]]:

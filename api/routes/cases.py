@@ -38,7 +38,7 @@ from api.context import ApiContext
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from api.queries import alerts_by_id, get_report, histories
 from api.schemas import TEXT, CleanText, error_responses
-from infra.cases_db import case_events, cases_of_alerts, list_cases, load_case
+from infra.cases_db import case_events, cases_of_alerts, count_open, list_cases, load_case
 from infra.db import AlertHistoryRow, AlertRow
 from infra.tokens import Role
 from models.cases import (
@@ -496,21 +496,7 @@ def cases_router(ctx: ApiContext) -> APIRouter:
             limit=limit,
             offset=offset,
         )
-        every, _ = list_cases(
-            ctx.engine,
-            statuses=sorted(s.value for s in OPEN_STATUSES),
-            units=units_wanted,
-            zones=zones,
-            overdue=None,
-            now=now,
-            limit=100_000,
-            offset=0,
-        )
-        counts: dict[str, int] = {s.value: 0 for s in CaseStatus if s in OPEN_STATUSES}
-        for c in every:
-            counts[c.status.value] += 1
-        counts["open"] = len(every)
-        counts["overdue"] = sum(1 for c in every if is_overdue(c, now))
+        counts = count_open(ctx.engine, units=units_wanted, zones=zones, now=now)
         return {
             "items": [case_view(ctx, c, units, now) for c in cases],
             "total": total,

@@ -20,7 +20,7 @@ from models.cases import CaseCommand
 from models.contracts import Level
 from models.units import load_bundled_units
 
-from api_support import LANE, T0, ApiSetup, episode, make_api, store
+from api_support import ATRIUM, LANE, T0, ApiSetup, episode, make_api, store
 
 pytestmark = pytest.mark.unit
 
@@ -250,3 +250,23 @@ def test_the_field_page_is_served_under_the_pages_policy(client: TestClient) -> 
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
     assert '<script src="/static/field.js" defer></script>' in page.text
     assert client.get("/static/field.js").status_code == 200
+
+
+def test_most_urgent_first_then_newest(api: ApiSetup, client: TestClient) -> None:
+    orange = alert(api)
+    red = episode(ATRIUM, [Level.RED], start=T0, cause="red")
+    store(api.engine, red)
+    made = {}
+    for name, alert_id in (("orange", orange), ("red", red[-1].alert_id), ("orange2", orange)):
+        r = post(client, api, "operator", "/api/cases", {"alert_ids": [alert_id], "title": name})
+        made[name] = r.json()["case_id"]
+        work(api)
+        api.clock.advance(1)
+    post(client, api, "operator", f"/api/cases/{made['orange']}/cancel", {"note": "重复"})
+    work(api)
+    listing = client.get("/api/cases?status=all", headers=api.auth("operator")).json()
+    assert [c["title"] for c in listing["items"]] == ["red", "orange2", "orange"]
+    assert listing["counts"]["open"] == 2 and listing["counts"]["registered"] == 2
+    page = client.get("/api/cases?status=all&limit=1&offset=1", headers=api.auth("operator"))
+    assert [c["title"] for c in page.json()["items"]] == ["orange2"]
+    assert page.json()["total"] == 3
