@@ -16,8 +16,8 @@ COPY infra/ infra/
 COPY api/ api/
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/puhui puhui \
-    && mkdir -p /var/lib/puhui \
-    && chown puhui:puhui /var/lib/puhui
+    && mkdir -p /var/lib/puhui/photos \
+    && chown -R puhui:puhui /var/lib/puhui
 
 # Run outside /src so that the installed package is what gets imported.
 WORKDIR /var/lib/puhui

@@ -31,8 +31,9 @@ from api.notifier import Notifier
 from api.pages import router as pages_router
 from api.retention import RetentionJob
 from api.routes.alerts import alerts_router
-from api.routes.cases import cases_router
+from api.routes.cases import case_photo_rule, cases_router
 from api.routes.invitations import invitations_router
+from api.routes.photos import MULTIPART_OVERHEAD, PhotoAccess, photos_router
 from api.routes.reports import reports_router
 from api.routes.silences import silences_router
 from api.routes.zones import zones_router
@@ -79,7 +80,9 @@ def create_api(
     registry the settings name; ``now`` is the clock (report times, command times, rate limits,
     silence windows). The app's ``state`` carries ``settings``, ``engine``,
     ``metrics_registry``, ``zones``, ``alert_hub``, ``bus``, ``notifier`` (``None`` unless
-    ``PUHUI_WEBHOOK_SECRET`` is set and the API consumes) and ``ctx`` (the :class:`ApiContext`).
+    ``PUHUI_WEBHOOK_SECRET`` is set and the API consumes), ``photo_access`` (who may read a
+    photo: :class:`~api.routes.photos.PhotoAccess`, rules added with ``allow``) and ``ctx`` (the
+    :class:`ApiContext`).
     The console (``/``) and the volunteer page (``/report``) come from :mod:`api.pages`.
 
     The database must be migrated already (``puhui api`` and ``puhui migrate`` do it).
@@ -113,8 +116,14 @@ def create_api(
     )
 
     retention = RetentionJob(
-        db, now, settings.report_retention_days, settings.retention_interval_seconds
+        db,
+        now,
+        settings.report_retention_days,
+        settings.retention_interval_seconds,
+        photo_dir=settings.resolved_photo_dir(),
     )
+    photo_access = PhotoAccess()
+    photo_access.allow(case_photo_rule(db))  # responders see their unit's cases' photos
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -151,6 +160,7 @@ def create_api(
     app.state.bus = bus
     app.state.notifier = notifier
     app.state.retention = retention
+    app.state.photo_access = photo_access
     app.state.ctx = ctx
     app.state.auth_guard = FailureGuard(
         limit=settings.auth_failure_limit,
@@ -159,13 +169,18 @@ def create_api(
     )
 
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        per_path={"/api/photos": settings.photo_max_bytes + MULTIPART_OVERHEAD},
+    )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(health_router(check, settings.ready_cache_seconds))
     app.include_router(metrics_router(registry))
     app.include_router(zones_router(ctx))
     app.include_router(invitations_router(ctx))
     app.include_router(reports_router(ctx))
+    app.include_router(photos_router(ctx, photo_access))
     app.include_router(alerts_router(ctx))
     app.include_router(silences_router(ctx))
     app.include_router(cases_router(ctx))
@@ -194,6 +209,7 @@ history moments later.
 
 OPENAPI_TAGS = [
     {"name": "reports", "description": "Volunteer reports (Open311 GeoReport v2 in spirit)"},
+    {"name": "photos", "description": "Photos: uploaded, stripped of metadata, served by role"},
     {"name": "alerts", "description": "The alert board, actions, live stream and CAP export"},
     {"name": "incidents", "description": "Every alert episode, open and closed"},
     {"name": "cases", "description": "Cases: 立案 → 派遣 → 处置 → 核查 → 结案, and units"},

@@ -29,6 +29,7 @@ __all__ = [
     "RateLimited",
     "Unauthorized",
     "Unavailable",
+    "UnsupportedMediaType",
     "error_body",
     "error_response",
     "install_error_handlers",
@@ -44,6 +45,7 @@ _STATUS_CODES: dict[int, str] = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     422: "invalid_request",
     429: "rate_limited",
     503: "unavailable",
@@ -105,6 +107,13 @@ class PayloadTooLarge(ApiError):
 
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    """The body (an uploaded file) is of a type the endpoint does not take."""
+
+    status = 415
+    code = "unsupported_media_type"
 
 
 class RateLimited(ApiError):

@@ -28,20 +28,25 @@ class BodyLimitMiddleware:
     """Pure ASGI middleware: refuse request bodies over ``max_bytes`` with 413.
 
     A body within the limit is read in full here and replayed to the app (at most ``max_bytes``
-    are ever held), so the app sees it exactly as sent.
+    are ever held), so the app sees it exactly as sent. ``per_path`` gives some paths their own
+    limit (the photo upload takes megabytes, a JSON report 64 KiB).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope.get("path", ""), self.max_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send, f"{declared} bytes declared")
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, f"{declared} bytes declared", limit)
             return
         chunks: list[bytes] = []
         size = 0
@@ -52,8 +57,8 @@ class BodyLimitMiddleware:
                 return  # the client went away; nobody to answer
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send, f"more than {self.max_bytes} bytes sent")
+            if size > limit:
+                await self._refuse(scope, receive, send, f"more than {limit} bytes sent", limit)
                 return
             chunks.append(chunk)
             more = bool(message.get("more_body", False))
@@ -69,8 +74,10 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, why: str) -> None:
-        error = PayloadTooLarge(f"the request body is too large ({why}; limit {self.max_bytes})")
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, why: str, limit: int
+    ) -> None:
+        error = PayloadTooLarge(f"the request body is too large ({why}; limit {limit})")
         response = error_response(error)
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

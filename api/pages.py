@@ -5,8 +5,10 @@ Plain HTML, CSS and JavaScript from ``api/static/``, no build step and nothing l
 origin. The pages talk to the JSON API with the bearer token the user typed or a one-time sign-in
 link gave (the console keeps it in the tab's ``sessionStorage``; the volunteer page in
 ``localStorage`` until "sign out"). Every response here carries a Content-Security-Policy that
-allows scripts, styles, connections and the web app manifest from this origin only: the pages
-insert user text as text, never as markup, and the policy is a second line should that ever slip.
+allows scripts, styles, connections and the web app manifest from this origin only (images
+also from ``blob:`` URLs: photos are fetched with the token and shown from the browser's
+memory): the pages insert user text as text, never as markup, and the policy is a second line
+should that ever slip.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ _MEDIA_TYPES: Final = {
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         "connect-src 'self'; manifest-src 'self'; form-action 'self'; base-uri 'none'; "
         "frame-ancestors 'none'"
     ),

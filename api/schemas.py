@@ -68,6 +68,9 @@ ALERT_ID_EXAMPLE = "3f1e0c8a-5b1d-5c7e-9a0b-2d4e6f8a1c3e"
 REPORT_ID_EXAMPLE = "0b9e6a52-2f7c-4a35-9d0e-5c1f2b3a4d5e"
 SILENCE_ID_EXAMPLE = "7d2c9b1e-6a4f-4e3d-8c5b-1a2f3e4d5c6b"
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+PHOTO_ID_PATTERN = r"^ph_[0-9a-f]{32}$"
+"""A photo's id (``infra.photos.PHOTO_ID_PATTERN``; repeated here, the schemas import no infra)."""
+MAX_REPORT_PHOTOS = 4
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 TEXT = r"^[^\x00]*$"
 """Free text: anything but NUL (PostgreSQL cannot store it)."""
@@ -169,7 +172,16 @@ class ReportIn(_In):
         None,
         max_length=2048,
         pattern=r"^https?://[^\s\x00]+$",
-        description="A link to a photo (Open311 `media_url`)",
+        description="Deprecated (accepted for one more release): a link to a photo (Open311 "
+        "`media_url`). Upload the photo instead and send its id in `photo_ids`.",
+        json_schema_extra={"deprecated": True},
+    )
+    photo_ids: list[Annotated[str, Field(pattern=PHOTO_ID_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=MAX_REPORT_PHOTOS,
+        description=f"Photos uploaded with `POST /api/photos` by the same volunteer (at most "
+        f"{MAX_REPORT_PHOTOS}, each in one report only); another's or an unknown id is a 422",
+        examples=[["ph_5d41402abc4b2a76b9719d911017c592"]],
     )
     report_id: str | None = Field(
         None,
@@ -187,6 +199,14 @@ class ReportIn(_In):
         "the server's clock counts as now; more than 7 days old is a 422. Omitted: now.",
         examples=["2026-10-01T19:05:00+08:00"],
     )
+
+
+class PhotoLink(_Out):
+    """A photo attached to a report or a case (read it with the same token)."""
+
+    photo_id: str
+    url: str = Field(description="`GET` it: the JPEG")
+    thumbnail_url: str = Field(description="`GET` it: the 320-pixel thumbnail")
 
 
 class ReportAccepted(_Out):
@@ -299,6 +319,7 @@ class ReportView(_Out):
     lat: float | None
     lon: float | None
     photo_url: str | None
+    photos: list[PhotoLink] = Field(default_factory=list, description="Uploaded photos")
     submitted_at: datetime
     status: ReportStatus
     alert_id: str | None
@@ -447,6 +468,7 @@ class LinkedReport(_Out):
     lat: float | None
     lon: float | None
     photo_url: str | None
+    photos: list[PhotoLink] = Field(default_factory=list, description="Uploaded photos")
 
 
 class ExplanationFigure(_Out):
@@ -772,6 +794,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such resource (or not yours to see)",
         409: "Conflicts with the current state (an alert resolved already; a report id in use)",
         413: "The body is over the size limit",
+        415: "Not a type this endpoint takes (photos: JPEG, PNG or WebP)",
         422: "A field is invalid; `details` names it",
         429: "Too many reports, or too many failed sign-ins from this address; see `Retry-After`",
         503: "The broker did not take the record; nothing was stored",

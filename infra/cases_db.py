@@ -91,7 +91,8 @@ class CaseRow(Base):
 
 
 class CaseLinkRow(Base):
-    """One alert (``kind`` alert) or report (``kind`` report) a case is about."""
+    """One alert (``kind`` alert) or report (``kind`` report) a case is about, or a photo
+    (``kind`` photo) its handling referred to."""
 
     __tablename__ = "case_links"
 
@@ -229,6 +230,10 @@ def apply_and_store(
         else:
             for name, value in values.items():
                 setattr(row, name, value)
+        for photo_id in dict.fromkeys(event.photo_ids):
+            # who may see the photo: the responders of this case's unit (api/routes/cases.py)
+            if session.get(CaseLinkRow, (after.case_id, "photo", photo_id)) is None:
+                session.add(CaseLinkRow(case_id=after.case_id, kind="photo", ref_id=photo_id))
         session.add(_event_row(event))
         return StoreOutcome("applied", after)
 
@@ -407,3 +412,19 @@ def case_notification_ids(engine: Engine) -> set[str]:
                 .distinct()
             )
         )
+
+
+def unit_case_has_photo(engine: Engine, unit_id: str, photo_id: str) -> bool:
+    """True when a case dispatched to ``unit_id`` refers to the photo ``photo_id``."""
+    with Session(engine) as session:
+        found = session.scalars(
+            select(CaseLinkRow.case_id)
+            .join(CaseRow, CaseRow.case_id == CaseLinkRow.case_id)
+            .where(
+                CaseLinkRow.kind == "photo",
+                CaseLinkRow.ref_id == photo_id,
+                CaseRow.unit_id == unit_id,
+            )
+            .limit(1)
+        ).first()
+        return found is not None

@@ -2,9 +2,11 @@
 erased on request, and every operator read of it recorded (PIPL; see docs/privacy.md).
 
 Personal data here is a volunteer's id (their token's principal; the token's name is their
-display name), description, coordinates and photo
-link on ``reports``, and volunteer ids in alert evidence (``reporters``). Erasing keeps what
-statistics need: the report's category, zone, times and the alert it went to, and the counts.
+display name), description, coordinates and photo link on ``reports``, their photos (files under
+the photo directory, rows in ``photos``: see :mod:`infra.photos`), and volunteer ids in alert
+evidence (``reporters``). Erasing keeps what statistics need: the report's category, zone, times
+and the alert it went to, and the counts. A photo is erased whole (its files deleted, its row
+kept as an erased stub so a report can say it had one).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
 from infra.db import AlertHistoryRow, AlertRow, Base, ReportRow, TokenRow, UTCDateTime
+from infra.photos import PhotoRow, PhotoStore, mark_erased, photos_of_owner
 
 #: What an erased report's reporter and description become.
 ERASED = "erased"
@@ -71,6 +74,15 @@ class Erased:
     alerts: int
     history: int
     tokens: int
+    photos: int = 0
+
+
+def _delete_files(store: PhotoStore | None, ids: Sequence[str]) -> None:
+    # After the rows are committed as erased: a file left by a crash here has no live row and
+    # is removed by infra.photos.sweep_orphans.
+    if store is not None:
+        for photo_id in ids:
+            store.delete(photo_id)
 
 
 def _scrub(evidence: dict[str, Any], volunteer: str | None) -> bool:
@@ -125,11 +137,22 @@ _ANONYMOUS = {
 }
 
 
-def erase_expired(engine: Engine, now: datetime, days: float) -> Erased:
+def erase_expired(
+    engine: Engine, now: datetime, days: float, photos: PhotoStore | None = None
+) -> Erased:
     """The retention job: erase the personal fields of reports submitted more than ``days``
-    ago, and volunteer ids from the evidence of alerts last changed before then."""
+    ago, photos uploaded more than ``days`` ago (their files in ``photos``), and volunteer ids
+    from the evidence of alerts last changed before then."""
     cutoff = now - timedelta(days=days)
     with Session(engine) as session, session.begin():
+        old_photos = list(
+            session.scalars(
+                select(PhotoRow.photo_id).where(
+                    PhotoRow.uploaded_at < cutoff, PhotoRow.erased_at.is_(None)
+                )
+            )
+        )
+        mark_erased(session, old_photos, now)
         expired = [
             r
             for (r,) in session.execute(
@@ -145,17 +168,20 @@ def erase_expired(engine: Engine, now: datetime, days: float) -> Erased:
                 .values(**_ANONYMOUS, erased_at=now)
             )
         alerts, history = _scrub_alerts(session, None, cutoff)
-        if expired:
+        if expired or old_photos:
             session.add(
                 PersonalDataAccessRow(
                     at=now,
                     actor="retention",
                     action="retention",
                     what=f"PUHUI_REPORT_RETENTION_DAYS={days:g}",
-                    report_ids=expired,
+                    report_ids=[*expired, *old_photos],
                 )
             )
-    return Erased(reports=len(expired), alerts=alerts, history=history, tokens=0)
+    _delete_files(photos, old_photos)
+    return Erased(
+        reports=len(expired), alerts=alerts, history=history, tokens=0, photos=len(old_photos)
+    )
 
 
 def _public_report(row: ReportRow) -> dict[str, Any]:
@@ -173,9 +199,24 @@ def _public_report(row: ReportRow) -> dict[str, Any]:
     }
 
 
+def _public_photo(row: PhotoRow) -> dict[str, Any]:
+    return {
+        "photo_id": row.photo_id,
+        "uploaded_at": row.uploaded_at.isoformat(),
+        "report_id": row.report_id,
+        "width": row.width,
+        "height": row.height,
+        "bytes": row.bytes,
+        "sha256": row.sha256,
+        "url": f"/api/photos/{row.photo_id}",
+    }
+
+
 def export_volunteer(engine: Engine, volunteer: str, actor: str, now: datetime) -> dict[str, Any]:
-    """Everything stored about ``volunteer`` (their reports, the alerts naming them, who read
-    their reports), as JSON-ready data; the export itself is recorded."""
+    """Everything stored about ``volunteer`` (their reports, their photos' ids and metadata, the
+    alerts naming them, who read their reports or photos), as JSON-ready data; the export itself
+    is recorded. The photo files themselves are read with the volunteer's token
+    (``GET /api/photos/{id}``) or copied from the photo directory by the administrator."""
     with Session(engine, expire_on_commit=False) as session:
         reports = list(
             session.scalars(
@@ -192,16 +233,21 @@ def export_volunteer(engine: Engine, volunteer: str, actor: str, now: datetime) 
             if volunteer in ((a.evidence or {}).get("reporters") or [])
         ]
     ids = [r.report_id for r in reports]
+    photos = photos_of_owner(engine, volunteer)
+    photo_ids = [p.photo_id for p in photos]
     reads = [
         {"at": a.at.isoformat(), "actor": a.actor, "action": a.action, "what": a.what}
         for a in access_log(engine)
-        if set(ids) & set(a.report_ids or [])
+        if set(ids + photo_ids) & set(a.report_ids or [])
     ]
-    record_access(engine, actor, "export", f"puhui volunteer export {volunteer}", ids, now)
+    record_access(
+        engine, actor, "export", f"puhui volunteer export {volunteer}", ids + photo_ids, now
+    )
     return {
         "volunteer": volunteer,
         "exported_at": now.isoformat(),
         "reports": [_public_report(r) for r in reports],
+        "photos": [_public_photo(p) for p in photos],
         "alerts_naming_the_volunteer": naming,
         "accesses": reads,
         "not_here": (
@@ -212,10 +258,25 @@ def export_volunteer(engine: Engine, volunteer: str, actor: str, now: datetime) 
     }
 
 
-def erase_volunteer(engine: Engine, volunteer: str, actor: str, now: datetime) -> Erased:
-    """Erase ``volunteer`` from the database: their reports' personal fields, their id in alert
-    evidence, their volunteer tokens (revoked, name erased). Recorded (by report id only)."""
+def erase_volunteer(
+    engine: Engine,
+    volunteer: str,
+    actor: str,
+    now: datetime,
+    photos: PhotoStore | None = None,
+) -> Erased:
+    """Erase ``volunteer`` from the database: their reports' personal fields, their photos
+    (rows marked erased, files in ``photos`` deleted), their id in alert evidence, their
+    volunteer tokens (revoked, name erased). Recorded (by report and photo id only)."""
     with Session(engine) as session, session.begin():
+        photo_ids = list(
+            session.scalars(
+                select(PhotoRow.photo_id).where(
+                    PhotoRow.owner == volunteer, PhotoRow.erased_at.is_(None)
+                )
+            )
+        )
+        mark_erased(session, photo_ids, now)
         ids = [
             r
             for (r,) in session.execute(
@@ -236,10 +297,21 @@ def erase_volunteer(engine: Engine, volunteer: str, actor: str, now: datetime) -
         ).rowcount
         session.add(
             PersonalDataAccessRow(
-                at=now, actor=actor, action="erase", what="puhui volunteer erase", report_ids=ids
+                at=now,
+                actor=actor,
+                action="erase",
+                what="puhui volunteer erase",
+                report_ids=[*ids, *photo_ids],
             )
         )
-    return Erased(reports=len(ids), alerts=alerts, history=history, tokens=int(tokens or 0))
+    _delete_files(photos, photo_ids)
+    return Erased(
+        reports=len(ids),
+        alerts=alerts,
+        history=history,
+        tokens=int(tokens or 0),
+        photos=len(photo_ids),
+    )
 
 
 def report_ids(rows: Iterable[Any]) -> list[str]:

@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     report_retention_days: float = Field(
         180,
         gt=0,
-        description="days a volunteer's name, words, location and photo link are kept; then "
-        "erased (category, zone and times stay for statistics)",
+        description="days a volunteer's name, words, location and photos are kept; then "
+        "erased (category, zone and times stay for statistics; photo files are deleted)",
     )
     retention_interval_seconds: float = Field(
         3600.0, gt=0, description="how often the API's retention job runs"
@@ -127,6 +127,23 @@ class Settings(BaseSettings):
     # -- HTTP API (control room and volunteers) --
     max_body_bytes: int = Field(
         64 * 1024, ge=1, description="largest request body the API accepts (bytes); larger: 413"
+    )
+    photo_dir: Path | None = Field(
+        None, description="where uploaded photos are kept (files); default <state_dir>/photos"
+    )
+    photo_max_bytes: int = Field(
+        12 * 1024 * 1024,
+        ge=1024,
+        description="largest photo file `POST /api/photos` takes (bytes); larger: 413",
+    )
+    photo_max_pixels: int = Field(
+        50_000_000,
+        ge=10_000,
+        description="most pixels (width × height) a photo may have; more (a decompression "
+        "bomb): 422 before it is decoded",
+    )
+    photo_max_edge: int = Field(
+        2048, ge=320, le=8192, description="long edge (pixels) a stored photo is scaled down to"
     )
     report_rate_burst: int = Field(
         5, ge=1, description="reports a volunteer may submit in a burst (token-bucket size)"
@@ -201,6 +218,10 @@ class Settings(BaseSettings):
     notify_group: str | None = Field(
         None, description="Kafka consumer group of the notifier; default <app_id>-notifier"
     )
+
+    def resolved_photo_dir(self) -> Path:
+        """Where photo files live, defaulting to ``photos`` inside the state directory."""
+        return self.photo_dir if self.photo_dir is not None else self.state_dir / "photos"
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside the state directory."""

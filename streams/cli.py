@@ -413,6 +413,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_volunteer(settings: Settings, args: argparse.Namespace) -> int:
     """A volunteer's personal data: export it (JSON on stdout) or erase it (PIPL requests)."""
     from infra.db import make_engine, migrate
+    from infra.photos import PhotoStore
     from infra.privacy import erase_volunteer, export_volunteer
 
     url = settings.resolved_database_url()
@@ -424,9 +425,12 @@ def cmd_volunteer(settings: Settings, args: argparse.Namespace) -> int:
         data = export_volunteer(engine, args.id, actor, now)
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
-    erased = erase_volunteer(engine, args.id, actor, now)
+    erased = erase_volunteer(
+        engine, args.id, actor, now, photos=PhotoStore(settings.resolved_photo_dir())
+    )
     print(
-        f"erased: {erased.reports} report(s), the volunteer's id in {erased.alerts} alert(s) and "
+        f"erased: {erased.reports} report(s), {erased.photos} photo(s) (files deleted), "
+        f"the volunteer's id in {erased.alerts} alert(s) and "
         f"{erased.history} history row(s), {erased.tokens} token(s) revoked; topics keep their "
         f"records until their retention ({settings.report_retention_days:g} days) ends"
     )

@@ -39,6 +39,7 @@ from api.queries import (
     resolved_since,
 )
 from api.routes.common import FilterQuery, Limit, Offset, alert_filter, alert_item, listing_item
+from api.routes.photos import photo_links
 from api.schemas import (
     ALERT_ID_EXAMPLE,
     ID_PATTERN,
@@ -54,6 +55,7 @@ from api.schemas import (
     error_responses,
 )
 from infra.db import AlertHistoryRow, AlertRow, ReportRow
+from infra.photos import photos_of_reports
 from infra.privacy import record_access, report_ids
 from infra.tokens import token_active
 from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction, Level, Risk
@@ -91,9 +93,10 @@ def history_entry(h: AlertHistoryRow) -> dict[str, Any]:
     }
 
 
-def linked_report(r: ReportRow) -> dict[str, Any]:
+def linked_report(r: ReportRow, photo_ids: list[str] | None = None) -> dict[str, Any]:
     """A report linked to an alert, as operators see it (personal fields included)."""
     return {
+        "photos": [photo_links(p) for p in photo_ids or []],
         "report_id": r.report_id,
         "reporter_id": r.reporter_id,
         "category": r.category,
@@ -335,13 +338,14 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         reports, reports_total = reports_for_alert(ctx.engine, alert_id, limit=REPORTS_SHOWN)
         latest = history[-1].record if history else None
         read_reports(caller, reports, f"GET /api/alerts/{alert_id}")
+        photos = photos_of_reports(ctx.engine, report_ids(reports))
         return {
             **alert_item(ctx, alert, latest),
             "explanation": explanation_of(alert),
             "evidence": alert.evidence,
             "history": [history_entry(h) for h in history],
             "history_total": history_total,
-            "reports": [linked_report(r) for r in reports],
+            "reports": [linked_report(r, photos.get(r.report_id)) for r in reports],
             "reports_total": reports_total,
         }
 
@@ -374,7 +378,8 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
             raise NotFound(f"no alert {alert_id}")
         rows, total = reports_for_alert(ctx.engine, alert_id, limit=limit, offset=offset)
         read_reports(caller, rows, f"GET /api/alerts/{alert_id}/reports")
-        items = [linked_report(r) for r in rows]
+        photos = photos_of_reports(ctx.engine, report_ids(rows))
+        items = [linked_report(r, photos.get(r.report_id)) for r in rows]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     def read_reports(caller: Caller, rows: list[Any], what: str) -> None:

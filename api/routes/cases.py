@@ -12,6 +12,7 @@ is ``overdue`` here and is escalated once by the worker and the notifier.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -38,8 +39,16 @@ from api.context import ApiContext
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from api.queries import alerts_by_id, get_report, histories
 from api.schemas import TEXT, CleanText, error_responses
-from infra.cases_db import case_events, cases_of_alerts, count_open, list_cases, load_case
+from infra.cases_db import (
+    case_events,
+    cases_of_alerts,
+    count_open,
+    list_cases,
+    load_case,
+    unit_case_has_photo,
+)
 from infra.db import AlertHistoryRow, AlertRow
+from infra.photos import owned_problems
 from infra.tokens import Role
 from models.cases import (
     CASE_ID_PATTERN,
@@ -52,7 +61,7 @@ from models.cases import (
 from models.contracts import Level
 from models.units import KIND_ZH, UnitRegistry, load_bundled_units, load_units
 
-__all__ = ["STATUS_ZH", "case_view", "cases_router"]
+__all__ = ["STATUS_ZH", "case_photo_rule", "case_view", "cases_router"]
 
 STATUS_ZH: dict[CaseStatus, str] = {
     CaseStatus.REGISTERED: "已立案",
@@ -235,6 +244,17 @@ def sensor_back_to_normal(alert: AlertRow, history: list[AlertHistoryRow]) -> di
     }
 
 
+def case_photo_rule(engine: Any) -> Callable[[Caller, Any], bool]:
+    """For ``PhotoAccess``: a responder may see the photos of its unit's cases."""
+
+    def rule(caller: Caller, photo: Any) -> bool:
+        if caller.role is not Role.RESPONDER or not caller.unit_id:
+            return False
+        return unit_case_has_photo(engine, caller.unit_id, photo.photo_id)
+
+    return rule
+
+
 def cases_router(ctx: ApiContext) -> APIRouter:
     """``/api/cases/**`` and ``/api/units``."""
     router = APIRouter(tags=["cases"])
@@ -407,12 +427,16 @@ def cases_router(ctx: ApiContext) -> APIRouter:
         responses=errors,
     )
     async def handle(case_id: CaseId, body: HandleIn, caller: CaseCaller) -> dict[str, Any]:
+        photo_ids = list(dict.fromkeys(body.photo_ids))
+        problem = await run_in_threadpool(owned_problems, ctx.engine, photo_ids, caller.principal)
+        if problem is not None:
+            raise InvalidInput(("body", "photo_ids", str(problem.index)), str(problem))
         return await act(
             case_id,
             caller,
             CaseAction.HANDLE,
             note=body.note,
-            photo_ids=tuple(dict.fromkeys(body.photo_ids)),
+            photo_ids=tuple(photo_ids),
         )
 
     @router.post(

@@ -5,6 +5,10 @@ reporter's rate limit is taken (429), then the row is stored with no alert, then
 produced to ``puhui.volunteer-reports`` keyed by zone. If the broker does not take it, the row is
 removed again and the answer is 503: a rejected request leaves nothing behind.
 
+A report may carry photos uploaded before (``photo_ids``, the volunteer's own only); they are
+attached in the same transaction as the row is stored, and freed again if the broker refuses.
+The photo link (``photo_url``) is still accepted for one release.
+
 A client that may send a report twice (the volunteer page resends what it kept while offline)
 chooses the report's id: a repeat by the same volunteer with the same content is answered like
 the first time and changes nothing.
@@ -27,6 +31,7 @@ from api.context import ApiContext
 from api.errors import Conflict, InvalidInput, NotFound, Unavailable
 from api.queries import alerts_by_id, get_alert, get_report, histories, list_reports, load_history
 from api.routes.common import Limit, Offset
+from api.routes.photos import photo_links
 from api.schemas import (
     ID_PATTERN,
     REPORT_ID_EXAMPLE,
@@ -39,7 +44,15 @@ from api.schemas import (
     error_responses,
 )
 from infra.cases_db import cases_of_alerts, cases_of_reports
-from infra.db import AlertHistoryRow, AlertRow, ReportRow, delete_report, insert_report
+from infra.db import AlertHistoryRow, AlertRow, ReportRow
+from infra.photos import (
+    PhotoNotAttachable,
+    attach_problems,
+    attached_ids,
+    delete_unsent_report,
+    insert_report_with_photos,
+    photos_of_reports,
+)
 from infra.privacy import record_access
 from models.contracts import ReportCategory, VolunteerReport
 
@@ -71,6 +84,7 @@ def report_view(
     alert: AlertRow | None,
     history: list[AlertHistoryRow],
     caller: Caller,
+    photo_ids: list[str] | None = None,
     case: Case | None = None,
 ) -> dict[str, Any]:
     """A report as its reader sees it: actors' names and internal notes are shown to operators
@@ -105,6 +119,7 @@ def report_view(
         "lat": row.lat,
         "lon": row.lon,
         "photo_url": row.photo_url,
+        "photos": [photo_links(p) for p in photo_ids or []],
         "submitted_at": row.submitted_at,
         "status": status,
         "alert_id": row.alert_id,
@@ -117,7 +132,7 @@ def report_view(
         "status_notes": notes[-1] if notes else None,
         "requested_datetime": row.submitted_at,
         "updated_datetime": updated,
-        "media_url": row.photo_url,
+        "media_url": row.photo_url or (photo_links(photo_ids[0])["url"] if photo_ids else None),
         "case": None
         if case is None
         else {
@@ -145,11 +160,12 @@ MAX_REPORT_AGE = timedelta(days=7)
 """The oldest ``made_at`` a report may carry (a phone kept it offline for a week at most)."""
 
 
-def _repeat(row: ReportRow, body: ReportIn, caller: Caller) -> ReportAccepted:
+def _repeat(row: ReportRow, body: ReportIn, caller: Caller, photos: list[str]) -> ReportAccepted:
     """A report id seen before: the same volunteer resending the same content is the same
     report (its original answer again); anything else is a conflict."""
     same = (
-        row.reporter_id == caller.principal
+        sorted(photos) == sorted(body.photo_ids)
+        and row.reporter_id == caller.principal
         and row.zone_id == body.zone_id
         and row.category == body.category.value
         and row.description == body.description
@@ -224,10 +240,21 @@ def reports_router(ctx: ApiContext) -> APIRouter:
                 )
             submitted_at = min(body.made_at, now)
         report_id = body.report_id.lower() if body.report_id else str(uuid.uuid4())
+        for index, photo_id in enumerate(body.photo_ids):
+            if photo_id in body.photo_ids[:index]:
+                raise InvalidInput(("body", "photo_ids", str(index)), "listed twice", "duplicate")
         if body.report_id is not None:
             existing = await run_in_threadpool(get_report, ctx.engine, report_id)
             if existing is not None:
-                return _repeat(existing, body, caller)
+                attached = await run_in_threadpool(attached_ids, ctx.engine, report_id)
+                return _repeat(existing, body, caller, attached)
+        problem = await run_in_threadpool(
+            attach_problems, ctx.engine, body.photo_ids, caller.principal, report_id
+        )
+        if problem is not None:
+            raise InvalidInput(
+                ("body", "photo_ids", str(problem.index)), str(problem), "unknown_photo"
+            )
         try:
             report = VolunteerReport(
                 report_id=report_id,
@@ -245,19 +272,29 @@ def reports_router(ctx: ApiContext) -> APIRouter:
             loc = tuple(str(part) for part in first.get("loc", ()))
             raise InvalidInput(("body", *loc), first["msg"], first["type"]) from None
         ctx.report_limiter.take(caller.principal)
-        if not await run_in_threadpool(insert_report, ctx.engine, report):
+        try:
+            inserted = await run_in_threadpool(
+                insert_report_with_photos, ctx.engine, report, body.photo_ids
+            )
+        except PhotoNotAttachable as exc:
+            ctx.report_limiter.give_back(caller.principal)
+            raise InvalidInput(
+                ("body", "photo_ids", str(exc.index)), str(exc), "unknown_photo"
+            ) from None
+        if not inserted:
             # The same id arrived at the same moment from another request: that one stored it.
             ctx.report_limiter.give_back(caller.principal)
             existing = await run_in_threadpool(get_report, ctx.engine, report_id)
             if existing is None:
                 raise Unavailable("the report was not accepted, try again")
-            return _repeat(existing, body, caller)
+            attached = await run_in_threadpool(attached_ids, ctx.engine, report_id)
+            return _repeat(existing, body, caller, attached)
         try:
             await ctx.publisher.publish(
                 ctx.topics.reports, report.zone_id.encode(), report.model_dump_json().encode()
             )
         except PublishError as exc:
-            await run_in_threadpool(delete_report, ctx.engine, report.report_id)
+            await run_in_threadpool(delete_unsent_report, ctx.engine, report.report_id)
             ctx.report_limiter.give_back(caller.principal)
             raise Unavailable(f"the report was not accepted, try again: {exc}") from exc
         return ReportAccepted(report_id=report.report_id, submitted_at=report.submitted_at)
@@ -274,6 +311,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         alerts = alerts_by_id(ctx.engine, linked)
         history = histories(ctx.engine, linked)
         cases = report_cases(ctx, rows)
+        photos = photos_of_reports(ctx.engine, [r.report_id for r in rows])
         items = [
             report_view(
                 ctx,
@@ -281,6 +319,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
                 alerts.get(row.alert_id) if row.alert_id else None,
                 history.get(row.alert_id, []) if row.alert_id else [],
                 caller,
+                photos.get(row.report_id, []),
                 cases.get(row.report_id),
             )
             for row in rows
@@ -311,7 +350,8 @@ def reports_router(ctx: ApiContext) -> APIRouter:
             )
         alert = get_alert(ctx.engine, row.alert_id) if row.alert_id else None
         history = load_history(ctx.engine, alert.alert_id) if alert is not None else []
+        photos = photos_of_reports(ctx.engine, [report_id]).get(report_id, [])
         case = report_cases(ctx, [row]).get(row.report_id)
-        return report_view(ctx, row, alert, history, caller, case)
+        return report_view(ctx, row, alert, history, caller, photos, case)
 
     return router

@@ -745,6 +745,13 @@
             h("p", { class: "description" }, r.description ?? ""),
             r.photo_url ? h("p", { class: "photo" }, "照片 ", h("span", { class: "en" }, "Photo "),
               h("a", { href: /^https?:\/\//i.test(r.photo_url) ? r.photo_url : null, rel: "noopener noreferrer", target: "_blank" }, r.photo_url)) : null,
+            Array.isArray(r.photos) && r.photos.length && window.PuhuiPhotos
+              ? h("p", { class: "photos report-photos" }, r.photos.map((p) => {
+                // fetched with the operator's token (each read recorded), shown from memory
+                const img = PuhuiPhotos.image(p.thumbnail_url, { token: api.token, alt: "照片 Photo" });
+                img.dataset.photoId = p.photo_id;
+                return img;
+              })) : null,
             (r.lat !== null && r.lat !== undefined) ? h("p", { class: "muted" }, `${r.lat}, ${r.lon}`) : null,
             h("p", { class: "muted" }, h("code", {}, r.report_id)))))
           : h("p", { class: "muted" }, "无 ", h("span", { class: "en" }, "None"))),

@@ -2,17 +2,20 @@
  *
  * It keeps the page's own files so the page opens without a connection (a basement, a lane with
  * no signal): network first, the kept copy only when the network fails. It never touches the
- * API: reports made offline wait in the page's outbox (report.js), not here.
+ * API: reports made offline wait in the page's outbox (report.js), not here, and photos taken
+ * offline wait with them in IndexedDB (photo-upload.js).
  */
 "use strict";
 
-const CACHE = "puhui-report-v1";
+const CACHE = "puhui-report-v2";
 const SHELL = [
   "/report",
   "/static/common.css",
   "/static/report.css",
   "/static/common.js",
   "/static/report.js",
+  "/static/photo-upload.js",
+  "/static/photo-upload.css",
   "/static/favicon.svg",
   "/static/report.webmanifest",
   "/static/icon-192.png",

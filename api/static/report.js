@@ -46,7 +46,7 @@
       location_denied: "没有获得位置权限。请在上面的列表中按网格和地名选择区域。位置能帮页面推荐离您最近的区域，也能让值班员更快找到现场；只有您点了“附上我的位置”才会使用，并且只随这条报告发送。如需开启，请在浏览器的网站设置中允许“位置”。",
       location_unavailable: "暂时无法获取位置（信号弱或在室内），请在上面的列表中选择区域。",
       location_consent: "只有点这个按钮才会获取位置，位置只随这条报告发送。",
-      privacy_notice: "隐私说明：你的报告（描述、位置、照片链接）只给街道值班员处理事件用，每次查看都有记录；对外的预警信息只含类别和人数，不含你的身份和原话。这些个人信息保存期满（默认 180 天）后自动删除，你也可以要求导出或删除。",
+      privacy_notice: "隐私说明：你的报告（描述、位置、照片）只给街道值班员处理事件用，每次查看都有记录；对外的预警信息只含类别和人数，不含你的身份和原话。这些个人信息保存期满（默认 180 天）后自动删除，你也可以要求导出或删除。",
       outbox_title: "待发送的报告",
       queued: "网络不通：报告已保存在手机上，联网后会自动发送（保留填写时的时间）。",
       waiting: "等待发送",
@@ -68,7 +68,12 @@
       category_choose: "请选择类别",
       description: "情况描述",
       description_hint: "写清楚具体位置、看到了什么、大约多少人。",
-      photo: "照片链接（可选）",
+      photo: "照片（可选）",
+      take_photo: "📷 拍照",
+      photo_hint: "点上面的按钮用手机相机拍照（最多 4 张）。照片上传时会去掉拍摄位置、手机型号等隐藏信息。",
+      photos_waiting: (n) => `${n} 张照片等待上传`,
+      photos_dropped: (n) => `${n} 张照片未被接受，报告已不带这些照片发送`,
+      photo_not_kept: "照片无法保存在手机上，报告将不带照片发送。",
       location: "位置（可选）",
       add_location: "附上我的位置",
       remove_location: "移除",
@@ -125,7 +130,7 @@
       location_denied: "Location permission was not given. Please choose the zone from the list above, by grid and place name. Your location lets the page propose the nearest zone and helps the control room find the spot; it is used only when you tap \"Add my location\" and is sent only with this report. To allow it, enable \"Location\" in the browser's site settings.",
       location_unavailable: "Your location is not available right now (weak signal or indoors); please choose the zone from the list above.",
       location_consent: "Your location is read only when you tap this button and is sent only with this report.",
-      privacy_notice: "Privacy: your report (description, location, photo link) is used only by the 街道's duty operators to handle the incident, and each time one reads it is recorded; public warnings carry categories and counts, never who you are or your words. This personal data is erased when its retention ends (180 days by default); you may ask for a copy or for erasure.",
+      privacy_notice: "Privacy: your report (description, location, photos) is used only by the 街道's duty operators to handle the incident, and each time one reads it is recorded; public warnings carry categories and counts, never who you are or your words. This personal data is erased when its retention ends (180 days by default); you may ask for a copy or for erasure.",
       outbox_title: "Reports waiting to be sent",
       queued: "No connection: the report is kept on this phone and will be sent when the connection returns (with the time you made it).",
       waiting: "Waiting to send",
@@ -147,7 +152,12 @@
       category_choose: "Choose a category",
       description: "What is happening",
       description_hint: "Say exactly where, what you see, and about how many people.",
-      photo: "Photo link (optional)",
+      photo: "Photos (optional)",
+      take_photo: "📷 Take a photo",
+      photo_hint: "Tap the button above to take a photo with the phone's camera (up to 4). Hidden data such as where it was taken and the phone's model is removed when it is uploaded.",
+      photos_waiting: (n) => `${n} photo(s) waiting to upload`,
+      photos_dropped: (n) => `${n} photo(s) were not accepted; the report was sent without them`,
+      photo_not_kept: "The photo could not be kept on this phone; the report goes without it.",
       location: "Location (optional)",
       add_location: "Add my location",
       remove_location: "Remove",
@@ -212,6 +222,14 @@
     flushTimer: null, flushing: false,
   };
 
+  // Photos: taken with the phone's camera, uploaded at once (api/static/photo-upload.js).
+  const photos = PuhuiPhotos.attach($("#photo"), null, {
+    token: api.token,
+    lang: () => lang,
+    preview: $("#photo-previews"),
+    onError: (err) => { if (!err.status) return; fieldError("photo_ids", err.message); },
+  });
+
   // ------------------------------------------------------------------ language ----------------
 
   function applyLanguage() {
@@ -273,6 +291,8 @@
     const waiting = outbox().length;
     if (waiting && !window.confirm(t("signout_queued")(waiting))) return;
     localStorage.removeItem(OUTBOX_KEY);
+    PuhuiPhotos.forgetAll().catch(() => {});
+    photos.clear();
     state.sent = [];
     renderOutbox();
     endSession();
@@ -537,15 +557,11 @@
       category: $("#category").value,
       description: $("#description").value.trim(),
     };
-    const photo = $("#photo").value.trim();
-    if (photo) body.photo_url = photo;
     if (state.location) { body.lat = state.location.lat; body.lon = state.location.lon; }
 
     const missing = ["zone_id", "category", "description"].filter((f) => !body[f]);
     for (const f of missing) fieldError(f, t("required"));
-    const badUrl = photo && !/^https?:\/\/\S+$/i.test(photo);
-    if (badUrl) fieldError("photo_url", t("bad_url"));
-    if (missing.length || badUrl) {
+    if (missing.length) {
       formError(t("fix_fields"));
       const first = document.querySelector("[aria-invalid]");
       if (first) first.focus();
@@ -555,7 +571,6 @@
     // The report's identity and time are fixed here, on the phone: a resend is the same report.
     body.report_id = newId();
     body.made_at = new Date().toISOString();
-    outboxPut({ id: body.report_id, body, state: "sending" });
 
     const button = $("#submit");
     button.disabled = true;
@@ -563,12 +578,39 @@
     let retryAfter = 0;
     const done = () => {
       $("#report-form").reset();
+      photos.clear();
       state.location = null;
       state.suggestion = null;
       showLocation();
       renderSuggestion();
       updateCount();
     };
+
+    // Photos still uploading are waited for; those that could not be uploaded (no connection)
+    // are kept on the phone (IndexedDB) with the report, which waits in the outbox until they
+    // are uploaded and then goes with their ids.
+    await photos.settled();
+    const ids = photos.photoIds();
+    if (ids.length) body.photo_ids = ids;
+    const waiting = photos.waitingFiles();
+    if (waiting.length) {
+      const kept = [];
+      let lost = 0;
+      for (const file of waiting) {
+        try { kept.push(await PuhuiPhotos.keep(file)); } catch (_) { lost += 1; }
+      }
+      outboxPut({ id: body.report_id, body, state: "waiting", photos: kept });
+      done();
+      const notice = $("#form-notice");
+      notice.textContent = t("queued") + (lost ? ` ${t("photo_not_kept")}` : "");
+      notice.hidden = false;
+      button.textContent = t("submit");
+      button.disabled = false;
+      renderOutbox();
+      flushOutbox();
+      return;
+    }
+    outboxPut({ id: body.report_id, body, state: "sending" });
     try {
       const res = await api.post("/api/reports", body);
       outboxDrop(body.report_id);
@@ -596,7 +638,9 @@
         let placed = false;
         for (const d of err.details) {
           const field = d.field || (Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : null);
-          if (field && fieldError(String(field), d.message || d.msg || t("fix_fields"))) placed = true;
+          const text = d.message || d.msg || t("fix_fields");
+          // "photo_ids.0" is shown at the photos
+          if (field && (fieldError(String(field), text) || fieldError(String(field).split(".")[0], text))) placed = true;
         }
         formError(placed ? t("fix_fields") : t("failed") + err.message);
       } else {
@@ -659,14 +703,21 @@
     state.flushing = true;
     let again = false;
     try {
-      for (const item of outbox()) {
-        if (item.state === "failed") continue;
-        outboxPut({ ...item, state: "sending" });
+      for (const kept of outbox()) {
+        if (kept.state === "failed") continue;
+        let item = { ...kept, state: "sending" };
+        outboxPut(item);
         renderOutbox();
+        // Its photos first: the report goes once each is uploaded (or refused for good).
+        item = await uploadKeptPhotos(item);
+        if (item.state === "waiting") {
+          again = true;
+          break;
+        }
         try {
           const res = await api.post("/api/reports", item.body);
           outboxDrop(item.id);
-          state.sent = [{ id: res.report_id, body: item.body }, ...state.sent.filter((s) => s.id !== res.report_id)];
+          state.sent = [{ id: res.report_id, body: item.body, dropped: item.dropped || 0 }, ...state.sent.filter((s) => s.id !== res.report_id)];
         } catch (err) {
           if (!err.status || err.status >= 500 || err.status === 401 || err.status === 429) {
             outboxPut({ ...item, state: "waiting" });
@@ -684,6 +735,38 @@
     }
   }
 
+  /** Upload the photos an outbox item keeps on the phone; their ids join the report. A photo
+   * refused as it is (too large, not an image) is dropped and counted, and the report goes
+   * without it; no connection leaves the item waiting. */
+  async function uploadKeptPhotos(item) {
+    const keys = Array.isArray(item.photos) ? item.photos.slice() : [];
+    while (keys.length) {
+      const key = keys[0];
+      let file = null;
+      try { file = await PuhuiPhotos.take(key); } catch (_) { file = null; }
+      if (file) {
+        try {
+          const photo = await PuhuiPhotos.upload(file, { token: api.token });
+          item.body = { ...item.body, photo_ids: [...(item.body.photo_ids || []), photo.photo_id] };
+        } catch (err) {
+          if (err.transient) {
+            item = { ...item, state: "waiting", photos: keys };
+            outboxPut(item);
+            return item;
+          }
+          item.dropped = (item.dropped || 0) + 1;
+        }
+      } else {
+        item.dropped = (item.dropped || 0) + 1; // the phone lost it
+      }
+      keys.shift();
+      item = { ...item, photos: keys.slice() };
+      outboxPut(item);
+      PuhuiPhotos.forget(key).catch(() => {});
+    }
+    return item;
+  }
+
   window.addEventListener("online", () => { clearTimeout(state.flushTimer); flushOutbox(); });
 
   function zoneLabel(id) {
@@ -696,21 +779,28 @@
     const waiting = outbox();
     box.hidden = !state.me || (!waiting.length && !state.sent.length);
     if (!waiting.length) $("#form-notice").hidden = true;
-    const row = (id, body, st, extra) => h("li", { dataset: { reportId: id, state: st } },
+    const row = (id, body, st, extra, item) => h("li", { dataset: { reportId: id, state: st } },
       h("span", { class: "row" },
         h("strong", {}, pick(label(CATEGORIES, body.category))),
         h("span", { class: `status-tag outbox-${st}` }, t(st === "failed" ? "send_failed" : st))),
       h("span", {}, zoneLabel(body.zone_id), " · ", t("made_at"), " ", timeEl(body.made_at, lang)),
       h("span", { class: "description" }, body.description ?? ""),
+      item && item.photos && item.photos.length
+        ? h("span", { class: "muted photos-waiting" }, t("photos_waiting")(item.photos.length)) : null,
+      item && item.dropped ? h("span", { class: "error" }, t("photos_dropped")(item.dropped)) : null,
       extra);
     fill($("#outbox-list"),
       waiting.map((i) => row(i.id, i.body, i.state === "failed" ? "failed" : i.state === "sending" ? "sending" : "waiting",
         i.state === "failed" ? [
           h("span", { class: "error" }, i.error || ""),
-          h("button", { type: "button", class: "quiet", onclick: () => { outboxDrop(i.id); renderOutbox(); } }, t("discard")),
-        ] : null)),
+          h("button", { type: "button", class: "quiet", onclick: () => {
+            for (const key of i.photos || []) PuhuiPhotos.forget(key).catch(() => {});
+            outboxDrop(i.id);
+            renderOutbox();
+          } }, t("discard")),
+        ] : null, i)),
       state.sent.map((s) => row(s.id, s.body, "sent",
-        h("a", { href: `#r/${encodeURIComponent(s.id)}` }, t("view_status")))));
+        h("a", { href: `#r/${encodeURIComponent(s.id)}` }, t("view_status")), s)));
   }
 
   // ------------------------------------------------------------------ status ------------------
@@ -784,6 +874,14 @@
         h("dt", {}, t("submitted_at")), h("dd", {}, timeEl(r.submitted_at, lang)),
         h("dt", {}, t("description_label")), h("dd", { class: "description", id: "report-description" }, r.description ?? ""),
         r.photo_url ? [h("dt", {}, t("photo_label")), h("dd", {}, r.photo_url)] : null,
+        Array.isArray(r.photos) && r.photos.length ? [
+          h("dt", {}, t("photo_label")),
+          h("dd", { class: "photos", id: "report-photos" }, r.photos.map((p) => {
+            const img = PuhuiPhotos.image(p.thumbnail_url, { token: api.token, alt: t("photo_label") });
+            img.dataset.photoId = p.photo_id;
+            return img;
+          })),
+        ] : null,
         h("dt", {}, t("report_id")), h("dd", {}, h("code", {}, r.report_id)),
       ),
       h("h3", {}, t("updates")),

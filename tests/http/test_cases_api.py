@@ -5,6 +5,7 @@ the worker would; ``tests/e2e/test_case_loop.py`` runs the same through Kafka an
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -60,6 +61,21 @@ def work(api: ApiSetup) -> list[str]:
     return outcomes
 
 
+def upload(client: TestClient, api: ApiSetup, who: str) -> str:
+    """A photo uploaded through ``POST /api/photos`` by ``who``; its id."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 100, 50)).save(buffer, "JPEG")
+    r = client.post(
+        "/api/photos",
+        files={"file": ("scene.jpg", buffer.getvalue(), "image/jpeg")},
+        headers=api.auth(who),
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["photo_id"])
+
+
 def alert(api: ApiSetup) -> str:
     records = episode(LANE, [Level.YELLOW, Level.ORANGE], start=T0, cause="c")
     store(api.engine, records)
@@ -97,7 +113,16 @@ def test_the_loop_over_http(api: ApiSetup, client: TestClient) -> None:
     for step in ("accept", "arrive"):
         assert post(client, api, "grid", f"/api/cases/{case_id}/{step}").status_code == 202
         work(api)
-    photo = "ph_" + "0" * 32
+    photo = upload(client, api, "grid")
+    someone_elses = upload(client, api, "volunteer")
+    r = post(
+        client,
+        api,
+        "grid",
+        f"/api/cases/{case_id}/handle",
+        {"note": "已疏导", "photo_ids": [photo, someone_elses]},
+    )
+    assert r.status_code == 422 and "photo_ids" in r.text  # not the responder's own photo
     r = post(
         client,
         api,
@@ -107,6 +132,9 @@ def test_the_loop_over_http(api: ApiSetup, client: TestClient) -> None:
     )
     assert r.status_code == 202, r.text
     work(api)
+    # the photo: to its uploader, operators, and no other unit
+    for who, status in (("grid", 200), ("operator", 200), ("police", 404), ("volunteer", 404)):
+        assert client.get(f"/api/photos/{photo}", headers=api.auth(who)).status_code == status
     assert (
         post(client, api, "grid", f"/api/cases/{case_id}/verify", {"result": "closed"}).status_code
         == 403
