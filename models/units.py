@@ -98,6 +98,21 @@ class UnitRegistry:
     def get(self, unit_id: str) -> Unit | None:
         return self._units.get(unit_id)
 
+    def serving(self, grid: str | None, site: str | None) -> list[Unit]:
+        """The units that serve a place, nearest first: those that serve its site, then the
+        grid team(s) of its grid, then the other units that cover its grid (城管, 派出所, …);
+        file order within each group."""
+        rank: list[tuple[int, Unit]] = []
+        for unit in self._units.values():
+            grids = {g.value for g in unit.grids}
+            if site is not None and site in unit.sites:
+                rank.append((0, unit))
+            elif grid is not None and grid in grids and unit.kind is UnitKind.GRID:
+                rank.append((1, unit))
+            elif grid is not None and grid in grids and not unit.sites:
+                rank.append((2, unit))
+        return [unit for _, unit in sorted(rank, key=lambda pair: pair[0])]
+
 
 def parse_units(
     document: Any, zones: ZoneRegistry | None = None, file: str | Path | None = None

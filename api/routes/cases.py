@@ -532,7 +532,9 @@ def cases_router(ctx: ApiContext) -> APIRouter:
     @router.get(
         "/api/cases/{case_id}",
         summary="One case with its timeline (who did what, when) and its alerts' state",
-        description="`alerts[].back_to_normal` says the sensor condition that raised the alert "
+        description="`suggested_unit_ids`: the units that serve the case's zone, nearest first "
+        "(its site's own, its grid team, then the others covering its grid). "
+        "`alerts[].back_to_normal` says the sensor condition that raised the alert "
         "has cleared and stayed clear for the rule's hold time (the worker resolved the alert "
         "on its own): what the operator checks before verifying. A responder sees its unit's "
         "cases only (another's is a 404).",
@@ -544,7 +546,10 @@ def cases_router(ctx: ApiContext) -> APIRouter:
         alerts = alerts_by_id(ctx.engine, list(case.alert_ids))
         history = histories(ctx.engine, list(alerts))
         limit = limits.limit(case.category, case.level, case.status)
+        zone = ctx.zones.get(case.zone_id) if case.zone_id else None
+        serving = units.serving(zone.grid.value, zone.site) if zone is not None else []
         return {
+            "suggested_unit_ids": [u.id for u in serving],
             **case_view(ctx, case, units, now),
             "limit_seconds": None if limit is None else limit.total_seconds(),
             "alerts": [sensor_back_to_normal(alerts[a], history.get(a, [])) for a in alerts],

@@ -83,10 +83,18 @@
     } catch (err) { return; }
     if (c.case_id !== desk.caseId || desk.busy) return;
     const saved = { unit: ($("#case-unit") || {}).value, note: ($("#case-note") || {}).value || "" };
+    // The units serving the case's zone first (its site's own, its grid team, …), then the rest.
+    const suggested = c.suggested_unit_ids || [];
+    const ordered = [
+      ...suggested.map((id) => desk.units.find((u) => u.unit_id === id)).filter(Boolean),
+      ...desk.units.filter((u) => !suggested.includes(u.unit_id)),
+    ];
     const unitSelect = h("select", { id: "case-unit" },
-      desk.units.map((u) => h("option", { value: u.unit_id }, `${u.name.zh} (${u.kind_zh})`)));
+      ordered.map((u) => h("option", { value: u.unit_id, dataset: { suggested: String(suggested.includes(u.unit_id)) } },
+        `${suggested.includes(u.unit_id) ? "★ " : ""}${u.name.zh} (${u.kind_zh})`)));
     if (saved.unit) unitSelect.value = saved.unit;
     else if (c.unit_id) unitSelect.value = c.unit_id;
+    else if (suggested.length) unitSelect.value = suggested[0];
     const note = h("textarea", { id: "case-note", rows: "2", maxlength: "2000", placeholder: "备注 / note (optional)" });
     note.value = saved.note;
     const act = (path, body) => async () => {

@@ -207,3 +207,12 @@ def test_units_file_loads_and_rejects_unknown_sites(tmp_path: Path) -> None:
     text = str(err.value)
     assert "unknown site 'nowhere'" in text
     assert "a-team: kind" in text
+
+
+def test_units_serving_a_place_nearest_first() -> None:
+    units = load_bundled_units(load_bundled_zones())
+    lane = [u.id for u in units.serving("zhongtai", "tianzifang")]
+    assert lane[:2] == ["tianzifang-management", "grid-zhongtai"]
+    assert "grid-zhonghai" not in lane and "riyueguang-property" not in lane
+    estate = [u.id for u in units.serving("zhonghai", "haihuayuan")]
+    assert estate[0] == "grid-zhonghai" and "tianzifang-management" not in estate

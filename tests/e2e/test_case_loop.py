@@ -158,6 +158,9 @@ def test_alert_to_case_closed_with_a_responder_on_a_phone(
     case = api_get(stack, operator, f"/api/cases/{case_id}")
     assert case["alert_ids"] == [alert_id] and case["report_ids"] == [report_id]
     assert (case["level"], case["category"]) == ("red", "crowding")
+    # The lane's own site office is suggested first (the API's suggestion); the grid team goes.
+    assert case["suggested_unit_ids"][0] == "tianzifang-management"
+    expect(console.locator("#case-unit")).to_have_value("tianzifang-management")
     console.select_option("#case-unit", UNIT)
     console.click("#btn-dispatch")
     expect(status).to_have_attribute("data-status", "dispatched", timeout=WAIT_MS)

@@ -93,6 +93,7 @@ def test_the_loop_over_http(api: ApiSetup, client: TestClient) -> None:
     case_id = r.json()["case_id"]
     assert work(api) == ["applied"]
     case = client.get(f"/api/cases/{case_id}", headers=api.auth("operator")).json()
+    assert case["suggested_unit_ids"][:2] == ["tianzifang-management", "grid-zhongtai"]
     assert (case["status"], case["category"], case["level"], case["zone_id"]) == (
         "registered",
         "crowding",
