@@ -265,7 +265,7 @@ def cases_router(ctx: ApiContext) -> APIRouter:
     @router.get(
         "/api/units",
         summary="Units cases can be dispatched to (网格, 物业, 城管, 派出所, 消防, 医疗)",
-        responses=error_responses(401, 422),
+        responses=error_responses(401, 403, 422),
     )
     def list_units(_caller: CaseCaller) -> dict[str, Any]:
         items = [
