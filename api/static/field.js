@@ -142,6 +142,7 @@
       h("p", {}, h("strong", { class: "status" }, STATUS[c.status] || c.status),
         c.overdue ? [" · ", h("span", { class: "overdue-tag" }, "已超期 Overdue")] : null),
       h("p", { class: "muted" }, c.zone_name ? c.zone_name.zh : (c.zone_id || ""), " · 时限 ", c.due_at ? timeEl(c.due_at) : "—"),
+      h("div", { class: "instructions" }),
       form,
       next ? h("div", { class: "buttons" }, h("button", {
         type: "button", class: "primary", id: `btn-${next.id}-${c.case_id}`, dataset: { action: next.id },
@@ -149,7 +150,24 @@
       }, next.zh, " ", h("span", { class: "en" }, next.en))) : null,
       msg,
     );
+    loadInstructions(c.case_id, item);
     return item;
+  }
+
+  /** The operators' words to the unit: the dispatch note and, for a case sent back after 核查,
+   * why (from the case's timeline). */
+  async function loadInstructions(caseId, item) {
+    let detail;
+    try {
+      detail = await api.get(`/api/cases/${encodeURIComponent(caseId)}`);
+    } catch (_) { return; }
+    const notes = (detail.timeline || []).filter((e) => e.note && (e.action === "dispatch" || (e.action === "verify" && e.result === "returned")));
+    const box = item.querySelector(".instructions");
+    if (!box) return;
+    fill(box, notes.slice(-2).map((e) => h("p", { class: `instruction ${e.action}`, dataset: { action: e.action } },
+      h("strong", {}, e.action === "dispatch" ? "派遣说明 " : "核查退回 "),
+      h("span", { class: "en" }, e.action === "dispatch" ? "Dispatch note: " : "Returned: "),
+      h("span", { class: "note" }, e.note))));
   }
 
   async function load() {

@@ -170,6 +170,7 @@ def test_alert_to_case_closed_with_a_responder_on_a_phone(
     assert case["suggested_unit_ids"][0] == "tianzifang-management"
     expect(console.locator("#case-unit")).to_have_value("tianzifang-management")
     console.select_option("#case-unit", UNIT)
+    console.fill("#case-note", "请到弄堂口疏导，注意老人")
     console.click("#btn-dispatch")
     expect(status).to_have_attribute("data-status", "dispatched", timeout=WAIT_MS)
     row = console.locator(f'#case-list tr[data-case-id="{case_id}"]')
@@ -182,6 +183,9 @@ def test_alert_to_case_closed_with_a_responder_on_a_phone(
     item = field.locator(f'.field-case[data-case-id="{case_id}"]')
     expect(item).to_have_attribute("data-status", "dispatched", timeout=WAIT_MS)
     expect(item).to_contain_text("泰康路210弄 人群拥挤")
+    expect(item.locator('.instruction[data-action="dispatch"] .note')).to_have_text(
+        "请到弄堂口疏导，注意老人"
+    )
     mine = api_get(stack, responder, "/api/cases?status=dispatched,accepted,on_site,handled")
     expect(field.locator("#case-total")).to_have_attribute("data-value", str(mine["total"]))
     field.click(f"#btn-accept-{case_id}")
