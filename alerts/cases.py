@@ -116,10 +116,18 @@ class Case:
     closed_at: datetime | None = None
     handle_note: str | None = None
     photo_ids: tuple[str, ...] = ()
+    #: Steps finished after their due time (0 for a case handled on time: 按期处置).
+    late_steps: int = 0
 
     @property
     def open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def on_time(self) -> bool:
+        """No step so far was finished after its due time (and none is overdue now, see
+        :func:`is_overdue`)."""
+        return self.late_steps == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +356,21 @@ def apply_case_command(
     units: Mapping[str, object] | Iterable[str],
 ) -> tuple[Case, CaseEvent]:
     """Apply ``cmd`` to ``case`` (``None``: not opened yet); the new state and its timeline entry,
-    or :class:`CaseRejected`. ``units``: the known unit ids."""
+    or :class:`CaseRejected`. ``units``: the known unit ids. A step finished (the case moved on)
+    after its due time counts in ``late_steps``."""
+    after, event = _apply(case, cmd, limits, units)
+    moved = case is not None and cmd.action is not CaseAction.ESCALATE
+    if moved and case is not None and case.due_at is not None and cmd.issued_at > case.due_at:
+        after = replace(after, late_steps=case.late_steps + 1)
+    return after, event
+
+
+def _apply(
+    case: Case | None,
+    cmd: CaseCommand,
+    limits: CaseLimits,
+    units: Mapping[str, object] | Iterable[str],
+) -> tuple[Case, CaseEvent]:
     at = cmd.issued_at
     action = cmd.action
     if action is CaseAction.OPEN:

@@ -41,11 +41,13 @@ from models.contracts import Level
 
 __all__ = [
     "CaseEventRow",
+    "CaseFigures",
     "CaseLinkRow",
     "CaseRow",
     "StoreOutcome",
     "apply_and_store",
     "case_events",
+    "case_figures",
     "cases_of_reports",
     "count_open",
     "list_cases",
@@ -82,6 +84,7 @@ class CaseRow(Base):
     photo_ids: Mapped[list[str]] = mapped_column(JSON)
     alert_ids: Mapped[list[str]] = mapped_column(JSON)
     report_ids: Mapped[list[str]] = mapped_column(JSON)
+    late_steps: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_cases_status", "status"),
@@ -149,6 +152,7 @@ _CASE_FIELDS = [
     "handled_at",
     "closed_at",
     "handle_note",
+    "late_steps",
 ]
 
 
@@ -428,3 +432,55 @@ def unit_case_has_photo(engine: Engine, unit_id: str, photo_id: str) -> bool:
             .limit(1)
         ).first()
         return found is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFigures:
+    """Cases of a period (for the daily report): opened, closed, closed on time (按期处置: no
+    step finished after its due time) and the mean minutes from dispatch to accept and to arrive
+    and from opening to closing (``None`` when no case had the step)."""
+
+    opened: int
+    closed: int
+    closed_on_time: int
+    mean_minutes_to_accept: float | None
+    mean_minutes_to_arrive: float | None
+    mean_minutes_to_close: float | None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        """按期处置率: closed on time / closed (``None`` when nothing closed)."""
+        return None if self.closed == 0 else self.closed_on_time / self.closed
+
+
+def case_figures(engine: Engine, since: datetime, until: datetime) -> CaseFigures:
+    """Cases opened in ``[since, until)`` and cases closed in it (closed: status ``closed``, not
+    cancelled); the mean times are over the cases closed in the period."""
+    with Session(engine) as session:
+        opened = session.scalar(
+            select(func.count())
+            .select_from(CaseRow)
+            .where(CaseRow.opened_at >= since, CaseRow.opened_at < until)
+        )
+        closed_rows = list(
+            session.scalars(
+                select(CaseRow).where(
+                    CaseRow.status == CaseStatus.CLOSED.value,
+                    CaseRow.closed_at >= since,
+                    CaseRow.closed_at < until,
+                )
+            )
+        )
+
+    def mean(pairs: list[tuple[datetime | None, datetime | None]]) -> float | None:
+        spans = [(b - a).total_seconds() / 60 for a, b in pairs if a is not None and b is not None]
+        return None if not spans else round(sum(spans) / len(spans), 1)
+
+    return CaseFigures(
+        opened=int(opened or 0),
+        closed=len(closed_rows),
+        closed_on_time=sum(1 for r in closed_rows if not r.late_steps),
+        mean_minutes_to_accept=mean([(r.dispatched_at, r.accepted_at) for r in closed_rows]),
+        mean_minutes_to_arrive=mean([(r.dispatched_at, r.arrived_at) for r in closed_rows]),
+        mean_minutes_to_close=mean([(r.opened_at, r.closed_at) for r in closed_rows]),
+    )

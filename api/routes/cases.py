@@ -196,6 +196,8 @@ def case_view(ctx: ApiContext, case: Case, units: UnitRegistry, now: datetime) -
             else 0
         ),
         "escalated": case.escalated_step is not None and case.escalated_step == case.step_seq,
+        "late_steps": case.late_steps,
+        "on_time": case.on_time and not is_overdue(case, now),
         "returns": case.returns,
         "alert_ids": list(case.alert_ids),
         "report_ids": list(case.report_ids),

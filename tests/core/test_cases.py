@@ -216,3 +216,18 @@ def test_units_serving_a_place_nearest_first() -> None:
     assert "grid-zhonghai" not in lane and "riyueguang-property" not in lane
     estate = [u.id for u in units.serving("zhonghai", "haihuayuan")]
     assert estate[0] == "grid-zhonghai" and "tianzifang-management" not in estate
+
+
+def test_a_step_finished_after_its_due_time_counts_as_late() -> None:
+    case = opened()  # orange: 5 min to dispatch
+    case, _ = apply_case_command(
+        case, cmd(CaseAction.DISPATCH, 6, unit_id="grid-zhongtai"), LIMITS, UNITS
+    )
+    assert case.late_steps == 1 and not case.on_time
+    case, _ = apply_case_command(case, responder(CaseAction.ACCEPT, 7), LIMITS, UNITS)
+    assert case.late_steps == 1  # accepted within its 5 minutes
+    on_time = opened()
+    on_time, _ = apply_case_command(
+        on_time, cmd(CaseAction.DISPATCH, 4, unit_id="grid-zhongtai"), LIMITS, UNITS
+    )
+    assert on_time.late_steps == 0 and on_time.on_time

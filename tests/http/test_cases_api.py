@@ -299,3 +299,35 @@ def test_most_urgent_first_then_newest(api: ApiSetup, client: TestClient) -> Non
     page = client.get("/api/cases?status=all&limit=1&offset=1", headers=api.auth("operator"))
     assert [c["title"] for c in page.json()["items"]] == ["orange2"]
     assert page.json()["total"] == 3
+
+
+def test_figures_of_a_day_for_the_daily_report(api: ApiSetup, client: TestClient) -> None:
+    from infra.cases_db import case_figures
+
+    alert_id = alert(api)
+    start = api.clock()
+    ids = []
+    for title in ("on time", "late"):
+        r = post(client, api, "operator", "/api/cases", {"alert_ids": [alert_id], "title": title})
+        ids.append(r.json()["case_id"])
+    work(api)
+
+    def step(case_id: str, who: str, path: str, body: Any = None, after: float = 60) -> None:
+        api.clock.advance(after)
+        assert post(client, api, who, f"/api/cases/{case_id}/{path}", body).status_code == 202
+        work(api)
+
+    on_time, late = ids
+    for case_id, wait in ((on_time, 60), (late, 300)):  # orange: 5 min to dispatch
+        step(case_id, "operator", "dispatch", {"unit_id": "grid-zhongtai"}, after=wait)
+        step(case_id, "grid", "accept")
+        step(case_id, "grid", "arrive")
+        step(case_id, "grid", "handle", {"note": "好了"})
+        step(case_id, "operator", "verify", {"result": "closed"})
+    figures = case_figures(api.engine, start, api.clock() + timedelta(seconds=1))
+    assert (figures.opened, figures.closed, figures.closed_on_time) == (2, 2, 1)
+    assert figures.on_time_rate == 0.5
+    detail = [client.get(f"/api/cases/{i}", headers=api.auth("operator")).json() for i in ids]
+    assert [d["on_time"] for d in detail] == [True, False]
+    expected = sum(d["minutes_to_accept"] for d in detail) / 2
+    assert figures.mean_minutes_to_accept == pytest.approx(expected, abs=0.05)

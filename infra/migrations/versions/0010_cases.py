@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("photo_ids", sa.JSON, nullable=False),
         sa.Column("alert_ids", sa.JSON, nullable=False),
         sa.Column("report_ids", sa.JSON, nullable=False),
+        sa.Column("late_steps", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_index("ix_cases_status", "cases", ["status"])
     op.create_index("ix_cases_unit", "cases", ["unit_id"])
