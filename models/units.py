@@ -25,6 +25,7 @@ __all__ = [
     "UnitRegistry",
     "UnitsFileError",
     "bundled_units_path",
+    "configured_units",
     "load_bundled_units",
     "load_units",
     "parse_units",
@@ -178,3 +179,15 @@ def load_bundled_units(zones: ZoneRegistry | None = None) -> UnitRegistry:
     """The 打浦桥 units shipped with the package."""
     with as_file(files("models").joinpath("data", "units.yaml")) as path:
         return load_units(path, zones)
+
+
+def configured_units(
+    units_file: Path | None, zones: ZoneRegistry, *, bundled_zones: bool
+) -> UnitRegistry:
+    """The units a worker or API runs with: ``units_file`` checked against ``zones`` when one is
+    configured; else the bundled units, checked against ``zones`` only when those are the bundled
+    zones too (with a zone registry of its own, a deployment names its own units file; until it
+    does, the bundled units load unchecked and serve none of its sites)."""
+    if units_file is not None:
+        return load_units(units_file, zones)
+    return load_bundled_units(zones if bundled_zones else None)

@@ -29,7 +29,7 @@ from infra.cases_db import StoreOutcome, apply_and_store, overdue_steps
 from infra.settings import Settings
 from models.cases import ActorRole, CaseAction, CaseCommand, decode_case_command
 from models.contracts import UNSTORABLE, RejectedRecord
-from models.units import UnitRegistry, load_bundled_units, load_units
+from models.units import UnitRegistry, configured_units
 from models.zones import ZoneRegistry
 from streams.handlers import Source, dead_letter_headers
 from streams.metrics import PipelineMetrics
@@ -63,9 +63,12 @@ def case_commands_counter(registry: CollectorRegistry) -> Counter:
 
 def load_case_config(settings: Settings, zones: ZoneRegistry) -> tuple[UnitRegistry, CaseLimits]:
     """The units and case time limits the settings point at (the bundled ones by default)."""
-    units = (
-        load_units(settings.units_file, zones) if settings.units_file else load_bundled_units(zones)
-    )
+    units = configured_units(settings.units_file, zones, bundled_zones=settings.zones_file is None)
+    if settings.units_file is None and settings.zones_file is not None:
+        log.warning(
+            "PUHUI_ZONES_FILE is set but PUHUI_UNITS_FILE is not: cases can be dispatched only "
+            "to the bundled 打浦桥 units, which serve none of these zones' sites"
+        )
     limits = (
         load_case_limits(settings.case_limits_file)
         if settings.case_limits_file
