@@ -106,9 +106,9 @@ class ZoneState:
             "fire_reports": self.fire_reports,
             "pending_reports": self.pending_reports,
             "report_log": {k: [list(e) for e in v] for k, v in self.report_log.items()},
-            "alerts": {key: alert_to_dict(a) for key, a in self.alerts.items()},
-            "latched": {key: alert_to_dict(a) for key, a in self.latched.items()},
-            "closed": {key: [t, alert_to_dict(a)] for key, (t, a) in self.closed.items()},
+            "alerts": {key: _alert_to_dict(a) for key, a in self.alerts.items()},
+            "latched": {key: _alert_to_dict(a) for key, a in self.latched.items()},
+            "closed": {key: [t, _alert_to_dict(a)] for key, (t, a) in self.closed.items()},
         }
 
     @classmethod
@@ -133,13 +133,13 @@ class ZoneState:
             fire_reports=list(data["fire_reports"]),
             pending_reports=list(data["pending_reports"]),
             report_log={k: [(e[0], e[1], e[2]) for e in v] for k, v in data["report_log"].items()},
-            alerts={k: alert_from_dict(v) for k, v in data["alerts"].items()},
-            latched={k: alert_from_dict(v) for k, v in data["latched"].items()},
-            closed={k: (v[0], alert_from_dict(v[1])) for k, v in data["closed"].items()},
+            alerts={k: _alert_from_dict(v) for k, v in data["alerts"].items()},
+            latched={k: _alert_from_dict(v) for k, v in data["latched"].items()},
+            closed={k: (v[0], _alert_from_dict(v[1])) for k, v in data["closed"].items()},
         )
 
 
-def alert_to_dict(alert: AlertState) -> dict[str, Any]:
+def _alert_to_dict(alert: AlertState) -> dict[str, Any]:
     return {
         "alert_id": alert.alert_id,
         "zone_id": alert.zone_id,
@@ -162,7 +162,7 @@ def alert_to_dict(alert: AlertState) -> dict[str, Any]:
     }
 
 
-def alert_from_dict(data: dict[str, Any]) -> AlertState:
+def _alert_from_dict(data: dict[str, Any]) -> AlertState:
     return AlertState(
         alert_id=data["alert_id"],
         zone_id=data["zone_id"],
