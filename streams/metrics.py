@@ -29,7 +29,7 @@ LATENCY_BUCKETS = (
 #: Dead-letter reason codes: the validation codes of models/contracts.py and the worker's own
 #: (streams/handlers.py: a record whose handling raised).
 REJECT_REASONS = (*REASONS, "internal_error")
-#: Outcomes of an operator command (alerts/engine.py: apply_command).
+#: Outcomes of an operator command (alerts/zone/commands.py: apply_command).
 COMMAND_OUTCOMES = tuple(outcome.value for outcome in Outcome)
 
 

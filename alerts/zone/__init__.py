@@ -1,4 +1,5 @@
-"""The zone engine's parts that have their own module so far (the rest is still in
-``alerts/engine.py``): the names of a zone's alerts and of a command's outcomes
-(:mod:`alerts.zone.keys`) and the versioned form of the zone state in the table
-(:mod:`alerts.zone.codec`). Pure, like all of ``alerts``: no I/O, no clock."""
+"""The zone engine, one module per thing it holds (the front door is :mod:`alerts.engine`):
+``step`` (a record in, a ZoneStep out), ``state`` (ZoneState and its figures), ``codec`` (the
+state's versioned stored form), ``assessors`` (one per risk), ``alert`` (one alert's state
+machine), ``reports``, ``commands``, ``wording`` (zh/en), ``keys`` (alert keys, outcomes),
+``forecast``, ``peaks``, ``times``. Pure, like all of ``alerts``: no I/O, no clock."""

@@ -26,7 +26,7 @@ from alerts.engine import (
     process_reading,
     process_report,
 )
-from alerts.state import alert_id_for
+from alerts.zone.alert import alert_id_for
 from models.cases import CaseCommand, decode_case_command
 from models.contracts import (
     KIND_RANGES,

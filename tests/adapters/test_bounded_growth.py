@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from alerts.config import RuleBook, default_rules
 from alerts.engine import ZoneState, admits_sensor, process_reading, process_report
-from alerts.state import KEPT_IDS
+from alerts.zone.alert import KEPT_IDS
 from models.contracts import (
     AlertRecord,
     Change,

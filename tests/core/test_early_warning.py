@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from alerts.config import RulesFileError, default_rules, load_rules, parse_rules
 from alerts.engine import ZoneState, check_silence, process_reading, process_report, zone_view
-from alerts.forecast import fit_trend, forecast_crossing
+from alerts.zone.forecast import fit_trend, forecast_crossing
 from models.contracts import (
     Change,
     Level,

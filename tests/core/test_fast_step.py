@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts import engine
 from alerts.config import default_rules
 from alerts.engine import ZoneState, process_reading
+from alerts.zone import step
 from models.contracts import SensorKind, SensorReading
 from models.zones import LocalizedText, Zone
 
@@ -136,13 +136,13 @@ def test_a_quiet_zone_takes_the_cheap_step_and_an_alarm_does_not() -> None:
 def test_the_cheap_step_is_taken_on_a_quiet_mix(monkeypatch: pytest.MonkeyPatch) -> None:
     # the busy evening's quiet sensors: their non-crowd readings take the cheap step
     full_steps: list[str] = []
-    assess = engine._assess_reading
+    assess = step._assess_reading
 
     def counted(state: ZoneState, reading: SensorReading, zone: Zone, rules: object) -> object:
         full_steps.append(reading.sensor_id)
         return assess(state, reading, zone, rules)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine, "_assess_reading", counted)
+    monkeypatch.setattr(step, "_assess_reading", counted)
     readings = _readings(QUIET * 20)
     state = ZoneState(ZONE.id)
     for reading in readings:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.state import AlertState, Assessment, alert_id_for, operator_action, transition
+from alerts.zone.alert import AlertState, Assessment, alert_id_for, operator_action, transition
 from models.contracts import AlertStatus, Change, Level, Risk
 
 pytestmark = pytest.mark.unit

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from alerts.state import alert_id_for
+from alerts.zone.alert import alert_id_for
 from models.contracts import KIND_RANGES, MAX_RECORD_BYTES, REASONS, Risk, SensorKind
 from tests.support.fault import (
     T0,

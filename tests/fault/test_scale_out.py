@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.state import alert_id_for
+from alerts.zone.alert import alert_id_for
 from models.contracts import Risk
 from tests.support.fault import (
     T0,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.state import alert_id_for
+from alerts.zone.alert import alert_id_for
 from api.app import create_api
 from infra.db import make_engine
 from infra.settings import Settings

@@ -616,7 +616,7 @@ def test_openapi_documents_every_endpoint(api: ApiSetup, client: TestClient) -> 
 
 def latched_episode(zone: str, start: Any, cause: str) -> list[Any]:
     """A 红 alert that cleared on its own (hold time) before anyone acknowledged it."""
-    from alerts.state import Assessment, transition
+    from alerts.zone.alert import Assessment, transition
     from models.contracts import Summary
 
     state = None
@@ -651,7 +651,7 @@ def test_a_latched_alert_stays_on_the_board_until_acknowledged(
     (sent,) = sent_commands(api)
     assert sent[2].alert_id == alert_id and sent[2].action.value == "acknowledge"
     # the worker's record lands: off the board, in the shift log with who acknowledged it
-    from alerts.state import AlertState, operator_action
+    from alerts.zone.alert import AlertState, operator_action
 
     last = gone[-1]
     state = AlertState(

@@ -389,7 +389,7 @@ def test_a_report_on_an_alert_that_cleared_unseen_is_not_resolved(
 ) -> None:
     """A latched alert (cleared on its own, nobody acknowledged it) leaves its reports
     ``linked``: the reporter is not told "resolved" before a person has looked."""
-    from alerts.state import Assessment, transition
+    from alerts.zone.alert import Assessment, transition
     from models.contracts import Level, Risk, Summary
 
     report_id = submit(api, client)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, event, text
 
-from alerts.state import Assessment, transition
+from alerts.zone.alert import Assessment, transition
 from infra.db import load_alerts, load_history, make_engine, migrate, write_alert_records
 from models.contracts import AlertRecord, Level, Risk
 

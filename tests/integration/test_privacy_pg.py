@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.state import Assessment, transition
+from alerts.zone.alert import Assessment, transition
 from infra.db import (
     AlertHistoryRow,
     AlertRow,

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from alerts.state import Assessment, operator_action, transition
+from alerts.zone.alert import Assessment, operator_action, transition
 from api.app import create_api
 from api.bus import AlertHub, PublishError
 from infra.db import make_engine, migrate, write_alert_records
@@ -156,7 +156,7 @@ def act(
     assignee: str | None = None,
 ) -> AlertRecord:
     """The record an operator's action on ``record``'s alert produces (what the worker does)."""
-    from alerts.state import AlertState
+    from alerts.zone.alert import AlertState
 
     state = AlertState(
         alert_id=record.alert_id,
