@@ -437,6 +437,7 @@ class NotificationKind(StrEnum):
     REPEAT = "repeat"  # after the last step, while still unacknowledged
     LEVEL_UP = "level_up"  # the alert got worse; to those already notified
     RESOLVED = "resolved"  # the all-clear, to everyone notified
+    CASE_OVERDUE = "case_overdue"  # a case's step went past its time limit (alerts/cases.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from api.metrics import HttpMetrics, MetricsMiddleware, metrics_router
 from api.pages import router as pages_router
 from api.retention import RetentionJob
 from api.routes.alerts import alerts_router
+from api.routes.cases import case_photo_rule, cases_router
 from api.routes.daily import daily_router
 from api.routes.invitations import invitations_router
 from api.routes.photos import MULTIPART_OVERHEAD, PhotoAccess, photos_router
@@ -154,6 +155,7 @@ def create_api(
         photo_dir=settings.resolved_photo_dir(),
     )
     photo_access = PhotoAccess()
+    photo_access.allow(case_photo_rule(db))  # responders see their unit's cases' photos
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -214,6 +216,7 @@ def create_api(
     app.include_router(photos_router(ctx, photo_access))
     app.include_router(alerts_router(ctx))
     app.include_router(silences_router(ctx))
+    app.include_router(cases_router(ctx))
     app.include_router(pages_router)
     app.openapi = _openapi_with_zones(app, ctx.zones)  # type: ignore[method-assign]
     return app
@@ -242,6 +245,7 @@ OPENAPI_TAGS = [
     {"name": "photos", "description": "Photos: uploaded, stripped of metadata, served by role"},
     {"name": "alerts", "description": "The alert board, actions, live stream and CAP export"},
     {"name": "incidents", "description": "Every alert episode, open and closed"},
+    {"name": "cases", "description": "Cases: 立案 → 派遣 → 处置 → 核查 → 结案, and units"},
     {"name": "silences", "description": "Hold back notifications for matching alerts"},
     {"name": "zones", "description": "The zone registry with live crowd figures"},
     {"name": "access", "description": "Who the token belongs to"},

@@ -33,6 +33,7 @@ __all__ = [
     "URL_TOKEN_PARAMETERS",
     "AdminCaller",
     "Caller",
+    "CaseCaller",
     "OperatorCaller",
     "StreamCaller",
     "VolunteerCaller",
@@ -40,7 +41,7 @@ __all__ = [
     "require",
 ]
 
-RANK: dict[Role, int] = {Role.VOLUNTEER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+RANK: dict[Role, int] = {Role.VOLUNTEER: 1, Role.RESPONDER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
 
 # auto_error=False: a missing header is our 401 (one error shape), not FastAPI's 403.
 _bearer = HTTPBearer(auto_error=False, description="A token from `puhui token create`")
@@ -57,6 +58,8 @@ class Caller:
     principal: str = ""
     token_id: int = 0
     expires_at: datetime | None = None
+    #: A responder's unit.
+    unit_id: str | None = None
 
     def at_least(self, role: Role) -> bool:
         """True when the caller's role includes ``role``'s rights."""
@@ -93,8 +96,11 @@ def _check(request: Request, token: str | None, role: Role) -> Caller:
         if not token:
             raise Unauthorized()
         raise Unauthorized("the token is unknown, revoked or expired")
-    caller = Caller(info.name, info.role, info.principal, info.id, info.expires_at)
-    if not caller.at_least(role):
+    caller = Caller(info.name, info.role, info.principal, info.id, info.expires_at, info.unit_id)
+    if role is Role.RESPONDER:
+        if caller.role is not Role.RESPONDER and not caller.is_operator:
+            raise Forbidden(f"this needs the responder role; the token has {info.role.value}")
+    elif not caller.at_least(role):
         raise Forbidden(f"this needs the {role.value} role; the token has {info.role.value}")
     return caller
 
@@ -157,6 +163,8 @@ OperatorCaller = Annotated[Caller, Depends(require(Role.OPERATOR))]
 """An operator or admin token."""
 AdminCaller = Annotated[Caller, Depends(require(Role.ADMIN))]
 """An admin token."""
+CaseCaller = Annotated[Caller, Depends(require(Role.RESPONDER))]
+"""A responder (its unit's cases), an operator or an admin."""
 StreamCaller = OperatorCaller
 """An operator or admin token (the console reads the stream with ``fetch``, which sends the
 header; ``EventSource``, which cannot, is not supported: no token in a URL)."""

@@ -1,4 +1,5 @@
-"""The two browser pages: the operators' console at ``/`` and the volunteers' page at ``/report``.
+"""The browser pages: the operators' console at ``/``, the volunteers' page at ``/report`` and the
+responders' field page at ``/field``.
 
 Plain HTML, CSS and JavaScript from ``api/static/``, no build step and nothing loaded from another
 origin. The pages talk to the JSON API with the bearer token the user typed or a one-time sign-in
@@ -76,6 +77,12 @@ def report_page() -> FileResponse:
 def daily_report_page() -> FileResponse:
     """The printable daily report (operators)."""
     return _file("daily-report.html")
+
+
+@router.get("/field")
+def field_page() -> FileResponse:
+    """The responders' field page (their unit's open cases)."""
+    return _file("field.html")
 
 
 @router.get("/report-sw.js")

@@ -122,9 +122,10 @@ class Me(_Out):
     )
 
     name: str
-    role: Literal["volunteer", "operator", "admin"]
+    role: Literal["volunteer", "responder", "operator", "admin"]
     principal: str = Field(description="the stable id reports are filed under (not the name)")
     expires_at: datetime | None = Field(None, description="when the token stops working")
+    unit_id: str | None = Field(None, description="a responder's unit (GET /api/units)")
 
 
 # -- reports ------------------------------------------------------------------------------------
@@ -233,12 +234,18 @@ class ReportStatus(StrEnum):
     to an alert; ``linked`` once it has (no person has acted on the alert yet);
     ``acknowledged`` once an operator has acted (acknowledged, assigned or closed it);
     ``resolved`` once the alert is closed and a person has seen it. An alert that cleared on its
-    own and nobody has acknowledged yet leaves the report ``linked``."""
+    own and nobody has acknowledged yet leaves the report ``linked``. Once a case is opened
+    about the report (or its alert) the case decides: ``in_case`` while it is handled,
+    ``case_closed`` once it is closed after 核查 (a cancelled case leaves the alert's status)."""
 
     SUBMITTED = "submitted"
     LINKED = "linked"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    #: A case (立案) has been opened about the report or its alert and is being handled.
+    IN_CASE = "in_case"
+    #: That case is closed (结案) after 核查.
+    CASE_CLOSED = "case_closed"
 
 
 class ReportUpdate(_Out):
@@ -249,6 +256,15 @@ class ReportUpdate(_Out):
     status: AlertStatus
     note: str | None = None
     actor: str | None = Field(None, description="Who made the change; shown to operators only")
+
+
+class ReportCase(_Out):
+    """The case a report is in, as its reporter sees it."""
+
+    case_id: str
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None
 
 
 class ReportView(_Out):
@@ -315,6 +331,7 @@ class ReportView(_Out):
     requested_datetime: datetime
     updated_datetime: datetime
     media_url: str | None
+    case: ReportCase | None = Field(None, description="the case opened about it, if any")
 
 
 class ReportPage(Page):

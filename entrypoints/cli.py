@@ -47,6 +47,7 @@ def _topic_roles(settings: Settings) -> dict[str, str]:
         "alerts": t.alerts,
         "dead_letters": t.dead_letters,
         "commands": t.commands,
+        "cases": t.cases,
     }
 
 
@@ -322,6 +323,22 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_unit(settings: Settings, role: str, unit: str | None) -> None:
+    """A responder's ``--unit`` must name a unit of the units file (``ValueError`` otherwise)."""
+    from models.units import load_bundled_units, load_units
+
+    if role != "responder":
+        if unit:
+            raise ValueError("--unit is for responder tokens only")
+        return
+    if not unit:
+        raise ValueError("a responder token needs --unit UNIT_ID (see GET /api/units)")
+    units = load_units(settings.units_file) if settings.units_file else load_bundled_units()
+    if unit not in units:
+        known = ", ".join(u.id for u in units)
+        raise ValueError(f"unknown unit {unit[:64]!r} (units: {known})")
+
+
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:  # noqa: C901 — one branch per `puhui token` action
     from infra.db import make_engine, migrate
     from infra.tokens import Role, create_token, list_tokens, parse_lifetime, revoke_token
@@ -332,6 +349,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:  # noqa: C90
     now = datetime.now(UTC)
     if args.action == "create":
         try:
+            _check_unit(settings, args.role, args.unit)
             lifetime = parse_lifetime(args.expires_in) if args.expires_in else None
             token = create_token(
                 engine,
@@ -340,12 +358,14 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:  # noqa: C90
                 now,
                 expires_in=lifetime,
                 principal=args.principal,
+                unit_id=args.unit,
             )
         except ValueError as exc:
             print(f"puhui token create: {exc}", file=sys.stderr)
             return 2
         until = f", expires {(now + lifetime).isoformat(timespec='seconds')}" if lifetime else ""
-        print(f"token for {args.name} ({args.role}{until}); shown once, stored hashed:")
+        unit = f", unit {args.unit}" if args.unit else ""
+        print(f"token for {args.name} ({args.role}{unit}{until}); shown once, stored hashed:")
         print(token)
     elif args.action == "list":
         print("id\trole\tprincipal\tname\tcreated\tstate")
@@ -433,9 +453,10 @@ def base_url(settings: Settings) -> str:
 
 
 def invite_link(base: str, role: str, secret: str) -> str:
-    """The sign-in link of an invitation: the console for operators, /report for the others.
+    """The sign-in link of an invitation: the console for operators, /field for responders,
+    /report for volunteers.
     The secret rides in the fragment, which browsers never send to the server."""
-    page = "/" if role == "operator" else "/report"
+    page = {"operator": "/", "responder": "/field"}.get(role, "/report")
     return f"{base.rstrip('/')}{page}#invite={secret}"
 
 
@@ -446,8 +467,11 @@ def _invite(settings: Settings, engine, args: argparse.Namespace, now: datetime)
     from infra.tokens import Role
 
     try:
+        _check_unit(settings, args.role, args.unit)
         valid_for = parse_validity(args.expires_in)
-        info, secret = create_invitation(engine, args.name, Role(args.role), now, valid_for)
+        info, secret = create_invitation(
+            engine, args.name, Role(args.role), now, valid_for, unit_id=args.unit
+        )
     except ValueError as exc:
         print(f"puhui token invite: {exc}", file=sys.stderr)
         return 2
@@ -720,8 +744,13 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — the whole co
     token = sub.add_parser("token", help="API bearer tokens")
     tsub = token.add_subparsers(dest="action", required=True)
     create = tsub.add_parser("create")
-    create.add_argument("--role", required=True, choices=["volunteer", "operator", "admin"])
+    create.add_argument(
+        "--role", required=True, choices=["volunteer", "responder", "operator", "admin"]
+    )
     create.add_argument("--name", required=True, help="display name (need not be unique)")
+    create.add_argument(
+        "--unit", metavar="UNIT_ID", help="responders: the unit they belong to (GET /api/units)"
+    )
     create.add_argument(
         "--expires-in", metavar="LIFETIME", help="e.g. 8h, 30m, 7d (default: never expires)"
     )
@@ -737,6 +766,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 — the whole co
     )
     invite.add_argument("--role", required=True, choices=[r.value for r in _invitable_roles()])
     invite.add_argument("--name", required=True)
+    invite.add_argument("--unit", metavar="UNIT_ID", help="responders: their unit (GET /api/units)")
     invite.add_argument(
         "--expires-in", default="7d", help="unused, the link expires after this (30m, 48h, 7d)"
     )

@@ -182,6 +182,8 @@ class TokenRow(Base):
     # Who the token belongs to (stable; several tokens may share it), and when it stops working.
     principal: Mapped[str] = mapped_column(String(128), index=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A responder's unit (models/data/units.yaml); None for other roles.
+    unit_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class InvitationRow(Base):
@@ -201,6 +203,8 @@ class InvitationRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     token_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"))
+    #: A responder invitation's unit: the token it makes is bound to it.
+    unit_id: Mapped[str | None] = mapped_column(String(64))
 
 
 def make_engine(url: str) -> Engine:

@@ -102,13 +102,20 @@ def _info(row: InvitationRow) -> InvitationInfo:
 
 
 def create_invitation(
-    engine: Engine, name: str, role: Role, now: datetime, valid_for: timedelta
+    engine: Engine,
+    name: str,
+    role: Role,
+    now: datetime,
+    valid_for: timedelta,
+    unit_id: str | None = None,
 ) -> tuple[InvitationInfo, str]:
     """Store an invitation for ``name`` with ``role``; return its facts and its secret (shown
     only here). Admin invitations are refused: an admin token is made on the command line.
 
     Raises ``ValueError`` for a blank or too long name, an admin role, a naive ``now`` or a
-    validity outside (0, 30 days].
+    validity outside (0, 30 days]; a responder invitation needs ``unit_id`` (the token it
+    makes belongs to that unit; the caller checks it against the units file), other roles take
+    none.
     """
     clean = name.strip()
     if not 1 <= len(clean) <= NAME_MAX_LENGTH:
@@ -116,6 +123,10 @@ def create_invitation(
     role = Role(role)
     if role == Role.ADMIN:
         raise ValueError("admin tokens are not given by invitation: use `puhui token create`")
+    if role is Role.RESPONDER and not unit_id:
+        raise ValueError("a responder invitation needs a unit (--unit UNIT_ID)")
+    if role is not Role.RESPONDER and unit_id:
+        raise ValueError("only responder invitations belong to a unit")
     _require_aware(now)
     if not timedelta(0) < valid_for <= MAX_VALIDITY:
         raise ValueError("an invitation must be valid for more than 0 s and at most 30 days")
@@ -126,6 +137,7 @@ def create_invitation(
         secret_hash=hash_token(secret),
         created_at=now,
         expires_at=now + valid_for,
+        unit_id=unit_id,
     )
     with Session(engine, expire_on_commit=False) as session, session.begin():
         session.add(row)
@@ -163,9 +175,9 @@ def redeem_invitation(engine: Engine, secret: str, now: datetime) -> Redeemed:
             info = _info(row)
             state = info.state(now)
             raise InvitationRefused("used" if state == "open" else state)  # type: ignore[arg-type]
-        name, role, invitation_id = row.name, Role(row.role), row.id
+        name, role, invitation_id, unit_id = row.name, Role(row.role), row.id, row.unit_id
     try:
-        token = create_token(engine, name, role, now)
+        token = create_token(engine, name, role, now, unit_id=unit_id)
         token_info = verify_token(engine, token)
         if token_info is None:  # pragma: no cover - the token was created just above
             raise RuntimeError("the new token cannot be read back")

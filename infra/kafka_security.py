@@ -507,13 +507,18 @@ def component_acls(
     """What each of the project's own components may do, and nothing more.
 
     ``topics``: the public topic names by role (readings, reports, alerts, dead_letters,
-    commands), prefix included.
+    commands, cases), prefix included.
     """
     t = topics
     if component == "worker":
         return [
-            *(("topic", t[k], "literal", "read") for k in ("readings", "reports", "commands")),
+            *(
+                ("topic", t[k], "literal", "read")
+                for k in ("readings", "reports", "commands", "cases")
+            ),
             *(("topic", t[k], "literal", "write") for k in ("alerts", "dead_letters")),
+            # the case worker's overdue check produces `escalate` commands
+            ("topic", t["cases"], "literal", "write"),
             # the persist agent writes the alert records to the database from the topic
             ("topic", t["alerts"], "literal", "read"),
             # changelog, report ticks and Faust's other internal topics: <app_id>-...
@@ -524,6 +529,7 @@ def component_acls(
         return [
             ("topic", t["reports"], "literal", "write"),
             ("topic", t["commands"], "literal", "write"),
+            ("topic", t["cases"], "literal", "write"),
             ("topic", t["alerts"], "literal", "read"),
             # readiness checks that every public topic exists
             ("topic", t["readings"], "literal", "describe"),

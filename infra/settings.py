@@ -108,6 +108,13 @@ class RulesSettings(_Group):
     """What the worker decides with: the zone registry, the risk rules and their limits."""
 
     zones_file: Path | None = Field(None, description="zone registry YAML; default the bundled one")
+    units_file: Path | None = Field(
+        None, description="units cases are dispatched to (YAML); default models/data/units.yaml"
+    )
+    case_limits_file: Path | None = Field(
+        None,
+        description="case step time limits (YAML); default alerts/data/case_limits.yaml",
+    )
     rules_file: Path | None = Field(
         None, description="risk rules YAML; default the bundled alerts/data/rules.yaml"
     )
@@ -138,6 +145,9 @@ class WorkerSettings(_Group):
     )
     status_interval_seconds: float = Field(
         5.0, gt=0, description="how often the worker writes zone figures to the zone_status table"
+    )
+    case_check_seconds: float = Field(
+        5.0, gt=0, le=300, description="how often the worker looks for overdue case steps"
     )
     stop_timeout_seconds: float = Field(
         15.0,

@@ -52,6 +52,8 @@ class Role(StrEnum):
     """What a token may do; later roles include the earlier ones' rights."""
 
     VOLUNTEER = "volunteer"
+    #: A member of a unit cases are dispatched to (``--unit``); sees its unit's cases only.
+    RESPONDER = "responder"
     OPERATOR = "operator"
     ADMIN = "admin"
 
@@ -67,6 +69,7 @@ class TokenInfo:
     revoked_at: datetime | None
     principal: str = ""
     expires_at: datetime | None = None
+    unit_id: str | None = None
 
     @property
     def active(self) -> bool:
@@ -97,6 +100,7 @@ def _info(row: TokenRow) -> TokenInfo:
         revoked_at=row.revoked_at,
         principal=row.principal,
         expires_at=row.expires_at,
+        unit_id=row.unit_id,
     )
 
 
@@ -129,18 +133,25 @@ def create_token(
     *,
     expires_in: timedelta | None = None,
     principal: str | None = None,
+    unit_id: str | None = None,
 ) -> str:
     """Create a token called ``name`` with ``role`` and return its secret (shown only here).
 
     ``name`` must be 1 to 128 characters after trimming surrounding whitespace; ``now`` must be
     timezone-aware; ``expires_in``, if given, positive (the token stops working at
     ``now + expires_in``). ``principal`` names an existing principal (a replacement token for the
-    same person); by default the token gets a new one. Raises ``ValueError`` otherwise.
+    same person); by default the token gets a new one. A responder token needs ``unit_id`` (the
+    caller checks it against the units file); other roles take none. Raises ``ValueError``
+    otherwise.
     """
     clean = name.strip()
     if not 1 <= len(clean) <= NAME_MAX_LENGTH:
         raise ValueError(f"token name must be 1 to {NAME_MAX_LENGTH} characters")
     role = Role(role)
+    if role is Role.RESPONDER and not unit_id:
+        raise ValueError("a responder token needs a unit (--unit UNIT_ID)")
+    if role is not Role.RESPONDER and unit_id:
+        raise ValueError("only responder tokens belong to a unit")
     _require_aware(now)
     if expires_in is not None and expires_in <= timedelta(0):
         raise ValueError("expires_in must be positive")
@@ -162,6 +173,7 @@ def create_token(
                 created_at=now,
                 principal=principal or new_principal(),
                 expires_at=None if expires_in is None else now + expires_in,
+                unit_id=unit_id,
             )
         )
     return token

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.cases import TOPIC_CASES
 from models.contracts import (
     TOPIC_ALERTS,
     TOPIC_COMMANDS,
@@ -23,6 +24,7 @@ class TopicNames:
     alerts: str = TOPIC_ALERTS
     dead_letters: str = TOPIC_DEAD_LETTERS
     commands: str = TOPIC_COMMANDS
+    cases: str = TOPIC_CASES
 
     @classmethod
     def with_prefix(cls, prefix: str) -> TopicNames:
@@ -33,11 +35,19 @@ class TopicNames:
             alerts=prefix + TOPIC_ALERTS,
             dead_letters=prefix + TOPIC_DEAD_LETTERS,
             commands=prefix + TOPIC_COMMANDS,
+            cases=prefix + TOPIC_CASES,
         )
 
     def all(self) -> tuple[str, ...]:
         """Every public topic (all created at start-up)."""
-        return (self.readings, self.reports, self.alerts, self.dead_letters, self.commands)
+        return (
+            self.readings,
+            self.reports,
+            self.alerts,
+            self.dead_letters,
+            self.commands,
+            self.cases,
+        )
 
     def partitions(self, count: int) -> dict[str, int]:
         """Every public topic with ``count`` partitions (what the project creates at start-up)."""

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -50,6 +51,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from alerts.cases import load_bundled_case_limits, load_case_limits
 from alerts.notify import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -63,6 +65,7 @@ from alerts.notify import (
     decide,
     load_bundled_escalation,
     load_escalation,
+    notification_id,
     observe,
     restore,
     retryable,
@@ -72,6 +75,7 @@ from alerts.notify import (
 )
 from alerts.notify import Sent as SentNotification
 from alerts.silences import Silence, is_silenced
+from infra.cases_db import CaseEventRow, CaseRow, case_notification_ids, escalations_since
 from infra.db import (
     NotificationAttemptRow,
     load_notification_attempts,
@@ -114,7 +118,39 @@ def target_secrets(config: EscalationConfig, master: bytes) -> dict[str, bytes]:
     return secrets
 
 
-__all__ = ["MIN_SECRET_BYTES", "Notifier", "NotifierMetrics", "target_secrets", "utc_now"]
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "Notifier",
+    "NotifierMetrics",
+    "case_facts",
+    "target_secrets",
+    "utc_now",
+]
+
+#: How far back the notifier looks for case escalations it has not sent (after a restart).
+CASE_LOOKBACK = timedelta(days=1)
+
+
+def case_facts(event: CaseEventRow, case: CaseRow) -> dict[str, Any]:
+    """What a case-overdue webhook says: the case, the overdue step and when it was due (no
+    volunteer's data: ids of the reports only, never their words)."""
+    return {
+        "case_id": case.case_id,
+        "title": case.title,
+        "category": case.category,
+        "level": case.level,
+        "zone_id": case.zone_id,
+        "status": event.from_status or case.status,
+        "unit_id": event.unit_id,
+        "step": event.step,
+        "due_at": None if case.due_at is None else case.due_at.isoformat(),
+        "escalated_at": event.at.isoformat(),
+        "summary": {
+            "zh": f"案件超期未办结：{case.title}",
+            "en": f"Case step overdue: {case.title}",
+        },
+    }
+
 
 log = logging.getLogger("puhui.notifier")
 
@@ -248,6 +284,7 @@ class Notifier:
         offset_reset: str = "latest",
         transport: httpx.AsyncBaseTransport | None = None,
         metrics: NotifierMetrics | None = None,
+        case_targets: Sequence[str] = (),
     ) -> None:
         if not secret:
             raise ValueError("a webhook secret is required")
@@ -280,6 +317,13 @@ class Notifier:
         self._http: httpx.AsyncClient | None = None
         self._requests: asyncio.Semaphore | None = None
         self._caught_up: asyncio.Event | None = None
+        # Case escalations (a case step past its time limit): who is told, and what was decided.
+        unknown = [t for t in case_targets if t not in config.targets]
+        if unknown:
+            raise ValueError(f"case escalate_to names unknown targets: {', '.join(unknown)}")
+        self._case_targets = tuple(case_targets)
+        self._case_decided: set[str] = set()
+        self._case_since: datetime | None = None
 
     @classmethod
     def from_settings(
@@ -322,6 +366,12 @@ class Notifier:
             "backoff_max": settings.webhook_backoff_max_seconds,
             "metrics": NotifierMetrics.create(registry) if registry is not None else None,
         }
+        limits = (
+            load_case_limits(settings.case_limits_file)
+            if settings.case_limits_file
+            else load_bundled_case_limits()
+        )
+        kwargs["case_targets"] = limits.escalate_to
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -335,6 +385,7 @@ class Notifier:
         self._open_http()
         self._caught_up = asyncio.Event()
         await self._load_open_alerts()
+        await self._load_case_ledger()
         self._tasks = [
             asyncio.create_task(self._consume(), name="notifier-consume"),
             asyncio.create_task(self._tick_forever(), name="notifier-tick"),
@@ -489,6 +540,10 @@ class Notifier:
                 refreshed = now
                 await self._refresh_silences(now)
             self.tick(now)
+            try:
+                await self.tick_cases(now)
+            except Exception:
+                log.exception("cannot read the case escalations")
             await asyncio.sleep(self._tick_seconds)
 
     async def _refresh_silences(self, now: datetime) -> None:
@@ -521,6 +576,92 @@ class Notifier:
         if self._metrics is not None:
             self._metrics.open_alerts.set(len(self._tracks))
         return due
+
+    # ------------------------------------------------------------------------- case escalation
+
+    async def _load_case_ledger(self) -> None:
+        """What case notifications were already decided (so a restart sends none twice), and
+        how far back to look for escalations (a day before the oldest open case's)."""
+        try:
+            decided = await asyncio.to_thread(case_notification_ids, self._engine)
+        except Exception as exc:
+            log.warning("cannot read the case notification ledger: %s", exc)
+            decided = set()
+        self._case_decided.update(decided)
+        self._case_since = self._clock() - CASE_LOOKBACK
+
+    async def tick_cases(self, now: datetime) -> list[tuple[str, str]]:
+        """Start delivering every case escalation not yet decided: one notification per
+        escalated step and target. Returns (notification id, target) of what it started."""
+        if not self._case_targets:
+            return []
+        since = self._case_since or (now - CASE_LOOKBACK)
+        rows = await asyncio.to_thread(escalations_since, self._engine, since)
+        started: list[tuple[str, str]] = []
+        for event, case in rows:
+            key = f"case/{event.step}/overdue"
+            for target in self._case_targets:
+                nid = notification_id(case.case_id, key, target)
+                if nid in self._case_decided:
+                    continue
+                self._case_decided.add(nid)
+                started.append((nid, target))
+                self._dispatch_case(nid, key, target, event, case)
+        return started
+
+    def _dispatch_case(
+        self, nid: str, key: str, target: str, event: CaseEventRow, case: CaseRow
+    ) -> None:
+        if self._metrics is not None:
+            self._metrics.notifications.labels(kind=NotificationKind.CASE_OVERDUE.value).inc()
+        log.info(
+            "notify case_overdue %s of case %s (%s) -> %s", key, case.case_id, case.status, target
+        )
+        facts = case_facts(event, case)
+
+        async def record(
+            attempt: int, at: datetime, status: int | None, error: str | None, ok: bool
+        ) -> None:
+            if self._metrics is not None:
+                outcome = "delivered" if ok else ("failed" if status is not None else "error")
+                self._metrics.attempts.labels(target=target, outcome=outcome).inc()
+            row = {
+                "notification_id": nid,
+                "alert_id": case.case_id,
+                "revision": int(event.step or 0),
+                "kind": NotificationKind.CASE_OVERDUE.value,
+                "key": key,
+                "step": int(event.step or 0),
+                "level": case.level,
+                "target": target,
+                "attempt": attempt,
+                "at": at,
+                "status_code": status,
+                "error": error,
+                "delivered": ok,
+            }
+            try:
+                await asyncio.to_thread(record_notification_attempts, self._engine, [row])
+            except Exception:
+                log.exception("cannot record attempt %d of %s", attempt, nid)
+
+        def body(attempt: int, sent_at: datetime) -> bytes:
+            payload = {
+                **facts,
+                "notification_id": nid,
+                "kind": NotificationKind.CASE_OVERDUE.value,
+                "key": key,
+                "target": target,
+                "attempt": attempt,
+                "sent_at": sent_at.isoformat(),
+            }
+            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+        task = asyncio.create_task(
+            self._post(target, nid, body, record, f"case {case.case_id} ({key})")
+        )
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     # ------------------------------------------------------------------------------- delivery
 
@@ -566,18 +707,41 @@ class Notifier:
 
     async def deliver(self, note: Notification) -> bool:
         """Deliver one notification: attempts with backoff, each recorded. True if delivered."""
+
+        async def record(
+            attempt: int, at: datetime, status: int | None, error: str | None, ok: bool
+        ) -> None:
+            await self._record(note, attempt, at, status, error, ok)
+
+        return await self._post(
+            note.target,
+            note.notification_id,
+            lambda attempt, sent_at: webhook_body(note, attempt, sent_at),
+            record,
+            f"alert {note.alert_id} ({note.key})",
+        )
+
+    async def _post(
+        self,
+        target: str,
+        notification_id: str,
+        body_for: Callable[[int, datetime], bytes],
+        record: Callable[[int, datetime, int | None, str | None, bool], Awaitable[None]],
+        what: str,
+    ) -> bool:
+        """POST one notification to ``target``: signed attempts with backoff, each recorded."""
         http = self._open_http()
         assert self._requests is not None
-        url = self._config.url(note.target)
+        url = self._config.url(target)
         for attempt in range(1, self._max_attempts + 1):
             sent_at = self._clock()
-            body = webhook_body(note, attempt, sent_at)
+            body = body_for(attempt, sent_at)
             stamp = int(sent_at.timestamp())
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
-                SIGNATURE_HEADER: sign(self.secret_for(note.target), stamp, body),
+                SIGNATURE_HEADER: sign(self.secret_for(target), stamp, body),
                 TIMESTAMP_HEADER: str(stamp),
-                "X-Puhui-Notification-Id": note.notification_id,
+                "X-Puhui-Notification-Id": notification_id,
                 "X-Puhui-Attempt": str(attempt),
             }
             status: int | None = None
@@ -595,7 +759,7 @@ class Notifier:
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
             delivered = status is not None and 200 <= status < 300
-            await self._record(note, attempt, sent_at, status, error, delivered)
+            await record(attempt, sent_at, status, error, delivered)
             if delivered:
                 return True
             if not retryable(status) or attempt == self._max_attempts:
@@ -604,15 +768,10 @@ class Notifier:
                 backoff_delay(attempt, self._backoff, self._backoff_max, self._jitter(), wait_hint)
             )
         log.warning(
-            "gave up notifying %s of alert %s (%s) after %d attempt(s): %s",
-            note.target,
-            note.alert_id,
-            note.key,
-            attempt,
-            error,
+            "gave up notifying %s of %s after %d attempt(s): %s", target, what, attempt, error
         )
         if self._metrics is not None:
-            self._metrics.given_up.labels(target=note.target).inc()
+            self._metrics.given_up.labels(target=target).inc()
         return False
 
     async def _record(

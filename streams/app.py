@@ -5,6 +5,7 @@
             └──────────────▶ puhui.dead-letters
     puhui.alert-commands ──act──▶ puhui.alerts   (operators' acknowledge / assign / resolve)
     puhui.volunteer-reports ──intake──▶ (validated; bad ones dead-lettered)
+    puhui.cases ──cases──▶ database (the one writer of cases; streams/cases.py)
 
 ``create_app(settings)`` builds everything; nothing connects at import time.
 """
@@ -39,6 +40,7 @@ from models.contracts import (
 )
 from models.topics import TopicNames
 from models.zones import ZoneRegistry, load_registry_file
+from streams import cases as case_worker
 from streams.faust_compat import diagnostics, sensors, table_sensor_on_set
 from streams.faust_compat.fixes import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
@@ -284,6 +286,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def act(stream: Any) -> None:
         async for event in stream.events():
             await handle_command(event.value, source_of(event))
+
+    case_worker.install(
+        app, settings, engine, zones, topics, registry, metrics, raw_topic, send_dead_letter
+    )
 
     @app.agent(ticks_topic, concurrency=1, name="release")
     async def release(stream: Any) -> None:

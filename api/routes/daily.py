@@ -26,19 +26,15 @@ from api.auth import OperatorCaller
 from api.context import ApiContext
 from api.errors import InvalidInput
 from api.schemas import DailyReport, error_responses
+from infra.cases_db import case_times
 from infra.db import AlertHistoryRow, AlertRow, load_zone_series
 from models.contracts import Level, Risk
 
-__all__ = ["CaseSource", "alerts_of_day", "daily_router", "no_cases"]
+__all__ = ["CaseSource", "alerts_of_day", "daily_router"]
 
 #: Reads the cases relevant to ``[start, end)`` (opened before ``end`` and not ended before
-#: ``start``). The cases table lives on the cases branch: the lead plugs its query in here.
+#: ``start``): :func:`infra.cases_db.case_times` by default.
 CaseSource = Callable[[Engine, datetime, datetime], Sequence[CaseTimes]]
-
-
-def no_cases(_engine: Engine, _start: datetime, _end: datetime) -> Sequence[CaseTimes]:
-    """No case source yet: the report's case section shows zeros."""
-    return []
 
 
 def alerts_of_day(engine: Engine, start: datetime, end: datetime) -> list[AlertOfDay]:
@@ -72,7 +68,7 @@ def alerts_of_day(engine: Engine, start: datetime, end: datetime) -> list[AlertO
     ]
 
 
-def daily_router(ctx: ApiContext, cases: CaseSource = no_cases) -> APIRouter:
+def daily_router(ctx: ApiContext, cases: CaseSource = case_times) -> APIRouter:
     """``/api/daily-report``."""
     router = APIRouter(tags=["reports"])
 

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Path
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from alerts.cases import Case, CaseStatus
 from api.auth import Caller, VolunteerCaller
 from api.bus import PublishError
 from api.context import ApiContext
@@ -42,6 +43,7 @@ from api.schemas import (
     ReportView,
     error_responses,
 )
+from infra.cases_db import cases_of_alerts, cases_of_reports
 from infra.db import AlertHistoryRow, AlertRow, ReportRow
 from infra.photos import (
     PhotoNotAttachable,
@@ -83,10 +85,15 @@ def report_view(
     history: list[AlertHistoryRow],
     caller: Caller,
     photo_ids: list[str] | None = None,
+    case: Case | None = None,
 ) -> dict[str, Any]:
     """A report as its reader sees it: actors' names and internal notes are shown to operators
     only, and a volunteer sees the alert's changes from their report on (not its whole past)."""
     status = report_status(alert, history)
+    if case is not None and case.status is not CaseStatus.CANCELLED:
+        status = (
+            ReportStatus.CASE_CLOSED if case.status is CaseStatus.CLOSED else ReportStatus.IN_CASE
+        )
     shown = history if alert is not None else []
     if not caller.is_operator:
         shown = [h for h in shown if h.at >= row.submitted_at or h.actor is not None]
@@ -119,12 +126,34 @@ def report_view(
         "updates": updates,
         "service_request_id": row.report_id,
         "service_code": row.category,
-        "open311_status": "closed" if status == ReportStatus.RESOLVED else "open",
+        "open311_status": (
+            "closed" if status in (ReportStatus.RESOLVED, ReportStatus.CASE_CLOSED) else "open"
+        ),
         "status_notes": notes[-1] if notes else None,
         "requested_datetime": row.submitted_at,
         "updated_datetime": updated,
         "media_url": row.photo_url or (photo_links(photo_ids[0])["url"] if photo_ids else None),
+        "case": None
+        if case is None
+        else {
+            "case_id": case.case_id,
+            "status": case.status.value,
+            "opened_at": case.opened_at,
+            "closed_at": case.closed_at,
+        },
     }
+
+
+def report_cases(ctx: ApiContext, rows: list[ReportRow]) -> dict[str, Case]:
+    """The newest case of each report: opened about the report itself or about its alert."""
+    direct = cases_of_reports(ctx.engine, [r.report_id for r in rows])
+    by_alert = cases_of_alerts(ctx.engine, sorted({r.alert_id for r in rows if r.alert_id}))
+    out: dict[str, Case] = {}
+    for r in rows:
+        found = [c for c in [direct.get(r.report_id), *by_alert.get(r.alert_id or "", [])] if c]
+        if found:
+            out[r.report_id] = max(found, key=lambda c: c.opened_at)
+    return out
 
 
 MAX_REPORT_AGE = timedelta(days=7)
@@ -281,6 +310,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         linked = sorted({r.alert_id for r in rows if r.alert_id})
         alerts = alerts_by_id(ctx.engine, linked)
         history = histories(ctx.engine, linked)
+        cases = report_cases(ctx, rows)
         photos = photos_of_reports(ctx.engine, [r.report_id for r in rows])
         items = [
             report_view(
@@ -290,6 +320,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
                 history.get(row.alert_id, []) if row.alert_id else [],
                 caller,
                 photos.get(row.report_id, []),
+                cases.get(row.report_id),
             )
             for row in rows
         ]
@@ -320,6 +351,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         alert = get_alert(ctx.engine, row.alert_id) if row.alert_id else None
         history = load_history(ctx.engine, alert.alert_id) if alert is not None else []
         photos = photos_of_reports(ctx.engine, [report_id]).get(report_id, [])
-        return report_view(ctx, row, alert, history, caller, photos)
+        case = report_cases(ctx, [row]).get(row.report_id)
+        return report_view(ctx, row, alert, history, caller, photos, case)
 
     return router

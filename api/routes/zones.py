@@ -48,6 +48,7 @@ def zones_router(ctx: ApiContext) -> APIRouter:
             "role": caller.role.value,
             "principal": caller.principal,
             "expires_at": caller.expires_at,
+            "unit_id": caller.unit_id,
         }
 
     @router.get(

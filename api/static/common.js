@@ -190,6 +190,8 @@ const Puhui = (() => {
     linked: { zh: "已关联告警", en: "Linked to an alert" },
     acknowledged: { zh: "值班员已处理", en: "An operator is on it" },
     resolved: { zh: "已解除", en: "Resolved" },
+    in_case: { zh: "已立案，处置中", en: "A case is being handled" },
+    case_closed: { zh: "已结案", en: "Case closed" },
   };
   // On the console an alert that is firing has not been handled yet.
   const ALERT_STATUSES = {

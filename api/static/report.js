@@ -93,6 +93,8 @@
         linked: "报告已并入一条告警，已显示在值班员的看板上，尚待值班员查看。",
         acknowledged: "值班员已查看并采取行动。",
         resolved: "事件已解除。谢谢您的报告！",
+        in_case: "已立案并派遣处置单位，正在处置。",
+        case_closed: "案件已处置完毕并经核查结案。谢谢您的报告！",
       },
       zone_label: "地点",
       category_label: "类别",
@@ -175,6 +177,8 @@
         linked: "Your report joined an alert on the control room's board; no operator has looked at it yet.",
         acknowledged: "An operator has looked at it and acted.",
         resolved: "Resolved. Thank you for reporting!",
+        in_case: "A case was opened and a unit dispatched; it is being handled.",
+        case_closed: "The case was handled, checked and closed. Thank you for reporting!",
       },
       zone_label: "Place",
       category_label: "Category",
@@ -196,6 +200,7 @@
   };
 
   const STEPS = ["submitted", "linked", "acknowledged", "resolved"];
+  const CASE_STEPS = ["submitted", "linked", "in_case", "case_closed"];
   // What happened to a report, in a volunteer's words (the console's terms are for operators).
   const UPDATES = {
     ...CHANGES,
@@ -828,7 +833,7 @@
     }
     if (state.current !== id || view.hidden) return;
     renderStatus(report);
-    if (report.status !== "resolved") schedule(id);
+    if (report.status !== "resolved" && report.status !== "case_closed") schedule(id);
   }
 
   function schedule(id) {
@@ -847,9 +852,10 @@
 
   function renderStatus(r) {
     const status = STATUSES[r.status] ? r.status : "submitted";
-    const reached = STEPS.indexOf(status);
+    const steps = status === "in_case" || status === "case_closed" ? CASE_STEPS : STEPS;
+    const reached = steps.indexOf(status);
     const updates = Array.isArray(r.updates) ? [...r.updates].reverse() : [];
-    const icons = { submitted: "✉", linked: "⏳", acknowledged: "✔", resolved: "✔" };
+    const icons = { submitted: "✉", linked: "⏳", acknowledged: "✔", resolved: "✔", in_case: "🛠", case_closed: "✔" };
     fill(
       $("#view-status"),
       h("h2", {}, t("status_title")),
@@ -857,7 +863,7 @@
         h("span", { class: "icon", "aria-hidden": "true" }, icons[status]),
         h("span", {}, pick(label(STATUSES, status)))),
       h("p", { class: "explain" }, t("explain")[status]),
-      h("ol", { class: "steps", "aria-label": t("status_title") }, STEPS.map((s, i) => h(
+      h("ol", { class: "steps", "aria-label": t("status_title") }, steps.map((s, i) => h(
         "li",
         { class: i <= reached ? "done" : null, "aria-current": s === status ? "step" : null, dataset: { step: s } },
         pick(label(STATUSES, s)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
+import infra.cases_db  # noqa: F401 - registers the case tables on Base.metadata
 from infra.db import Base, make_engine
 
 config = context.config

@@ -27,6 +27,7 @@ from alerts.engine import (
     process_report,
 )
 from alerts.state import alert_id_for
+from models.cases import CaseCommand, decode_case_command
 from models.contracts import (
     KIND_RANGES,
     MAX_RECORD_BYTES,
@@ -70,6 +71,7 @@ WIRE_MESSAGES: dict[str, tuple[str, type[BaseModel]]] = {
     "VolunteerReport": ("volunteerReports", VolunteerReport),
     "AlertRecord": ("alerts", AlertRecord),
     "AlertCommand": ("alertCommands", AlertCommand),
+    "CaseCommand": ("cases", CaseCommand),
 }
 
 #: the messages the worker takes in (and dead-letters when it cannot use them)
@@ -151,6 +153,7 @@ def test_channel_addresses_are_the_topic_names(spec: dict[str, Any]) -> None:
         "alerts": names.alerts,
         "alertCommands": names.commands,
         "deadLetters": names.dead_letters,
+        "cases": names.cases,
     }
     assert {channel["address"] for channel in channels.values()} == set(names.all())
 
@@ -174,12 +177,15 @@ def test_operations_say_who_sends_and_who_receives(spec: dict[str, Any]) -> None
         ("send", names.commands),  # re-keying a command not keyed by its zone id
         ("send", names.alerts),
         ("send", names.dead_letters),
+        ("receive", names.cases),
+        ("send", names.cases),  # the overdue check's escalations
     }
     assert by_role["client"] == {
         ("send", names.readings),
         ("send", names.reports),
         ("send", names.commands),  # the control-room API; never straight to the alerts topic
         ("receive", names.alerts),
+        ("send", names.cases),  # the HTTP API's case actions
     }
 
 
@@ -259,11 +265,19 @@ def test_input_payloads_state_the_size_limit(spec: dict[str, Any], message: str)
     assert f"{MAX_RECORD_BYTES:,}".replace(",", " ") in payload_schema(spec, message)["description"]
 
 
-@pytest.mark.parametrize("message", sorted(WIRE_MESSAGES))
+@pytest.mark.parametrize("message", sorted(set(WIRE_MESSAGES) - {"CaseCommand"}))
 def test_wire_messages_are_keyed_by_zone_id(spec: dict[str, Any], message: str) -> None:
     kafka = spec["components"]["messages"][message]["bindings"]["kafka"]
     assert kafka["key"]["type"] == "string"
     assert "zone_id" in kafka["key"]["description"]
+
+
+def test_case_commands_are_keyed_by_case_id_and_the_examples_decode(spec: dict[str, Any]) -> None:
+    message = spec["components"]["messages"]["CaseCommand"]
+    assert "case_id" in message["bindings"]["kafka"]["key"]["description"]
+    for ex in message["examples"]:
+        cmd = decode_case_command(json.dumps(ex["payload"], ensure_ascii=False).encode())
+        assert cmd.case_id == ex["payload"]["case_id"]
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from infra.settings import Settings
 from models.zones import load_bundled_zones
 from notifier.service import NotifierMetrics
 from streams.app import create_app
+from streams.cases import case_commands_counter
 from streams.lag import PartitionLag, WorkerCollector, ZoneActivity, faust_consumer_lag
 from streams.metrics import OpenAlertsCollector, PipelineMetrics
 from streams.series import SeriesPendingCollector
@@ -123,6 +124,7 @@ def _registries() -> tuple[CollectorRegistry, CollectorRegistry]:
     worker.register(WorkerCollector(load_bundled_zones(), lag=list, last_reading=dict))
     worker.register(SeriesPendingCollector(lambda: 0))
     FaustMetrics.create(worker, "faust")  # streams/app.py: name_prefix="faust"
+    case_commands_counter(worker)  # streams/cases.py
     api = CollectorRegistry()
     HttpMetrics.create(api)
     NotifierMetrics.create(api)  # with PUHUI_WEBHOOK_SECRET set

@@ -33,6 +33,7 @@ TOPICS = {
     "alerts": "puhui.alerts",
     "dead_letters": "puhui.dead-letters",
     "commands": "puhui.alert-commands",
+    "cases": "puhui.cases",
 }
 
 
@@ -181,6 +182,13 @@ def test_nothing_but_the_worker_may_write_alerts() -> None:
         if rtype == "topic" and name == TOPICS["alerts"] and op in ("write", "all")
     }
     assert writers == {"worker"}
+    case_readers = {
+        component
+        for component in ("worker", "api", "notifier", "simulator")
+        for rtype, name, _, op in component_acls(component, TOPICS, "puhui", "puhui-notifier")
+        if rtype == "topic" and name == TOPICS["cases"] and op in ("read", "all")
+    }
+    assert case_readers == {"worker"}  # the single writer of cases
     gateway = role_acls("gateway", "gw", TOPICS)
     assert {(name, op) for _, name, _, op in gateway} == {
         (TOPICS["readings"], "write"),

@@ -136,7 +136,7 @@ def test_naive_clock_is_refused(engine: Engine) -> None:
 
 
 def test_role_is_a_str_enum() -> None:
-    assert [r.value for r in Role] == ["volunteer", "operator", "admin"]
+    assert [r.value for r in Role] == ["volunteer", "responder", "operator", "admin"]
     assert Role("operator") is Role.OPERATOR
     assert f"{Role.ADMIN}" == "admin"
 

@@ -17,10 +17,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
-import test_console
-from test_console import DESKTOP, Stack, sign_in
 
 from models.contracts import SensorKind, SensorReading
+from tests.e2e import test_console
+from tests.e2e.test_console import DESKTOP, Stack, sign_in
 from tests.support.parts import produce
 from tools.producing import encode_reading
 

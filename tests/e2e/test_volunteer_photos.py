@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_console
-from test_console import DESKTOP, PHONE, ZONE, Stack, open_alert, open_console, shot
 
+from tests.e2e import test_console
+from tests.e2e.test_console import DESKTOP, PHONE, ZONE, Stack, open_alert, open_console, shot
 from tests.support.photos import metadata_of, phone_jpeg
 
 browser, pages, stack = test_console.browser, test_console.pages, test_console.stack

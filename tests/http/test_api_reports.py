@@ -119,7 +119,7 @@ def test_me_names_the_caller(api: ApiSetup, client: TestClient) -> None:
         response = client.get("/api/me", headers=api.auth(who))
         me = response.json()
         assert me.pop("principal").startswith("p_")
-        assert me == {"name": NAMES[who], "role": role, "expires_at": None}
+        assert me == {"name": NAMES[who], "role": role, "expires_at": None, "unit_id": None}
 
 
 @pytest.mark.parametrize(

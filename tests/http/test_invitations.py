@@ -225,7 +225,7 @@ def test_an_invitation_whose_token_could_not_be_made_can_be_used_again(
 
     _, secret = create_invitation(engine, "小林", Role.VOLUNTEER, T0, DAY)
 
-    def broken(*_args: object) -> str:
+    def broken(*_args: object, **_kwargs: object) -> str:
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(invitations, "create_token", broken)

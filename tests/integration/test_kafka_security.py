@@ -194,8 +194,8 @@ def test_kafka_client_reader_reads_alerts_but_writes_nothing(
 
 
 def test_each_component_has_only_its_acls(kafka_bootstrap: str, prefix: str) -> None:
-    """Nothing but the worker may write alerts; the API writes commands and reports; the
-    simulator readings and reports."""
+    """Nothing but the worker may write alerts; the API writes commands, reports and case
+    commands (the worker too: escalations); the simulator readings and reports."""
     broker = shared_broker()
     settings = Settings(
         kafka_bootstrap=kafka_bootstrap, topic_prefix=prefix, app_id=f"app-{prefix[:-1]}"
@@ -203,8 +203,8 @@ def test_each_component_has_only_its_acls(kafka_bootstrap: str, prefix: str) -> 
     provision_components(settings, broker)
     topics = TopicNames.with_prefix(prefix)
     may_write = {
-        "worker": {topics.alerts, topics.dead_letters},
-        "api": {topics.reports, topics.commands},
+        "worker": {topics.alerts, topics.dead_letters, topics.cases},
+        "api": {topics.reports, topics.commands, topics.cases},
         "notifier": set(),
         "simulator": {topics.readings, topics.reports},
     }
