@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
+from models.units import load_units
+from models.zones import load_zones
 from tools.bench import BenchError, BenchOptions, BenchReport, render, security_ratios
 from tools.bench.cli import add_arguments, command_line, options_from
 from tools.bench.helpers import _timed
 from tools.bench.measure import handled, steady_rate
 from tools.bench.processes import Children, wait_for_log
 from tools.bench.report import summarise_profile, targets
-from tools.bench.workloads import latency_slots, stateful_zones, write_zones
+from tools.bench.workloads import latency_slots, stateful_zones, write_units, write_zones
 
 
 def test_the_command_line_gives_back_its_options() -> None:
@@ -151,6 +153,17 @@ def test_the_rss_workload_gives_every_zone_state_and_the_latency_slots_spread_a_
     assert len(slots) == 5 * 20
     assert sum(probe for *_, probe in slots) == 4  # one gas sensor in each probe zone
     assert [zone for zone, *_ in slots[:20]] == sorted(areas)  # sensor-major order
+
+
+def test_the_synthetic_units_fit_the_synthetic_zones(tmp_path: Path) -> None:
+    write_zones(tmp_path / "zones.yaml", 12, seed=7)
+    write_units(tmp_path / "units.yaml")
+    zones = load_zones(tmp_path / "zones.yaml")
+    units = load_units(tmp_path / "units.yaml", zones)  # a worker refuses units that do not fit
+    for zone in zones:
+        assert [u.id for u in units.serving(zone.grid.value, zone.site)] == [
+            f"bench-grid-{zone.grid.value}"
+        ]
 
 
 def test_children_are_awaited_on_their_log_and_stopped(tmp_path: Path) -> None:

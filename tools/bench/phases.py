@@ -56,6 +56,7 @@ from tools.bench.workloads import (
     produce,
     reading_bytes,
     stateful_zones,
+    write_units,
     write_zones,
 )
 
@@ -93,6 +94,7 @@ class Bench:
             "PUHUI_WORKER_PORT": str(port),
             "PUHUI_TOPIC_PARTITIONS": str(self.options.partitions),
             "PUHUI_ZONES_FILE": str(zones_file),
+            "PUHUI_UNITS_FILE": str(self.units_file()),
             **env,
         }
         child = self.children.spawn(
@@ -103,6 +105,13 @@ class Bench:
             cwd=self.options.worker_source or REPO,
         )
         return child, f"http://127.0.0.1:{port}/metrics"
+
+    def units_file(self) -> Path:
+        """The units of the synthetic zones (written once per run directory)."""
+        path = self.root / "units.yaml"
+        if not path.exists():
+            write_units(path)
+        return path
 
     def deadline(self) -> float:
         return time.monotonic() + self.options.phase_timeout

@@ -19,6 +19,10 @@ from tools.producing import encode_reading
 # ---------------------------------------------------------------------------------- zones ----
 
 
+#: The grids of 打浦桥 the synthetic zones are spread over (in turn).
+GRIDS = ("zhongtai", "zhongshun", "zhonghai", "zhonghui")
+
+
 def zone_ids(count: int) -> list[str]:
     return [f"bench-{i:04d}" for i in range(count)]
 
@@ -26,7 +30,6 @@ def zone_ids(count: int) -> list[str]:
 def write_zones(path: Path, count: int, seed: int) -> dict[str, float]:
     """A synthetic registry of ``count`` zones; returns zone id → walkable area (m²)."""
     rng = random.Random(f"{seed}/zones")
-    grids = ["zhongtai", "zhongshun", "zhonghai", "zhonghui"]
     areas: dict[str, float] = {}
     lines = ["# Synthetic zones written by puhui bench.", "zones:"]
     for i, zid in enumerate(zone_ids(count)):
@@ -36,7 +39,7 @@ def write_zones(path: Path, count: int, seed: int) -> dict[str, float]:
             f"  - id: {zid}",
             f'    name: {{zh: "基准区 {i:04d}", en: "Bench zone {i:04d}"}}',
             f"    site: bench-site-{i // 10:03d}",
-            f"    grid: {grids[i % 4]}",
+            f"    grid: {GRIDS[i % 4]}",
             f"    area_m2: {area}",
             *([f"    capacity: {int(area * 3)}"] if i % 2 == 0 else []),
             "    estimated: true",
@@ -44,6 +47,21 @@ def write_zones(path: Path, count: int, seed: int) -> dict[str, float]:
         ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return areas
+
+
+def write_units(path: Path) -> None:
+    """A units file for the synthetic zones: one grid team per grid, no sites. (The bundled
+    units file names real sites, which a synthetic registry has not got: a worker refuses it.)"""
+    lines = ["# Synthetic units written by puhui bench.", "units:"]
+    for grid in GRIDS:
+        lines += [
+            f"  - id: bench-grid-{grid}",
+            f"    name_zh: 基准网格 {grid}",
+            f"    name_en: Bench grid team {grid}",
+            "    kind: grid",
+            f"    grids: [{grid}]",
+        ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------ workloads ----
