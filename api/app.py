@@ -48,6 +48,7 @@ __all__ = [
     "Companion",
     "CompanionDeps",
     "CompanionFactory",
+    "Runtime",
     "create_api",
     "package_version",
 ]
@@ -120,19 +121,56 @@ def create_api(
 
     The database must be migrated already (``puhui api`` and ``puhui migrate`` do it).
     """
-    owns_engine = engine is None
     db = engine if engine is not None else make_engine(settings.resolved_database_url())
-    check = ready_check if ready_check is not None else default_ready_check(settings, db)
-    registry = CollectorRegistry()
-    metrics = HttpMetrics.create(registry)
     hub = hub if hub is not None else AlertHub()
     bus = KafkaBus(settings, hub) if publisher is None else None
-    ctx = ApiContext(
-        settings=settings,
+    ctx = _context(settings, db, publisher if publisher is not None else bus, hub, zones, now)
+    registry = CollectorRegistry()
+    metrics = HttpMetrics.create(registry)  # registered before the companions' metrics
+    runtime = Runtime(
         engine=db,
+        owns_engine=engine is None,
+        bus=bus,
+        companions=_companions(companions, ctx, registry) if bus is not None else [],
+        retention=RetentionJob(
+            db,
+            now,
+            settings.report_retention_days,
+            settings.retention_interval_seconds,
+            photo_dir=settings.resolved_photo_dir(),
+        ),
+    )
+    app = FastAPI(
+        title=API_TITLE,
+        version=package_version(),
+        description=API_DESCRIPTION,
+        lifespan=runtime.lifespan,
+        openapi_tags=OPENAPI_TAGS,
+    )
+    _set_state(app, ctx, registry, runtime, _photo_access(db))
+    install_error_handlers(app)
+    _add_middleware(app, settings, metrics)
+    check = ready_check if ready_check is not None else default_ready_check(settings, db)
+    _include_routers(app, ctx, check, registry)
+    app.openapi = _openapi_with_zones(app, ctx.zones)  # type: ignore[method-assign]
+    return app
+
+
+def _context(
+    settings: Settings,
+    engine: Engine,
+    publisher: Publisher | None,
+    hub: AlertHub,
+    zones: ZoneRegistry | None,
+    now: Callable[[], datetime],
+) -> ApiContext:
+    """What every route factory is given."""
+    return ApiContext(
+        settings=settings,
+        engine=engine,
         zones=zones if zones is not None else load_registry(settings),
         topics=TopicNames.with_prefix(settings.topic_prefix),
-        publisher=publisher if publisher is not None else bus,  # type: ignore[arg-type]
+        publisher=publisher,  # type: ignore[arg-type]
         hub=hub,
         report_limiter=TokenBucketLimiter(
             burst=settings.report_rate_burst,
@@ -141,85 +179,111 @@ def create_api(
         ),
         now=now,
     )
-    # Background services (the notifier on a single machine), only when the API consumes.
-    deps = CompanionDeps(settings=settings, engine=db, registry=registry, zones=ctx.zones)
-    running: list[Companion] = []
-    if bus is not None:
-        running = [c for c in (make(deps) for make in companions) if c is not None]
 
-    retention = RetentionJob(
-        db,
-        now,
-        settings.report_retention_days,
-        settings.retention_interval_seconds,
-        photo_dir=settings.resolved_photo_dir(),
+
+def _companions(
+    factories: Sequence[CompanionFactory], ctx: ApiContext, registry: CollectorRegistry
+) -> list[Companion]:
+    """The background services the factories build (the notifier on a single machine)."""
+    deps = CompanionDeps(
+        settings=ctx.settings, engine=ctx.engine, registry=registry, zones=ctx.zones
     )
-    photo_access = PhotoAccess()
-    photo_access.allow(case_photo_rule(db))  # responders see their unit's cases' photos
+    return [c for c in (make(deps) for make in factories) if c is not None]
+
+
+@dataclass
+class Runtime:
+    """What runs beside the routes, started and stopped by the app's lifespan: the Kafka bus
+    (producer + alert feed; ``None`` when a publisher was given), the companions, the retention
+    job; and the engine, disposed at the end when the app created it."""
+
+    engine: Engine
+    owns_engine: bool
+    bus: KafkaBus | None
+    companions: list[Companion]
+    retention: RetentionJob
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if bus is not None:
-            await bus.start()
-        for companion in running:
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        """Start in order (bus, companions, retention); stop in reverse, whatever happens."""
+        if self.bus is not None:
+            await self.bus.start()
+        for companion in self.companions:
             await companion.start()
-        erasing = asyncio.create_task(retention.run_forever(), name="puhui-retention")
+        erasing = asyncio.create_task(self.retention.run_forever(), name="puhui-retention")
         try:
             yield
         finally:
             erasing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await erasing
-            for companion in reversed(running):
+            for companion in reversed(self.companions):
                 await companion.stop()
-            if bus is not None:
-                await bus.stop()
-            if owns_engine:
-                db.dispose()
+            if self.bus is not None:
+                await self.bus.stop()
+            if self.owns_engine:
+                self.engine.dispose()
 
-    app = FastAPI(
-        title=API_TITLE,
-        version=package_version(),
-        description=API_DESCRIPTION,
-        lifespan=lifespan,
-        openapi_tags=OPENAPI_TAGS,
-    )
+
+def _photo_access(engine: Engine) -> PhotoAccess:
+    """Who may read a photo: its uploader, operators, and the responders of their unit's cases
+    that refer to it (more rules: ``app.state.photo_access.allow``)."""
+    access = PhotoAccess()
+    access.allow(case_photo_rule(engine))
+    return access
+
+
+def _set_state(
+    app: FastAPI,
+    ctx: ApiContext,
+    registry: CollectorRegistry,
+    runtime: Runtime,
+    photo_access: PhotoAccess,
+) -> None:
+    """``app.state``: what the entrypoint, the dependencies and the tests reach for."""
+    settings = ctx.settings
     app.state.settings = settings
-    app.state.engine = db
+    app.state.engine = ctx.engine
     app.state.metrics_registry = registry
     app.state.zones = ctx.zones
-    app.state.alert_hub = hub
-    app.state.bus = bus
-    app.state.companions = running
-    app.state.retention = retention
+    app.state.alert_hub = ctx.hub
+    app.state.bus = runtime.bus
+    app.state.companions = runtime.companions
+    app.state.retention = runtime.retention
     app.state.photo_access = photo_access
     app.state.ctx = ctx
     app.state.auth_guard = FailureGuard(
         limit=settings.auth_failure_limit,
         window_seconds=settings.auth_failure_window_seconds,
-        now=now,
+        now=ctx.now,
     )
 
-    install_error_handlers(app)
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: HttpMetrics) -> None:
+    """The body-size limit (the photo upload's own), inside the request metrics."""
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         per_path={"/api/photos": settings.photo_max_bytes + MULTIPART_OVERHEAD},
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.include_router(health_router(check, settings.ready_cache_seconds))
+
+
+def _include_routers(
+    app: FastAPI, ctx: ApiContext, check: ReadyCheck, registry: CollectorRegistry
+) -> None:
+    """Every route, in matching order: one line per area (``api/routes/<area>.py``)."""
+    app.include_router(health_router(check, ctx.settings.ready_cache_seconds))
     app.include_router(metrics_router(registry))
     app.include_router(zones_router(ctx))
     app.include_router(daily_router(ctx))
     app.include_router(invitations_router(ctx))
     app.include_router(reports_router(ctx))
-    app.include_router(photos_router(ctx, photo_access))
+    app.include_router(photos_router(ctx, app.state.photo_access))
     app.include_router(alerts_router(ctx))
     app.include_router(silences_router(ctx))
     app.include_router(cases_router(ctx))
     app.include_router(pages_router)
-    app.openapi = _openapi_with_zones(app, ctx.zones)  # type: ignore[method-assign]
-    return app
 
 
 API_DESCRIPTION = """\

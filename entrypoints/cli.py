@@ -528,7 +528,7 @@ def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> int:
-    """Throughput, latency and memory on a private broker (``tools/bench.py``)."""
+    """Throughput, latency and memory on a private broker (``tools/bench/``)."""
     from tools.bench import main_bench
 
     return main_bench(args)

@@ -371,7 +371,19 @@ class Notifier:
             if settings.case_limits_file
             else load_bundled_case_limits()
         )
-        kwargs["case_targets"] = limits.escalate_to
+        case_targets = limits.escalate_to
+        if settings.case_limits_file is None and settings.escalation_file is not None:
+            # The bundled limits name the bundled policy's targets; a policy of its own keeps
+            # those it has (a limits file of its own, PUHUI_CASE_LIMITS_FILE, names its own).
+            missing = [t for t in case_targets if t not in config.targets]
+            if missing:
+                log.warning(
+                    "overdue cases are not sent to %s: PUHUI_ESCALATION_FILE has no such "
+                    "target; set PUHUI_CASE_LIMITS_FILE with escalate_to naming its targets",
+                    ", ".join(missing),
+                )
+            case_targets = tuple(t for t in case_targets if t in config.targets)
+        kwargs["case_targets"] = case_targets
         kwargs.update(overrides)
         return cls(**kwargs)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
@@ -57,6 +57,7 @@ from api.schemas import (
 from infra.db import AlertHistoryRow, AlertRow, ReportRow
 from infra.photos import photos_of_reports
 from infra.privacy import record_access, report_ids
+from infra.settings import Settings
 from infra.tokens import token_active
 from models.contracts import AlertCommand, AlertRecord, AlertStatus, CommandAction, Level, Risk
 
@@ -121,28 +122,42 @@ def sse_event(record: AlertRecord) -> str:
 def alerts_router(ctx: ApiContext) -> APIRouter:
     """``/api/alerts/**`` and ``/api/incidents``."""
     router = APIRouter(tags=["alerts"])
+    _stream_route(router, ctx)  # before /api/alerts/{alert_id}, which would match "stream"
+    _board_routes(router, ctx)
+    _detail_routes(router, ctx, _rule_book(ctx))
+    _cap_route(router, ctx)
+    _action_routes(router, ctx)
+    return router
+
+
+def _rule_book(ctx: ApiContext) -> RuleBook | None:
     try:
-        rule_book: RuleBook | None = load_rules(ctx.settings.rules_file, ctx.zones)
+        return load_rules(ctx.settings.rules_file, ctx.zones)
     except RulesFileError:
-        rule_book = None  # the worker refuses such a file; the detail then has no words
+        return None  # the worker refuses such a file; the detail then has no words
 
-    def explanation_of(alert: AlertRow) -> dict[str, Any] | None:
-        if rule_book is None:
-            return None
-        try:
-            words = explain(
-                Risk(alert.risk),
-                Level(alert.level),
-                alert.evidence or {},
-                rule_book.for_zone(alert.zone_id),
-                predicted=alert.predicted,
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-        return asdict(words)
 
-    # -- live stream (declared before /api/alerts/{alert_id}, which would match "stream") ------
+def _explanation(rule_book: RuleBook | None, alert: AlertRow) -> dict[str, Any] | None:
+    """The alert in words (what was measured against which threshold), if the rules allow."""
+    if rule_book is None:
+        return None
+    try:
+        words = explain(
+            Risk(alert.risk),
+            Level(alert.level),
+            alert.evidence or {},
+            rule_book.for_zone(alert.zone_id),
+            predicted=alert.predicted,
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    return asdict(words)
 
+
+# -- live stream ------------------------------------------------------------------------------
+
+
+def _stream_route(router: APIRouter, ctx: ApiContext) -> None:
     @router.get(
         "/api/alerts/stream",
         summary="Live alert records as server-sent events",
@@ -164,67 +179,83 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         },
     )
     async def stream(request: Request, caller: StreamCaller) -> StreamingResponse:
-        settings = ctx.settings
-        keepalive = settings.sse_keepalive_seconds
-        recheck = settings.stream_recheck_seconds
-        hub = ctx.hub
-
-        async def still_allowed() -> bool:
-            return await run_in_threadpool(token_active, ctx.engine, caller.token_id, ctx.now())
-
-        async def events() -> AsyncIterator[str]:
-            # Waits are cut into slices of ``recheck`` seconds; after each, the token is looked
-            # up again: a revoked or expired token's stream ends within seconds, not at
-            # ``sse_max_seconds``. Keep-alives still go out every ``keepalive`` seconds.
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + settings.sse_max_seconds
-            next_check = loop.time() + recheck
-            next_keepalive = loop.time() + keepalive
-
-            async def due() -> list[str]:
-                """What the passing of time calls for: a keep-alive, or the end of the stream
-                (``event: revoked``, then nothing) once the token is no longer valid."""
-                nonlocal next_check, next_keepalive
-                now = loop.time()
-                lines: list[str] = []
-                if now >= next_check:
-                    next_check = now + recheck
-                    if not await still_allowed():
-                        return [REVOKED_EVENT]
-                if now >= next_keepalive:
-                    next_keepalive = now + keepalive
-                    lines.append(": keep-alive\n\n")
-                return lines
-
-            def wait_budget() -> float:
-                return max(0.0, min(next_check, next_keepalive, deadline) - loop.time())
-
-            with hub.subscribe() as sub:
-                yield "retry: 3000\n: connected\n\n"
-                live = False
-                while not sub.overflowed and loop.time() < deadline:
-                    if not live and hub.live.is_set():
-                        live = True
-                        yield ": live\n\n"
-                    try:
-                        if live:
-                            yield sse_event(await asyncio.wait_for(sub.get(), wait_budget()))
-                        else:
-                            await asyncio.wait_for(hub.live.wait(), wait_budget())
-                    except TimeoutError:
-                        pass
-                    for line in await due():
-                        yield line
-                        if line is REVOKED_EVENT:
-                            return
-
         return StreamingResponse(
-            events(),
+            _alert_events(ctx, caller),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    # -- the board ------------------------------------------------------------------------------
+
+class _Pacer:
+    """When a stream's next token check, keep-alive and end are due (the event loop's clock).
+
+    Waits are cut into slices of ``recheck`` seconds; after each, the token is looked up again:
+    a revoked or expired token's stream ends within seconds, not at ``sse_max_seconds``.
+    Keep-alives still go out every ``keepalive`` seconds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.keepalive = settings.sse_keepalive_seconds
+        self.recheck = settings.stream_recheck_seconds
+        self.deadline = self.loop.time() + settings.sse_max_seconds
+        self.next_check = self.loop.time() + self.recheck
+        self.next_keepalive = self.loop.time() + self.keepalive
+
+    def running(self) -> bool:
+        return self.loop.time() < self.deadline
+
+    def wait_budget(self) -> float:
+        return max(0.0, min(self.next_check, self.next_keepalive, self.deadline) - self.loop.time())
+
+    async def due(self, still_allowed: Callable[[], Awaitable[bool]]) -> list[str]:
+        """What the passing of time calls for: a keep-alive, or the end of the stream
+        (``event: revoked``, then nothing) once the token is no longer valid."""
+        now = self.loop.time()
+        lines: list[str] = []
+        if now >= self.next_check:
+            self.next_check = now + self.recheck
+            if not await still_allowed():
+                return [REVOKED_EVENT]
+        if now >= self.next_keepalive:
+            self.next_keepalive = now + self.keepalive
+            lines.append(": keep-alive\n\n")
+        return lines
+
+
+async def _alert_events(ctx: ApiContext, caller: Caller) -> AsyncIterator[str]:
+    """The event stream of one subscriber: every alert record once the feed is live, keep-alives,
+    and the end (the deadline, an overflowing subscriber, or the token no longer valid)."""
+    hub = ctx.hub
+
+    async def still_allowed() -> bool:
+        return await run_in_threadpool(token_active, ctx.engine, caller.token_id, ctx.now())
+
+    pacer = _Pacer(ctx.settings)
+    with hub.subscribe() as sub:
+        yield "retry: 3000\n: connected\n\n"
+        live = False
+        while not sub.overflowed and pacer.running():
+            if not live and hub.live.is_set():
+                live = True
+                yield ": live\n\n"
+            try:
+                if live:
+                    yield sse_event(await asyncio.wait_for(sub.get(), pacer.wait_budget()))
+                else:
+                    await asyncio.wait_for(hub.live.wait(), pacer.wait_budget())
+            except TimeoutError:
+                pass
+            for line in await pacer.due(still_allowed):
+                yield line
+                if line is REVOKED_EVENT:
+                    return
+
+
+# -- the board --------------------------------------------------------------------------------
+
+
+def _board_routes(router: APIRouter, ctx: ApiContext) -> None:
+    """The board, the incident log and the shift log."""
 
     @router.get(
         "/api/alerts",
@@ -326,6 +357,13 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         ]
         return {"items": items, "total": total, "limit": limit, "offset": offset, "hours": hours}
 
+
+# -- one alert --------------------------------------------------------------------------------
+
+
+def _detail_routes(router: APIRouter, ctx: ApiContext, rule_book: RuleBook | None) -> None:
+    """One alert, its history and its linked reports."""
+
     @router.get(
         "/api/alerts/{alert_id}",
         summary="One alert with its evidence, history (audit trail) and linked reports",
@@ -339,11 +377,11 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         history, history_total = history_page(ctx.engine, alert_id, limit=HISTORY_SHOWN)
         reports, reports_total = reports_for_alert(ctx.engine, alert_id, limit=REPORTS_SHOWN)
         latest = history[-1].record if history else None
-        read_reports(caller, reports, f"GET /api/alerts/{alert_id}")
+        _read_reports(ctx, caller, reports, f"GET /api/alerts/{alert_id}")
         photos = photos_of_reports(ctx.engine, report_ids(reports))
         return {
             **alert_item(ctx, alert, latest),
-            "explanation": explanation_of(alert),
+            "explanation": _explanation(rule_book, alert),
             "evidence": alert.evidence,
             "history": [history_entry(h) for h in history],
             "history_total": history_total,
@@ -379,17 +417,21 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         if get_alert(ctx.engine, alert_id) is None:
             raise NotFound(f"no alert {alert_id}")
         rows, total = reports_for_alert(ctx.engine, alert_id, limit=limit, offset=offset)
-        read_reports(caller, rows, f"GET /api/alerts/{alert_id}/reports")
+        _read_reports(ctx, caller, rows, f"GET /api/alerts/{alert_id}/reports")
         photos = photos_of_reports(ctx.engine, report_ids(rows))
         items = [linked_report(r, photos.get(r.report_id)) for r in rows]
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
-    def read_reports(caller: Caller, rows: list[Any], what: str) -> None:
-        """An operator is shown volunteers' personal fields: recorded (PIPL accountability)."""
-        record_access(ctx.engine, caller.name, "read", what, report_ids(rows), ctx.now())
 
-    # -- CAP export -----------------------------------------------------------------------------
+def _read_reports(ctx: ApiContext, caller: Caller, rows: list[Any], what: str) -> None:
+    """An operator is shown volunteers' personal fields: recorded (PIPL accountability)."""
+    record_access(ctx.engine, caller.name, "read", what, report_ids(rows), ctx.now())
 
+
+# -- CAP export -------------------------------------------------------------------------------
+
+
+def _cap_route(router: APIRouter, ctx: ApiContext) -> None:
     @router.get(
         "/api/alerts/{alert_id}/cap",
         summary="The alert as an OASIS CAP 1.2 message (GB/T 35965.1 identifier)",
@@ -440,46 +482,59 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         )
         return Response(body, media_type=CAP_MEDIA_TYPE)
 
-    # -- actions --------------------------------------------------------------------------------
 
-    async def command(
-        alert_id: str,
-        action: CommandAction,
-        caller: Caller,
-        note: str | None,
-        assignee: str | None = None,
-        public: bool = False,
-    ) -> CommandAccepted:
-        alert = await run_in_threadpool(get_alert, ctx.engine, alert_id)
-        if alert is None:
-            raise NotFound(f"no alert {alert_id}")
-        if alert.status == AlertStatus.RESOLVED:
-            if alert.latched and action == CommandAction.ACKNOWLEDGE:
-                pass  # resolved on its own, unacknowledged: a person acknowledges it
-            elif alert.latched:
-                raise Conflict(
-                    f"alert {alert_id} already resolved on its own; acknowledge it to take it "
-                    "off the board"
-                )
-            else:
-                raise Conflict(f"alert {alert_id} is resolved; only open alerts can be acted on")
-        cmd = AlertCommand(
-            command_id=str(uuid.uuid4()),
-            alert_id=alert.alert_id,
-            zone_id=alert.zone_id,
-            action=action,
-            actor=caller.name,
-            issued_at=ctx.now(),
-            note=note,
-            assignee=assignee,
-            note_public=public and note is not None,
+# -- actions ----------------------------------------------------------------------------------
+
+
+async def _command(
+    ctx: ApiContext,
+    alert_id: str,
+    action: CommandAction,
+    caller: Caller,
+    note: str | None,
+    assignee: str | None = None,
+    public: bool = False,
+) -> CommandAccepted:
+    """Publish an operator's action as an ``AlertCommand`` keyed by zone (the worker applies it)."""
+    alert = await run_in_threadpool(get_alert, ctx.engine, alert_id)
+    if alert is None:
+        raise NotFound(f"no alert {alert_id}")
+    _refuse_if_closed(alert, action)
+    cmd = AlertCommand(
+        command_id=str(uuid.uuid4()),
+        alert_id=alert.alert_id,
+        zone_id=alert.zone_id,
+        action=action,
+        actor=caller.name,
+        issued_at=ctx.now(),
+        note=note,
+        assignee=assignee,
+        note_public=public and note is not None,
+    )
+    try:
+        await ctx.publisher.publish(ctx.topics.commands, cmd.zone_id.encode(), cmd.to_bytes())
+    except PublishError as exc:
+        raise Unavailable(f"the command was not accepted, try again: {exc}") from exc
+    return CommandAccepted(command_id=cmd.command_id, alert_id=alert_id, action=action)
+
+
+def _refuse_if_closed(alert: AlertRow, action: CommandAction) -> None:
+    """Only open alerts are acted on; a latched one (resolved on its own, unacknowledged) may
+    still be acknowledged, which takes it off the board."""
+    if alert.status != AlertStatus.RESOLVED:
+        return
+    if alert.latched and action == CommandAction.ACKNOWLEDGE:
+        return
+    if alert.latched:
+        raise Conflict(
+            f"alert {alert.alert_id} already resolved on its own; acknowledge it to take it "
+            "off the board"
         )
-        try:
-            await ctx.publisher.publish(ctx.topics.commands, cmd.zone_id.encode(), cmd.to_bytes())
-        except PublishError as exc:
-            raise Unavailable(f"the command was not accepted, try again: {exc}") from exc
-        return CommandAccepted(command_id=cmd.command_id, alert_id=alert_id, action=action)
+    raise Conflict(f"alert {alert.alert_id} is resolved; only open alerts can be acted on")
 
+
+def _action_routes(router: APIRouter, ctx: ApiContext) -> None:
+    """Acknowledge, assign, resolve: each a command for the worker (202)."""
     action_doc = (
         "Publishes an `AlertCommand` to `puhui.alert-commands` (keyed by zone); the worker "
         "applies it and publishes the alert record, which lands in the alert's history with the "
@@ -505,7 +560,7 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
     ) -> CommandAccepted:
         note = body.note if body is not None else None
         public = body.public if body is not None else False
-        return await command(alert_id, CommandAction.ACKNOWLEDGE, caller, note, public=public)
+        return await _command(ctx, alert_id, CommandAction.ACKNOWLEDGE, caller, note, public=public)
 
     @router.post(
         "/api/alerts/{alert_id}/assign",
@@ -520,8 +575,8 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
         body: AssignIn,
         caller: OperatorCaller,
     ) -> CommandAccepted:
-        return await command(
-            alert_id, CommandAction.ASSIGN, caller, body.note, body.assignee, body.public
+        return await _command(
+            ctx, alert_id, CommandAction.ASSIGN, caller, body.note, body.assignee, body.public
         )
 
     @router.post(
@@ -539,6 +594,4 @@ def alerts_router(ctx: ApiContext) -> APIRouter:
     ) -> CommandAccepted:
         note = body.note if body is not None else None
         public = body.public if body is not None else False
-        return await command(alert_id, CommandAction.RESOLVE, caller, note, public=public)
-
-    return router
+        return await _command(ctx, alert_id, CommandAction.RESOLVE, caller, note, public=public)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -36,7 +37,7 @@ from alerts.cases import (
 from api.auth import Caller, CaseCaller, OperatorCaller
 from api.bus import PublishError
 from api.context import ApiContext
-from api.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from api.errors import ApiError, Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 from api.queries import alerts_by_id, get_report, histories
 from api.schemas import TEXT, CleanText, error_responses
 from infra.cases_db import (
@@ -47,7 +48,7 @@ from infra.cases_db import (
     load_case,
     unit_case_has_photo,
 )
-from infra.db import AlertHistoryRow, AlertRow
+from infra.db import AlertHistoryRow, AlertRow, ReportRow
 from infra.photos import owned_problems
 from infra.tokens import Role
 from models.cases import (
@@ -59,7 +60,7 @@ from models.cases import (
     VerifyResult,
 )
 from models.contracts import Level
-from models.units import KIND_ZH, UnitRegistry, load_bundled_units, load_units
+from models.units import KIND_ZH, UnitRegistry, configured_units
 
 __all__ = ["STATUS_ZH", "case_photo_rule", "case_view", "cases_router"]
 
@@ -136,9 +137,9 @@ class VerifyIn(_In):
 
 def load_units_for(ctx: ApiContext) -> UnitRegistry:
     settings = ctx.settings
-    if settings.units_file:
-        return load_units(settings.units_file, ctx.zones)
-    return load_bundled_units(ctx.zones)
+    return configured_units(
+        settings.units_file, ctx.zones, bundled_zones=settings.zones_file is None
+    )
 
 
 def load_limits_for(ctx: ApiContext) -> CaseLimits:
@@ -260,9 +261,114 @@ def case_photo_rule(engine: Any) -> Callable[[Caller, Any], bool]:
 def cases_router(ctx: ApiContext) -> APIRouter:
     """``/api/cases/**`` and ``/api/units``."""
     router = APIRouter(tags=["cases"])
-    units = load_units_for(ctx)
-    limits = load_limits_for(ctx)
-    unit_ids = frozenset(u.id for u in units)
+    desk = CaseDesk.load(ctx)
+    _unit_routes(router, desk)
+    _open_route(router, desk)
+    _action_routes(router, desk)
+    _read_routes(router, desk)
+    return router
+
+
+@dataclass(frozen=True)
+class CaseDesk:
+    """What the case routes share: the units, the time limits, and how an action becomes a
+    checked ``CaseCommand`` on ``puhui.cases``."""
+
+    ctx: ApiContext
+    units: UnitRegistry
+    limits: CaseLimits
+    unit_ids: frozenset[str]
+
+    @classmethod
+    def load(cls, ctx: ApiContext) -> CaseDesk:
+        units = load_units_for(ctx)
+        return cls(ctx, units, load_limits_for(ctx), frozenset(u.id for u in units))
+
+    @staticmethod
+    def visible(caller: Caller, case: Case | None, case_id: str) -> Case:
+        """The case, if the caller may see it (a responder: its unit's only); else a 404."""
+        if case is None or (caller.role is Role.RESPONDER and case.unit_id != caller.unit_id):
+            raise NotFound(f"no case {case_id}")
+        return case
+
+    async def submit(self, cmd: CaseCommand, before: Case | None) -> None:
+        """Check ``cmd`` against the case as stored (the worker's own rules), then publish it."""
+        try:
+            apply_case_command(before, cmd, self.limits, self.unit_ids)
+        except CaseRejected as rejected:
+            raise _refusal(rejected) from None
+        ctx = self.ctx
+        try:
+            await ctx.publisher.publish(ctx.topics.cases, cmd.case_id.encode(), cmd.to_bytes())
+        except PublishError as exc:
+            raise Unavailable(f"the command was not accepted, try again: {exc}") from exc
+
+    def command(
+        self, caller: Caller, case_id: str, action: CaseAction, **fields: Any
+    ) -> CaseCommand:
+        role = {
+            Role.OPERATOR: ActorRole.OPERATOR,
+            Role.ADMIN: ActorRole.ADMIN,
+            Role.RESPONDER: ActorRole.RESPONDER,
+        }.get(caller.role)
+        if role is None:
+            raise Forbidden("this needs the operator or responder role")
+        return CaseCommand(
+            command_id=str(uuid.uuid4()),
+            case_id=case_id,
+            action=action,
+            actor=caller.name,
+            actor_role=role,
+            actor_unit=caller.unit_id,
+            issued_at=self.ctx.now(),
+            **fields,
+        )
+
+    async def act(
+        self, case_id: str, caller: Caller, action: CaseAction, **fields: Any
+    ) -> dict[str, Any]:
+        """An action on a stored case the caller may see."""
+        case = await run_in_threadpool(load_case, self.ctx.engine, case_id)
+        case = self.visible(caller, case, case_id)
+        cmd = self.command(caller, case_id, action, **fields)
+        await self.submit(cmd, case)
+        return {"case_id": case_id, "command_id": cmd.command_id, "action": action.value}
+
+    async def linked(
+        self, body: CaseIn
+    ) -> tuple[list[str], dict[str, AlertRow], list[str], list[ReportRow]]:
+        """The alerts (ids in order, rows) and the reports (ids, rows) a new case is about; an
+        unknown id is a 422 naming it."""
+        if not body.alert_ids and not body.report_ids:
+            raise InvalidInput(("body", "alert_ids"), "give alert_ids and/or report_ids")
+        alert_ids = list(dict.fromkeys(body.alert_ids))
+        report_ids = list(dict.fromkeys(body.report_ids))
+        alerts = await run_in_threadpool(alerts_by_id, self.ctx.engine, alert_ids)
+        for i, alert_id in enumerate(alert_ids):
+            if alert_id not in alerts:
+                raise InvalidInput(("body", "alert_ids", str(i)), f"no alert {alert_id[:64]}")
+        reports = []
+        for i, report_id in enumerate(report_ids):
+            row = await run_in_threadpool(get_report, self.ctx.engine, report_id)
+            if row is None:
+                raise InvalidInput(("body", "report_ids", str(i)), f"no report {report_id[:64]}")
+            reports.append(row)
+        return alert_ids, alerts, report_ids, reports
+
+
+def _refusal(rejected: CaseRejected) -> ApiError:
+    """The HTTP answer to a command the case's rules refuse."""
+    if rejected.code == "conflict":
+        return Conflict(rejected.message)
+    if rejected.code == "forbidden":
+        return Forbidden(rejected.message)
+    if rejected.code == "not_found":
+        return NotFound(rejected.message)
+    return InvalidInput(("body", rejected.field or "body"), rejected.message)
+
+
+def _unit_routes(router: APIRouter, desk: CaseDesk) -> None:
+    units = desk.units
 
     @router.get(
         "/api/units",
@@ -283,45 +389,9 @@ def cases_router(ctx: ApiContext) -> APIRouter:
         ]
         return {"items": items, "total": len(items)}
 
-    def visible(caller: Caller, case: Case | None, case_id: str) -> Case:
-        if case is None or (caller.role is Role.RESPONDER and case.unit_id != caller.unit_id):
-            raise NotFound(f"no case {case_id}")
-        return case
 
-    async def submit(cmd: CaseCommand, before: Case | None) -> None:
-        try:
-            apply_case_command(before, cmd, limits, unit_ids)
-        except CaseRejected as rejected:
-            if rejected.code == "conflict":
-                raise Conflict(rejected.message) from None
-            if rejected.code == "forbidden":
-                raise Forbidden(rejected.message) from None
-            if rejected.code == "not_found":
-                raise NotFound(rejected.message) from None
-            raise InvalidInput(("body", rejected.field or "body"), rejected.message) from None
-        try:
-            await ctx.publisher.publish(ctx.topics.cases, cmd.case_id.encode(), cmd.to_bytes())
-        except PublishError as exc:
-            raise Unavailable(f"the command was not accepted, try again: {exc}") from exc
-
-    def command(caller: Caller, case_id: str, action: CaseAction, **fields: Any) -> CaseCommand:
-        role = {
-            Role.OPERATOR: ActorRole.OPERATOR,
-            Role.ADMIN: ActorRole.ADMIN,
-            Role.RESPONDER: ActorRole.RESPONDER,
-        }.get(caller.role)
-        if role is None:
-            raise Forbidden("this needs the operator or responder role")
-        return CaseCommand(
-            command_id=str(uuid.uuid4()),
-            case_id=case_id,
-            action=action,
-            actor=caller.name,
-            actor_role=role,
-            actor_unit=caller.unit_id,
-            issued_at=ctx.now(),
-            **fields,
-        )
+def _open_route(router: APIRouter, desk: CaseDesk) -> None:
+    command, submit = desk.command, desk.submit
 
     @router.post(
         "/api/cases",
@@ -334,20 +404,7 @@ def cases_router(ctx: ApiContext) -> APIRouter:
         responses=error_responses(400, 401, 403, 413, 422, 503),
     )
     async def open_case(body: CaseIn, caller: OperatorCaller) -> dict[str, Any]:
-        if not body.alert_ids and not body.report_ids:
-            raise InvalidInput(("body", "alert_ids"), "give alert_ids and/or report_ids")
-        alert_ids = list(dict.fromkeys(body.alert_ids))
-        report_ids = list(dict.fromkeys(body.report_ids))
-        alerts = await run_in_threadpool(alerts_by_id, ctx.engine, alert_ids)
-        for i, alert_id in enumerate(alert_ids):
-            if alert_id not in alerts:
-                raise InvalidInput(("body", "alert_ids", str(i)), f"no alert {alert_id[:64]}")
-        reports = []
-        for i, report_id in enumerate(report_ids):
-            row = await run_in_threadpool(get_report, ctx.engine, report_id)
-            if row is None:
-                raise InvalidInput(("body", "report_ids", str(i)), f"no report {report_id[:64]}")
-            reports.append(row)
+        alert_ids, alerts, report_ids, reports = await desk.linked(body)
         first_alert = alerts[alert_ids[0]] if alert_ids else None
         category = body.category or (
             first_alert.risk if first_alert is not None else reports[0].category
@@ -373,15 +430,10 @@ def cases_router(ctx: ApiContext) -> APIRouter:
         await submit(cmd, None)
         return {"case_id": case_id, "command_id": cmd.command_id, "status": "registered"}
 
-    async def act(
-        case_id: str, caller: Caller, action: CaseAction, **fields: Any
-    ) -> dict[str, Any]:
-        case = await run_in_threadpool(load_case, ctx.engine, case_id)
-        case = visible(caller, case, case_id)
-        cmd = command(caller, case_id, action, **fields)
-        await submit(cmd, case)
-        return {"case_id": case_id, "command_id": cmd.command_id, "action": action.value}
 
+def _action_routes(router: APIRouter, desk: CaseDesk) -> None:
+    """Dispatch, accept, arrive, handle, verify, cancel: each a command for the case worker."""
+    ctx, unit_ids, act = desk.ctx, desk.unit_ids, desk.act
     errors = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
     accepted = "202: the command is on `puhui.cases`; the case worker applies it moments later."
 
@@ -463,21 +515,17 @@ def cases_router(ctx: ApiContext) -> APIRouter:
     ) -> dict[str, Any]:
         return await act(case_id, caller, CaseAction.CANCEL, note=body.note if body else None)
 
-    status_values = {s.value for s in CaseStatus}
 
-    def split(values: list[str] | None, name: str, allowed: set[str] | None) -> list[str] | None:
-        if not values:
-            return None
-        out: list[str] = []
-        for value in values:
-            for part in value.split(","):
-                part = part.strip()
-                if not part:
-                    continue
-                if allowed is not None and part not in allowed:
-                    raise InvalidInput(("query", name), f"unknown value {part[:64]!r}")
-                out.append(part)
-        return out or None
+def _read_routes(router: APIRouter, desk: CaseDesk) -> None:
+    """The case list, one case, the cases of an alert."""
+    ctx, units, limits, unit_ids, visible = (
+        desk.ctx,
+        desk.units,
+        desk.limits,
+        desk.unit_ids,
+        desk.visible,
+    )
+    status_values = {s.value for s in CaseStatus}
 
     @router.get(
         "/api/cases",
@@ -499,19 +547,11 @@ def cases_router(ctx: ApiContext) -> APIRouter:
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     ) -> dict[str, Any]:
         now = ctx.now()
-        wanted = split(status, "status", status_values | {"open", "all"})
-        if wanted is None or "open" in wanted:
-            statuses: list[str] | None = sorted(
-                {s.value for s in OPEN_STATUSES} | set(wanted or []) - {"open"}
-            )
-        else:
-            statuses = wanted
-        if statuses is not None and "all" in statuses:
-            statuses = None
-        units_wanted = split(unit, "unit", set(unit_ids))
+        statuses = _statuses(_split(status, "status", status_values | {"open", "all"}))
+        units_wanted = _split(unit, "unit", set(unit_ids))
         if caller.role is Role.RESPONDER:
             units_wanted = [caller.unit_id or ""]
-        zones = split(zone, "zone", None)
+        zones = _split(zone, "zone", None)
         cases, total = list_cases(
             ctx.engine,
             statuses=statuses,
@@ -570,4 +610,31 @@ def cases_router(ctx: ApiContext) -> APIRouter:
         found = cases_of_alerts(ctx.engine, [alert_id]).get(alert_id, [])
         return {"items": [case_view(ctx, c, units, now) for c in found], "total": len(found)}
 
-    return router
+
+def _split(values: list[str] | None, name: str, allowed: set[str] | None) -> list[str] | None:
+    """A repeatable, comma-separated query filter; a value not in ``allowed`` is a 422."""
+    if not values:
+        return None
+    out: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if allowed is not None and part not in allowed:
+                raise InvalidInput(("query", name), f"unknown value {part[:64]!r}")
+            out.append(part)
+    return out or None
+
+
+def _statuses(wanted: list[str] | None) -> list[str] | None:
+    """The statuses a ``status`` filter means (``open``: the open ones; ``all``: no filter)."""
+    if wanted is None or "open" in wanted:
+        statuses: list[str] | None = sorted(
+            {s.value for s in OPEN_STATUSES} | set(wanted or []) - {"open"}
+        )
+    else:
+        statuses = wanted
+    if statuses is not None and "all" in statuses:
+        statuses = None
+    return statuses

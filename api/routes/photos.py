@@ -30,9 +30,16 @@ from api.context import ApiContext
 from api.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from api.limits import TokenBucketLimiter
 from api.schemas import error_responses
-from infra.images import CorruptImage, ImageRejected, UnsupportedImage, process_photo
+from infra.images import (
+    CorruptImage,
+    ImageRejected,
+    ProcessedPhoto,
+    UnsupportedImage,
+    process_photo,
+)
 from infra.photos import PHOTO_ID_PATTERN, PhotoRow, PhotoStore, get_photo, save_photo
 from infra.privacy import record_access
+from infra.settings import Settings
 
 __all__ = [
     "MULTIPART_OVERHEAD",
@@ -153,39 +160,8 @@ def photos_router(ctx: ApiContext, access: PhotoAccess) -> APIRouter:
         caller: VolunteerCaller,
         file: Annotated[UploadFile, File(description="The image (JPEG, PNG or WebP)")],
     ) -> PhotoCreated:
-        declared = (file.content_type or "").split(";", 1)[0].strip().lower()
-        if declared and not declared.startswith(_DECLARED_OK):
-            raise UnsupportedMediaType(
-                f"file: {declared[:64]!r} is not an image: send a JPEG, PNG or WebP photo"
-            )
-        size = file.size
-        if size is None or size > settings.photo_max_bytes:
-            data = await file.read(settings.photo_max_bytes + 1)
-            size = len(data)
-        else:
-            data = await file.read()
-        if size > settings.photo_max_bytes:
-            raise PayloadTooLarge(
-                f"file: the photo is over the limit of {settings.photo_max_bytes} bytes"
-            )
-        if not data:
-            raise InvalidInput(("body", "file"), "the file is empty", "corrupt_image")
-        limiter.take(caller.principal)
-        try:
-            processed = await run_in_threadpool(
-                process_photo,
-                data,
-                max_pixels=settings.photo_max_pixels,
-                max_edge=settings.photo_max_edge,
-            )
-        except UnsupportedImage as exc:
-            limiter.give_back(caller.principal)
-            raise UnsupportedMediaType(
-                f"file: {exc}" + (" (HEIC is not taken: choose JPEG)" if _looks_heic(data) else "")
-            ) from None
-        except (CorruptImage, ImageRejected) as exc:
-            limiter.give_back(caller.principal)
-            raise InvalidInput(("body", "file"), str(exc), exc.reason) from None
+        data = await _read_upload(file, settings.photo_max_bytes)
+        processed = await _processed(data, settings, limiter, caller.principal)
         row = await run_in_threadpool(
             save_photo,
             ctx.engine,
@@ -197,27 +173,6 @@ def photos_router(ctx: ApiContext, access: PhotoAccess) -> APIRouter:
         )
         return PhotoCreated(**photo_links(row.photo_id), width=row.width, height=row.height)
 
-    def _serve(photo_id: str, caller: Caller, thumbnail: bool) -> Response:
-        row = get_photo(ctx.engine, photo_id)
-        if row is None or not access.may_read(caller, row):
-            raise NotFound(f"no photo {photo_id}")
-        data = store.read(photo_id, thumbnail=thumbnail)
-        if data is None:  # erased meanwhile, or the files are gone: the same answer
-            raise NotFound(f"no photo {photo_id}")
-        if row.owner != caller.principal:
-            path = f"/api/photos/{photo_id}" + ("/thumbnail" if thumbnail else "")
-            ids = [photo_id] + ([row.report_id] if row.report_id else [])
-            record_access(ctx.engine, caller.name, "read", f"GET {path}", ids, ctx.now())
-        return Response(
-            content=data,
-            media_type="image/jpeg",
-            headers={
-                "Cache-Control": "private, no-store",
-                "X-Content-Type-Options": "nosniff",
-                "Content-Disposition": f'inline; filename="{photo_id}.jpg"',
-            },
-        )
-
     @router.get(
         "/api/photos/{photo_id}",
         summary="A photo (JPEG, no metadata)",
@@ -228,7 +183,7 @@ def photos_router(ctx: ApiContext, access: PhotoAccess) -> APIRouter:
         responses={**_JPEG_RESPONSE, **error_responses(401, 404, 422)},
     )
     def photo(photo_id: PhotoId, caller: VolunteerCaller) -> Response:
-        return _serve(photo_id, caller, thumbnail=False)
+        return _serve(ctx, store, access, photo_id, caller, thumbnail=False)
 
     @router.get(
         "/api/photos/{photo_id}/thumbnail",
@@ -238,9 +193,84 @@ def photos_router(ctx: ApiContext, access: PhotoAccess) -> APIRouter:
         responses={**_JPEG_RESPONSE, **error_responses(401, 404, 422)},
     )
     def thumbnail(photo_id: PhotoId, caller: VolunteerCaller) -> Response:
-        return _serve(photo_id, caller, thumbnail=True)
+        return _serve(ctx, store, access, photo_id, caller, thumbnail=True)
 
     return router
+
+
+async def _read_upload(file: UploadFile, max_bytes: int) -> bytes:
+    """The uploaded file's bytes, refused before decoding when its declared type is not an image
+    (415), it is over ``max_bytes`` (413; no more than that is read) or it is empty (422)."""
+    declared = (file.content_type or "").split(";", 1)[0].strip().lower()
+    if declared and not declared.startswith(_DECLARED_OK):
+        raise UnsupportedMediaType(
+            f"file: {declared[:64]!r} is not an image: send a JPEG, PNG or WebP photo"
+        )
+    size = file.size
+    if size is None or size > max_bytes:
+        data = await file.read(max_bytes + 1)
+        size = len(data)
+    else:
+        data = await file.read()
+    if size > max_bytes:
+        raise PayloadTooLarge(f"file: the photo is over the limit of {max_bytes} bytes")
+    if not data:
+        raise InvalidInput(("body", "file"), "the file is empty", "corrupt_image")
+    return data
+
+
+async def _processed(
+    data: bytes, settings: Settings, limiter: TokenBucketLimiter, principal: str
+) -> ProcessedPhoto:
+    """Decode and re-encode (in a worker thread), against the uploader's rate limit; a rejected
+    image gives its token back (415 for a type not taken, 422 otherwise)."""
+    limiter.take(principal)
+    try:
+        return await run_in_threadpool(
+            process_photo,
+            data,
+            max_pixels=settings.photo_max_pixels,
+            max_edge=settings.photo_max_edge,
+        )
+    except UnsupportedImage as exc:
+        limiter.give_back(principal)
+        raise UnsupportedMediaType(
+            f"file: {exc}" + (" (HEIC is not taken: choose JPEG)" if _looks_heic(data) else "")
+        ) from None
+    except (CorruptImage, ImageRejected) as exc:
+        limiter.give_back(principal)
+        raise InvalidInput(("body", "file"), str(exc), exc.reason) from None
+
+
+def _serve(
+    ctx: ApiContext,
+    store: PhotoStore,
+    access: PhotoAccess,
+    photo_id: str,
+    caller: Caller,
+    thumbnail: bool,
+) -> Response:
+    """A photo or its thumbnail, to those ``access`` admits; a read by someone other than the
+    uploader is recorded."""
+    row = get_photo(ctx.engine, photo_id)
+    if row is None or not access.may_read(caller, row):
+        raise NotFound(f"no photo {photo_id}")
+    data = store.read(photo_id, thumbnail=thumbnail)
+    if data is None:  # erased meanwhile, or the files are gone: the same answer
+        raise NotFound(f"no photo {photo_id}")
+    if row.owner != caller.principal:
+        path = f"/api/photos/{photo_id}" + ("/thumbnail" if thumbnail else "")
+        ids = [photo_id] + ([row.report_id] if row.report_id else [])
+        record_access(ctx.engine, caller.name, "read", f"GET {path}", ids, ctx.now())
+    return Response(
+        content=data,
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": f'inline; filename="{photo_id}.jpg"',
+        },
+    )
 
 
 def _looks_heic(data: bytes) -> bool:

@@ -17,7 +17,7 @@ the first time and changes nothing.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -227,77 +227,7 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
     )
     async def submit(body: ReportIn, caller: VolunteerCaller) -> ReportAccepted:
-        if body.zone_id not in ctx.zones:
-            raise InvalidInput(
-                ("body", "zone_id"), f"unknown zone {body.zone_id[:128]!r}", "unknown_zone"
-            )
-        now = ctx.now()
-        submitted_at = now
-        if body.made_at is not None:
-            if body.made_at < now - MAX_REPORT_AGE:
-                raise InvalidInput(
-                    ("body", "made_at"), "more than 7 days old: report it afresh", "too_old"
-                )
-            submitted_at = min(body.made_at, now)
-        report_id = body.report_id.lower() if body.report_id else str(uuid.uuid4())
-        for index, photo_id in enumerate(body.photo_ids):
-            if photo_id in body.photo_ids[:index]:
-                raise InvalidInput(("body", "photo_ids", str(index)), "listed twice", "duplicate")
-        if body.report_id is not None:
-            existing = await run_in_threadpool(get_report, ctx.engine, report_id)
-            if existing is not None:
-                attached = await run_in_threadpool(attached_ids, ctx.engine, report_id)
-                return _repeat(existing, body, caller, attached)
-        problem = await run_in_threadpool(
-            attach_problems, ctx.engine, body.photo_ids, caller.principal, report_id
-        )
-        if problem is not None:
-            raise InvalidInput(
-                ("body", "photo_ids", str(problem.index)), str(problem), "unknown_photo"
-            )
-        try:
-            report = VolunteerReport(
-                report_id=report_id,
-                reporter_id=caller.principal,
-                zone_id=body.zone_id,
-                category=body.category,
-                description=body.description,
-                submitted_at=submitted_at,
-                lat=None if body.lat is None else float(body.lat),
-                lon=None if body.lon is None else float(body.lon),
-                photo_url=body.photo_url,
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = tuple(str(part) for part in first.get("loc", ()))
-            raise InvalidInput(("body", *loc), first["msg"], first["type"]) from None
-        ctx.report_limiter.take(caller.principal)
-        try:
-            inserted = await run_in_threadpool(
-                insert_report_with_photos, ctx.engine, report, body.photo_ids
-            )
-        except PhotoNotAttachable as exc:
-            ctx.report_limiter.give_back(caller.principal)
-            raise InvalidInput(
-                ("body", "photo_ids", str(exc.index)), str(exc), "unknown_photo"
-            ) from None
-        if not inserted:
-            # The same id arrived at the same moment from another request: that one stored it.
-            ctx.report_limiter.give_back(caller.principal)
-            existing = await run_in_threadpool(get_report, ctx.engine, report_id)
-            if existing is None:
-                raise Unavailable("the report was not accepted, try again")
-            attached = await run_in_threadpool(attached_ids, ctx.engine, report_id)
-            return _repeat(existing, body, caller, attached)
-        try:
-            await ctx.publisher.publish(
-                ctx.topics.reports, report.zone_id.encode(), report.model_dump_json().encode()
-            )
-        except PublishError as exc:
-            await run_in_threadpool(delete_unsent_report, ctx.engine, report.report_id)
-            ctx.report_limiter.give_back(caller.principal)
-            raise Unavailable(f"the report was not accepted, try again: {exc}") from exc
-        return ReportAccepted(report_id=report.report_id, submitted_at=report.submitted_at)
+        return await _submit(ctx, body, caller)
 
     @router.get(
         "/api/reports",
@@ -355,3 +285,97 @@ def reports_router(ctx: ApiContext) -> APIRouter:
         return report_view(ctx, row, alert, history, caller, photos, case)
 
     return router
+
+
+async def _submit(ctx: ApiContext, body: ReportIn, caller: Caller) -> ReportAccepted:
+    """Check a report, then store and publish it; a resend of a stored one answers as the first
+    time did (:func:`_repeat`)."""
+    submitted_at = _submitted_at(ctx, body)
+    report_id = body.report_id.lower() if body.report_id else str(uuid.uuid4())
+    for index, photo_id in enumerate(body.photo_ids):
+        if photo_id in body.photo_ids[:index]:
+            raise InvalidInput(("body", "photo_ids", str(index)), "listed twice", "duplicate")
+    if body.report_id is not None:
+        existing = await run_in_threadpool(get_report, ctx.engine, report_id)
+        if existing is not None:
+            attached = await run_in_threadpool(attached_ids, ctx.engine, report_id)
+            return _repeat(existing, body, caller, attached)
+    problem = await run_in_threadpool(
+        attach_problems, ctx.engine, body.photo_ids, caller.principal, report_id
+    )
+    if problem is not None:
+        raise InvalidInput(("body", "photo_ids", str(problem.index)), str(problem), "unknown_photo")
+    report = _report_of(body, report_id, caller.principal, submitted_at)
+    return await _store_and_publish(ctx, report, body, caller)
+
+
+def _submitted_at(ctx: ApiContext, body: ReportIn) -> datetime:
+    """The report's time (``made_at``, at most now and at most a week old; or now), once its
+    zone is known to exist."""
+    if body.zone_id not in ctx.zones:
+        raise InvalidInput(
+            ("body", "zone_id"), f"unknown zone {body.zone_id[:128]!r}", "unknown_zone"
+        )
+    now = ctx.now()
+    if body.made_at is None:
+        return now
+    if body.made_at < now - MAX_REPORT_AGE:
+        raise InvalidInput(("body", "made_at"), "more than 7 days old: report it afresh", "too_old")
+    return min(body.made_at, now)
+
+
+def _report_of(
+    body: ReportIn, report_id: str, reporter: str, submitted_at: datetime
+) -> VolunteerReport:
+    """The wire record; what the contract refuses is a 422 naming the field."""
+    try:
+        return VolunteerReport(
+            report_id=report_id,
+            reporter_id=reporter,
+            zone_id=body.zone_id,
+            category=body.category,
+            description=body.description,
+            submitted_at=submitted_at,
+            lat=None if body.lat is None else float(body.lat),
+            lon=None if body.lon is None else float(body.lon),
+            photo_url=body.photo_url,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(str(part) for part in first.get("loc", ()))
+        raise InvalidInput(("body", *loc), first["msg"], first["type"]) from None
+
+
+async def _store_and_publish(
+    ctx: ApiContext, report: VolunteerReport, body: ReportIn, caller: Caller
+) -> ReportAccepted:
+    """Store the report with its photos, then put it on ``puhui.volunteer-reports``; counted
+    against the reporter's rate limit only when it is new and accepted (a refused one is not
+    kept: nothing half-written)."""
+    ctx.report_limiter.take(caller.principal)
+    try:
+        inserted = await run_in_threadpool(
+            insert_report_with_photos, ctx.engine, report, body.photo_ids
+        )
+    except PhotoNotAttachable as exc:
+        ctx.report_limiter.give_back(caller.principal)
+        raise InvalidInput(
+            ("body", "photo_ids", str(exc.index)), str(exc), "unknown_photo"
+        ) from None
+    if not inserted:
+        # The same id arrived at the same moment from another request: that one stored it.
+        ctx.report_limiter.give_back(caller.principal)
+        existing = await run_in_threadpool(get_report, ctx.engine, report.report_id)
+        if existing is None:
+            raise Unavailable("the report was not accepted, try again")
+        attached = await run_in_threadpool(attached_ids, ctx.engine, report.report_id)
+        return _repeat(existing, body, caller, attached)
+    try:
+        await ctx.publisher.publish(
+            ctx.topics.reports, report.zone_id.encode(), report.model_dump_json().encode()
+        )
+    except PublishError as exc:
+        await run_in_threadpool(delete_unsent_report, ctx.engine, report.report_id)
+        ctx.report_limiter.give_back(caller.principal)
+        raise Unavailable(f"the report was not accepted, try again: {exc}") from exc
+    return ReportAccepted(report_id=report.report_id, submitted_at=report.submitted_at)

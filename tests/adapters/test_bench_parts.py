@@ -1,0 +1,195 @@
+"""The bench's parts that need no broker: the command line, the latency probe's timing of one
+record, the profile summary, the report's ratios and table, and process control (real child
+processes). ``tests/integration/test_bench.py`` runs the whole bench on a broker of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.units import load_units
+from models.zones import load_zones
+from tools.bench import BenchError, BenchOptions, BenchReport, render, security_ratios
+from tools.bench.cli import add_arguments, command_line, options_from
+from tools.bench.helpers import _timed
+from tools.bench.measure import handled, steady_rate
+from tools.bench.processes import Children, wait_for_log
+from tools.bench.report import summarise_profile, targets
+from tools.bench.workloads import latency_slots, stateful_zones, write_units, write_zones
+
+
+def test_the_command_line_gives_back_its_options() -> None:
+    options = BenchOptions(
+        readings=1234,
+        zones=17,
+        rate=250.0,
+        also_rates=(100.0, 500.0),
+        latency_seconds=12.5,
+        probe_zones=9,
+        rss_zones=40,
+        partitions=2,
+        repeat=3,
+        seed=11,
+        security="both",
+    )
+    line = command_line(options)
+    assert line.startswith("puhui bench --readings 1234 --zones 17 --rate 250")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from(parser.parse_args(shlex.split(line)[2:])) == options
+
+
+def _alert(change: str, reading_id: str) -> bytes:
+    return json.dumps({"change": change, "evidence": {"reading_id": reading_id}}).encode()
+
+
+def test_an_alert_record_is_timed_from_the_produce_time_in_its_readings_id() -> None:
+    produced_ns = 1_790_000_000_000_000_000
+    arrived_ns = produced_ns + 42_500_000
+    sample = _timed(_alert("raised", f"labc123-7-{produced_ns}"), arrived_ns)
+    assert sample == {"change": "raised", "ms": 42.5}
+    # resolved records keep the raising reading's evidence; sweeps have no produce time
+    assert _timed(_alert("resolved", f"labc123-7-{produced_ns}"), arrived_ns) is None
+    assert _timed(_alert("raised", "watermark@2026-10-01T18:00:00"), arrived_ns) is None
+    assert _timed(b'{"change": ', arrived_ns) is None
+
+
+def test_the_profile_summary_sorts_event_loop_samples_and_finds_database_work(
+    tmp_path: Path,
+) -> None:
+    loop = 'process 1:"python";thread (0x1): MainThread;BaseEventLoop._run_once (asyncio/b.py:1)'
+    pool = 'process 1:"python";thread (0x2): ThreadPoolExecutor-0_0'
+    raw = tmp_path / "worker.txt"
+    raw.write_text(
+        f"{loop};decode_reading (models/contracts.py:10) 30\n"
+        f"{loop};write_alert_batch (infra/db.py:5);execute (sqlalchemy/engine/base.py:9) 10\n"
+        f"{pool};execute (sqlalchemy/engine/base.py:9) 60\n"
+        "not a sample line\n"
+    )
+    summary = summarise_profile(raw)
+    assert summary["samples"] == 100 and summary["event_loop_samples"] == 40
+    assert summary["database_samples_on_event_loop"] == 10
+    assert summary["database_samples_in_threads"] == 60
+    assert summary["threads"] == {"ThreadPoolExecutor-0_0": 60.0, "MainThread": 40.0}
+    assert summary["event_loop"] == {
+        "decode + validate (pydantic)": 75.0,
+        "persist agent + database": 25.0,
+    }
+    assert "error" in summarise_profile(tmp_path / "missing.txt")
+
+
+def _figures(rate: float, p99: float, rss: float, cpu: float, security: str) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "security": security,
+        "a_raw": {"rate": 4 * rate, "cpu_ms_per_record": cpu / 4},
+        "b_faust": {"rate": 2 * rate, "cpu_ms_per_record": cpu / 2},
+        "c_pipeline": {"rate": rate, "worker_cpu_ms_per_reading": cpu},
+        "ratio_c_b": 0.5,
+        "d_latency": {"p50_ms": p99 / 2, "p99_ms": p99, "timed": 8, "worker_cpu_ms_per_reading": 1},
+        "e_rss": {"rss_mb": rss},
+    }
+    figures["targets"] = targets(figures)
+    return figures
+
+
+def test_the_report_compares_sasl_ssl_with_plaintext_on_medians() -> None:
+    report = BenchReport(
+        command="puhui bench --security both",
+        started_at="2026-12-05T04:00:00+00:00",
+        broker="127.0.0.1:1,127.0.0.1:2",
+        machine={},
+        options={},
+        runs=[
+            _figures(1000, 80, 150, 2.0, "PLAINTEXT"),
+            _figures(800, 90, 150, 2.5, "SASL_SSL"),
+            _figures(1000, 80, 150, 2.0, "PLAINTEXT"),
+            _figures(800, 90, 150, 2.5, "SASL_SSL"),
+        ],
+    )
+    ratios = security_ratios(report)
+    assert ratios["(c) pipeline /s"] == 0.8
+    assert ratios["(d) p99 ms"] == 1.125
+    assert ratios["(c) worker CPU ms/reading"] == 1.25
+    assert ratios["(e) RSS MB"] == 1.0
+    assert report.to_dict()["sasl_ssl_over_plaintext"] == ratios
+    table = render(report)
+    assert table.count("| PLAINTEXT |") == 2 and table.count("| SASL_SSL |") == 2
+    assert "SASL_SSL / PLAINTEXT (medians over the runs): (a) raw /s 0.80" in table
+    assert report.runs[0]["targets"]["ratio_c_b"]["met"] is False  # 0.5 < 0.8
+    assert report.runs[0]["targets"]["p99_ms"]["met"] is True
+    # one security mode: no ratios
+    assert security_ratios(BenchReport("c", "t", "b", {}, {}, runs=report.runs[:1])) == {}
+
+
+def test_handled_counts_every_path_and_the_steady_rate_skips_start_up() -> None:
+    sample = {
+        "puhui_readings_processed_total": 90.0,
+        "puhui_readings_duplicate_total": 5.0,
+        "puhui_readings_stale_total": 2.0,
+        "puhui_readings_rejected_total": 3.0,
+        "puhui_alert_records_total": 50.0,
+    }
+    assert handled(sample) == 100.0
+    samples = [(0.0, 0.0), (1.0, 5.0), (2.0, 20.0), (4.0, 60.0)]
+    assert steady_rate(samples, 100) == 20.0  # from the first sample at >= 10 % on
+    assert steady_rate(samples[:3], 100) is None
+
+
+def test_the_rss_workload_gives_every_zone_state_and_the_latency_slots_spread_a_zone(
+    tmp_path: Path,
+) -> None:
+    areas = write_zones(tmp_path / "zones.yaml", 20, seed=5)
+    load = stateful_zones(areas, seed=5, tag="t")
+    assert load.valid == len(load.records) == 31 * 20
+    assert {key.decode() for key, _ in load.records} == set(areas)
+    slots = latency_slots(sorted(areas), probes=4)
+    assert len(slots) == 5 * 20
+    assert sum(probe for *_, probe in slots) == 4  # one gas sensor in each probe zone
+    assert [zone for zone, *_ in slots[:20]] == sorted(areas)  # sensor-major order
+
+
+def test_the_synthetic_units_fit_the_synthetic_zones(tmp_path: Path) -> None:
+    write_zones(tmp_path / "zones.yaml", 12, seed=7)
+    write_units(tmp_path / "units.yaml")
+    zones = load_zones(tmp_path / "zones.yaml")
+    units = load_units(tmp_path / "units.yaml", zones)  # a worker refuses units that do not fit
+    for zone in zones:
+        assert [u.id for u in units.serving(zone.grid.value, zone.site)] == [
+            f"bench-grid-{zone.grid.value}"
+        ]
+
+
+def test_children_are_awaited_on_their_log_and_stopped(tmp_path: Path) -> None:
+    children = Children()
+    try:
+        ready = children.spawn(
+            "ready",
+            [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"],
+            {},
+            tmp_path / "ready.log",
+            cwd=tmp_path,
+        )
+        assert wait_for_log(ready, b"up", deadline=_in(60)) > 0
+        broken = children.spawn(
+            "broken",
+            [sys.executable, "-c", "print('no luck'); raise SystemExit(3)"],
+            {},
+            tmp_path / "broken.log",
+            cwd=tmp_path,
+        )
+        with pytest.raises(BenchError, match=r"broken exited 3:\nno luck"):
+            wait_for_log(broken, b"up", deadline=_in(60))
+    finally:
+        children.close()
+    assert ready.proc.poll() is not None and children.children == []
+
+
+def _in(seconds: float) -> float:
+    return time.monotonic() + seconds
