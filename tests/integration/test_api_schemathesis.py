@@ -18,6 +18,12 @@ from typing import Any
 
 import pytest
 import schemathesis
+
+# Imported here, at the shallow stack of collection, not lazily by `from_asgi` deep inside a
+# fixture: there CPython 3.11.7 once failed to compile it ("SystemError: AST constructor
+# recursion depth mismatch", the AST recursion check that CPython later fixed).
+import schemathesis.openapi.loaders
+import schemathesis.specs.openapi.schemas
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     allow_header_conformance,
