@@ -330,19 +330,8 @@ def test_each_operator_action_becomes_an_alert_record_an_audit_entry_and_a_live_
 
 
 @pytest.fixture
-def pg_engine_url(pg_url: str) -> Iterator[str]:
-    admin = make_engine(pg_url)
-    schema = f"t_api_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{pg_url}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    try:
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+def pg_engine_url(pg_schema_url: str) -> str:
+    return pg_schema_url
 
 
 def test_the_read_side_works_on_postgresql(

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event
 
 from alerts.zone.alert import Assessment, transition
-from infra.db import load_alerts, load_history, make_engine, migrate, write_alert_records
+from infra.db import load_alerts, load_history, write_alert_records
 from models.contracts import AlertRecord, Level, Risk
 
 pytestmark = pytest.mark.integration
@@ -19,29 +16,10 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 10, 1, 11, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'p.db'}"
-        migrate(url)
-        eng = make_engine(url)
-        yield eng
-        eng.dispose()
-        return
-    base_url: str = request.getfixturevalue("pg_url")
-    admin = make_engine(base_url)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{base_url}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    eng = make_engine(url)
-    assert eng.dialect.name == "postgresql"
-    yield eng
-    eng.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+@pytest.fixture
+def engine(sql_engine: Engine) -> Engine:
+    """A migrated engine, once on SQLite and once on PostgreSQL (``tests.support.parts``)."""
+    return sql_engine
 
 
 def episode(zone: str = "z1") -> list[AlertRecord]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from alerts.notify import (
     SIGNATURE_HEADER,
@@ -125,19 +125,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def pg_engine(pg_url: str) -> Iterator[Engine]:
-    admin = make_engine(pg_url)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{pg_url}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    engine = make_engine(url)
+def pg_engine(pg_schema_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_schema_url)
     yield engine
     engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture

@@ -5,20 +5,15 @@ day's alerts by their highest level."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from alerts.daily import day_window
 from api.routes.daily import alerts_of_day
 from infra.db import (
     load_zone_series,
-    make_engine,
-    migrate,
     newest_series_minute,
     prune_zone_series,
     upsert_zone_series,
@@ -32,29 +27,10 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 10, 1, 3, 0, tzinfo=UTC)  # 11:00 in Shanghai
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 's.db'}"
-        migrate(url)
-        eng = make_engine(url)
-        yield eng
-        eng.dispose()
-        return
-    base_url: str = request.getfixturevalue("pg_url")
-    admin = make_engine(base_url)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = f"{base_url}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    eng = make_engine(url)
-    assert eng.dialect.name == "postgresql"
-    yield eng
-    eng.dispose()
-    with admin.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+@pytest.fixture
+def engine(sql_engine: Engine) -> Engine:
+    """A migrated engine, once on SQLite and once on PostgreSQL (``tests.support.parts``)."""
+    return sql_engine
 
 
 def row(zone: str, at: datetime, people: float) -> dict[str, object]:

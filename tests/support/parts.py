@@ -394,3 +394,43 @@ def fresh_pg_database(pg_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """URL of a migrated, private schema on the shared test PostgreSQL (dropped at teardown)."""
+    from sqlalchemy import text
+
+    from infra.db import make_engine, migrate
+
+    admin = make_engine(pg_url)
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{pg_url}?options=-csearch_path%3D{schema}"
+    migrate(url)
+    try:
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A migrated database engine, once on SQLite (a file in ``tmp_path``) and once on a
+    private PostgreSQL schema."""
+    from infra.db import make_engine, migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'puhui.db'}"
+        migrate(url)
+    else:
+        url = request.getfixturevalue("pg_schema_url")
+    engine = make_engine(url)
+    assert engine.dialect.name == request.param
+    try:
+        yield engine
+    finally:
+        engine.dispose()
