@@ -40,7 +40,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -630,32 +630,16 @@ class Notifier:
             "notify case_overdue %s of case %s (%s) -> %s", key, case.case_id, case.status, target
         )
         facts = case_facts(event, case)
-
-        async def record(
-            attempt: int, at: datetime, status: int | None, error: str | None, ok: bool
-        ) -> None:
-            if self._metrics is not None:
-                outcome = "delivered" if ok else ("failed" if status is not None else "error")
-                self._metrics.attempts.labels(target=target, outcome=outcome).inc()
-            row = {
-                "notification_id": nid,
-                "alert_id": case.case_id,
-                "revision": int(event.step or 0),
-                "kind": NotificationKind.CASE_OVERDUE.value,
-                "key": key,
-                "step": int(event.step or 0),
-                "level": case.level,
-                "target": target,
-                "attempt": attempt,
-                "at": at,
-                "status_code": status,
-                "error": error,
-                "delivered": ok,
-            }
-            try:
-                await asyncio.to_thread(record_notification_attempts, self._engine, [row])
-            except Exception:
-                log.exception("cannot record attempt %d of %s", attempt, nid)
+        ledger = {
+            "notification_id": nid,
+            "alert_id": case.case_id,
+            "revision": int(event.step or 0),
+            "kind": NotificationKind.CASE_OVERDUE.value,
+            "key": key,
+            "step": int(event.step or 0),
+            "level": case.level,
+            "target": target,
+        }
 
         def body(attempt: int, sent_at: datetime) -> bytes:
             payload = {
@@ -669,9 +653,7 @@ class Notifier:
             }
             return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
-        task = asyncio.create_task(
-            self._post(target, nid, body, record, f"case {case.case_id} ({key})")
-        )
+        task = asyncio.create_task(self._post(ledger, body, f"case {case.case_id} ({key})"))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
@@ -719,29 +701,33 @@ class Notifier:
 
     async def deliver(self, note: Notification) -> bool:
         """Deliver one notification: attempts with backoff, each recorded. True if delivered."""
-
-        async def record(
-            attempt: int, at: datetime, status: int | None, error: str | None, ok: bool
-        ) -> None:
-            await self._record(note, attempt, at, status, error, ok)
-
+        ledger = {
+            "notification_id": note.notification_id,
+            "alert_id": note.alert_id,
+            "revision": note.record.revision,
+            "kind": note.kind.value,
+            "key": note.key,
+            "step": note.step,
+            "level": note.record.level.value,
+            "target": note.target,
+        }
         return await self._post(
-            note.target,
-            note.notification_id,
+            ledger,
             lambda attempt, sent_at: webhook_body(note, attempt, sent_at),
-            record,
             f"alert {note.alert_id} ({note.key})",
         )
 
     async def _post(
         self,
-        target: str,
-        notification_id: str,
+        ledger: Mapping[str, Any],
         body_for: Callable[[int, datetime], bytes],
-        record: Callable[[int, datetime, int | None, str | None, bool], Awaitable[None]],
         what: str,
     ) -> bool:
-        """POST one notification to ``target``: signed attempts with backoff, each recorded."""
+        """POST one notification to its target: signed attempts with backoff, each counted and
+        recorded as a row of ``notification_attempts`` (``ledger``, the notification's columns
+        of that row, plus the attempt's)."""
+        target: str = ledger["target"]
+        notification_id: str = ledger["notification_id"]
         http = self._open_http()
         assert self._requests is not None
         url = self._config.url(target)
@@ -771,7 +757,7 @@ class Notifier:
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
             delivered = status is not None and 200 <= status < 300
-            await record(attempt, sent_at, status, error, delivered)
+            await self._record(ledger, attempt, sent_at, status, error, delivered)
             if delivered:
                 return True
             if not retryable(status) or attempt == self._max_attempts:
@@ -788,25 +774,19 @@ class Notifier:
 
     async def _record(
         self,
-        note: Notification,
+        ledger: Mapping[str, Any],
         attempt: int,
         at: datetime,
         status: int | None,
         error: str | None,
         delivered: bool,
     ) -> None:
+        nid = ledger["notification_id"]
         if self._metrics is not None:
             outcome = "delivered" if delivered else ("failed" if status is not None else "error")
-            self._metrics.attempts.labels(target=note.target, outcome=outcome).inc()
+            self._metrics.attempts.labels(target=ledger["target"], outcome=outcome).inc()
         row = {
-            "notification_id": note.notification_id,
-            "alert_id": note.alert_id,
-            "revision": note.record.revision,
-            "kind": note.kind.value,
-            "key": note.key,
-            "step": note.step,
-            "level": note.record.level.value,
-            "target": note.target,
+            **ledger,
             "attempt": attempt,
             "at": at,
             "status_code": status,
@@ -816,4 +796,4 @@ class Notifier:
         try:
             await asyncio.to_thread(record_notification_attempts, self._engine, [row])
         except Exception:
-            log.exception("cannot record attempt %d of %s", attempt, note.notification_id)
+            log.exception("cannot record attempt %d of %s", attempt, nid)
