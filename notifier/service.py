@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -63,6 +62,7 @@ from alerts.notify import (
     Track,
     backoff_delay,
     decide,
+    delivery_body,
     load_bundled_escalation,
     load_escalation,
     notification_id,
@@ -642,16 +642,16 @@ class Notifier:
         }
 
         def body(attempt: int, sent_at: datetime) -> bytes:
-            payload = {
-                **facts,
-                "notification_id": nid,
-                "kind": NotificationKind.CASE_OVERDUE.value,
-                "key": key,
-                "target": target,
-                "attempt": attempt,
-                "sent_at": sent_at.isoformat(),
-            }
-            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            return delivery_body(
+                facts,
+                notification_id=nid,
+                kind=NotificationKind.CASE_OVERDUE,
+                key=key,
+                step=event.step,
+                target=target,
+                attempt=attempt,
+                sent_at=sent_at,
+            )
 
         task = asyncio.create_task(self._post(ledger, body, f"case {case.case_id} ({key})"))
         self._deliveries.add(task)
