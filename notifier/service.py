@@ -89,6 +89,15 @@ from models.contracts import AlertRecord, Level, decode_alert
 from models.topics import TopicNames
 from models.zones import ZoneRegistry, load_registry_file
 
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "Notifier",
+    "NotifierMetrics",
+    "case_facts",
+    "target_secrets",
+    "utc_now",
+]
+
 MIN_SECRET_BYTES = 16
 """A target's own secret (``secret_file``) must be at least this long, as the master is."""
 
@@ -117,15 +126,6 @@ def target_secrets(config: EscalationConfig, master: bytes) -> dict[str, bytes]:
         secrets[name] = value
     return secrets
 
-
-__all__ = [
-    "MIN_SECRET_BYTES",
-    "Notifier",
-    "NotifierMetrics",
-    "case_facts",
-    "target_secrets",
-    "utc_now",
-]
 
 #: How far back each tick looks for case escalations it has not sent (a sliding window: it
 #: covers a restart, and the query stays a day's worth however long the notifier runs).
