@@ -80,6 +80,7 @@ __all__ = [
     "backoff_delay",
     "bundled_escalation_path",
     "decide",
+    "delivery_body",
     "load_bundled_escalation",
     "load_escalation",
     "observe",
@@ -659,12 +660,39 @@ def webhook_body(note: Notification, attempt: int, sent_at: datetime) -> bytes:
     payload: dict[str, Any] = note.record.model_dump(mode="json")
     # Outside targets get counts and categories, never a volunteer's identity or words.
     payload["evidence"] = public_evidence(note.record.evidence)
-    payload.update(
+    return delivery_body(
+        payload,
         notification_id=note.notification_id,
-        kind=note.kind.value,
+        kind=note.kind,
         key=note.key,
         step=note.step,
         target=note.target,
+        attempt=attempt,
+        sent_at=sent_at,
+    )
+
+
+def delivery_body(
+    facts: Mapping[str, Any],
+    *,
+    notification_id: str,
+    kind: NotificationKind,
+    key: str,
+    step: int | None,
+    target: str,
+    attempt: int,
+    sent_at: datetime,
+) -> bytes:
+    """The JSON body of one delivery attempt of any kind: what it is about (``facts``) plus
+    the envelope every webhook carries (``notification_id``, ``kind``, ``key``, ``step``,
+    ``target``, ``attempt``, ``sent_at``), compact UTF-8."""
+    payload = dict(facts)
+    payload.update(
+        notification_id=notification_id,
+        kind=kind.value,
+        key=key,
+        step=step,
+        target=target,
         attempt=attempt,
         sent_at=sent_at.isoformat(),
     )

@@ -37,10 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,6 +62,7 @@ from alerts.notify import (
     Track,
     backoff_delay,
     decide,
+    delivery_body,
     load_bundled_escalation,
     load_escalation,
     notification_id,
@@ -88,6 +88,15 @@ from infra.settings import Settings
 from models.contracts import AlertRecord, Level, decode_alert
 from models.topics import TopicNames
 from models.zones import ZoneRegistry, load_registry_file
+
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "Notifier",
+    "NotifierMetrics",
+    "case_facts",
+    "target_secrets",
+    "utc_now",
+]
 
 MIN_SECRET_BYTES = 16
 """A target's own secret (``secret_file``) must be at least this long, as the master is."""
@@ -118,16 +127,8 @@ def target_secrets(config: EscalationConfig, master: bytes) -> dict[str, bytes]:
     return secrets
 
 
-__all__ = [
-    "MIN_SECRET_BYTES",
-    "Notifier",
-    "NotifierMetrics",
-    "case_facts",
-    "target_secrets",
-    "utc_now",
-]
-
-#: How far back the notifier looks for case escalations it has not sent (after a restart).
+#: How far back each tick looks for case escalations it has not sent (a sliding window: it
+#: covers a restart, and the query stays a day's worth however long the notifier runs).
 CASE_LOOKBACK = timedelta(days=1)
 
 
@@ -323,7 +324,6 @@ class Notifier:
             raise ValueError(f"case escalate_to names unknown targets: {', '.join(unknown)}")
         self._case_targets = tuple(case_targets)
         self._case_decided: set[str] = set()
-        self._case_since: datetime | None = None
 
     @classmethod
     def from_settings(
@@ -592,23 +592,21 @@ class Notifier:
     # ------------------------------------------------------------------------- case escalation
 
     async def _load_case_ledger(self) -> None:
-        """What case notifications were already decided (so a restart sends none twice), and
-        how far back to look for escalations (a day before the oldest open case's)."""
+        """What case notifications were already decided (so a restart sends none twice)."""
         try:
             decided = await asyncio.to_thread(case_notification_ids, self._engine)
         except Exception as exc:
             log.warning("cannot read the case notification ledger: %s", exc)
             decided = set()
         self._case_decided.update(decided)
-        self._case_since = self._clock() - CASE_LOOKBACK
 
     async def tick_cases(self, now: datetime) -> list[tuple[str, str]]:
         """Start delivering every case escalation not yet decided: one notification per
-        escalated step and target. Returns (notification id, target) of what it started."""
+        escalated step and target, of the escalations of the last ``CASE_LOOKBACK``. Returns
+        (notification id, target) of what it started."""
         if not self._case_targets:
             return []
-        since = self._case_since or (now - CASE_LOOKBACK)
-        rows = await asyncio.to_thread(escalations_since, self._engine, since)
+        rows = await asyncio.to_thread(escalations_since, self._engine, now - CASE_LOOKBACK)
         started: list[tuple[str, str]] = []
         for event, case in rows:
             key = f"case/{event.step}/overdue"
@@ -630,48 +628,30 @@ class Notifier:
             "notify case_overdue %s of case %s (%s) -> %s", key, case.case_id, case.status, target
         )
         facts = case_facts(event, case)
-
-        async def record(
-            attempt: int, at: datetime, status: int | None, error: str | None, ok: bool
-        ) -> None:
-            if self._metrics is not None:
-                outcome = "delivered" if ok else ("failed" if status is not None else "error")
-                self._metrics.attempts.labels(target=target, outcome=outcome).inc()
-            row = {
-                "notification_id": nid,
-                "alert_id": case.case_id,
-                "revision": int(event.step or 0),
-                "kind": NotificationKind.CASE_OVERDUE.value,
-                "key": key,
-                "step": int(event.step or 0),
-                "level": case.level,
-                "target": target,
-                "attempt": attempt,
-                "at": at,
-                "status_code": status,
-                "error": error,
-                "delivered": ok,
-            }
-            try:
-                await asyncio.to_thread(record_notification_attempts, self._engine, [row])
-            except Exception:
-                log.exception("cannot record attempt %d of %s", attempt, nid)
+        ledger = {
+            "notification_id": nid,
+            "alert_id": case.case_id,
+            "revision": int(event.step or 0),
+            "kind": NotificationKind.CASE_OVERDUE.value,
+            "key": key,
+            "step": int(event.step or 0),
+            "level": case.level,
+            "target": target,
+        }
 
         def body(attempt: int, sent_at: datetime) -> bytes:
-            payload = {
-                **facts,
-                "notification_id": nid,
-                "kind": NotificationKind.CASE_OVERDUE.value,
-                "key": key,
-                "target": target,
-                "attempt": attempt,
-                "sent_at": sent_at.isoformat(),
-            }
-            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            return delivery_body(
+                facts,
+                notification_id=nid,
+                kind=NotificationKind.CASE_OVERDUE,
+                key=key,
+                step=event.step,
+                target=target,
+                attempt=attempt,
+                sent_at=sent_at,
+            )
 
-        task = asyncio.create_task(
-            self._post(target, nid, body, record, f"case {case.case_id} ({key})")
-        )
+        task = asyncio.create_task(self._post(ledger, body, f"case {case.case_id} ({key})"))
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
@@ -719,29 +699,33 @@ class Notifier:
 
     async def deliver(self, note: Notification) -> bool:
         """Deliver one notification: attempts with backoff, each recorded. True if delivered."""
-
-        async def record(
-            attempt: int, at: datetime, status: int | None, error: str | None, ok: bool
-        ) -> None:
-            await self._record(note, attempt, at, status, error, ok)
-
+        ledger = {
+            "notification_id": note.notification_id,
+            "alert_id": note.alert_id,
+            "revision": note.record.revision,
+            "kind": note.kind.value,
+            "key": note.key,
+            "step": note.step,
+            "level": note.record.level.value,
+            "target": note.target,
+        }
         return await self._post(
-            note.target,
-            note.notification_id,
+            ledger,
             lambda attempt, sent_at: webhook_body(note, attempt, sent_at),
-            record,
             f"alert {note.alert_id} ({note.key})",
         )
 
     async def _post(
         self,
-        target: str,
-        notification_id: str,
+        ledger: Mapping[str, Any],
         body_for: Callable[[int, datetime], bytes],
-        record: Callable[[int, datetime, int | None, str | None, bool], Awaitable[None]],
         what: str,
     ) -> bool:
-        """POST one notification to ``target``: signed attempts with backoff, each recorded."""
+        """POST one notification to its target: signed attempts with backoff, each counted and
+        recorded as a row of ``notification_attempts`` (``ledger``, the notification's columns
+        of that row, plus the attempt's)."""
+        target: str = ledger["target"]
+        notification_id: str = ledger["notification_id"]
         http = self._open_http()
         assert self._requests is not None
         url = self._config.url(target)
@@ -771,7 +755,7 @@ class Notifier:
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:_ERROR_LIMIT]
             delivered = status is not None and 200 <= status < 300
-            await record(attempt, sent_at, status, error, delivered)
+            await self._record(ledger, attempt, sent_at, status, error, delivered)
             if delivered:
                 return True
             if not retryable(status) or attempt == self._max_attempts:
@@ -788,25 +772,19 @@ class Notifier:
 
     async def _record(
         self,
-        note: Notification,
+        ledger: Mapping[str, Any],
         attempt: int,
         at: datetime,
         status: int | None,
         error: str | None,
         delivered: bool,
     ) -> None:
+        nid = ledger["notification_id"]
         if self._metrics is not None:
             outcome = "delivered" if delivered else ("failed" if status is not None else "error")
-            self._metrics.attempts.labels(target=note.target, outcome=outcome).inc()
+            self._metrics.attempts.labels(target=ledger["target"], outcome=outcome).inc()
         row = {
-            "notification_id": note.notification_id,
-            "alert_id": note.alert_id,
-            "revision": note.record.revision,
-            "kind": note.kind.value,
-            "key": note.key,
-            "step": note.step,
-            "level": note.record.level.value,
-            "target": note.target,
+            **ledger,
             "attempt": attempt,
             "at": at,
             "status_code": status,
@@ -816,4 +794,4 @@ class Notifier:
         try:
             await asyncio.to_thread(record_notification_attempts, self._engine, [row])
         except Exception:
-            log.exception("cannot record attempt %d of %s", attempt, note.notification_id)
+            log.exception("cannot record attempt %d of %s", attempt, nid)
