@@ -127,8 +127,7 @@ def target_secrets(config: EscalationConfig, master: bytes) -> dict[str, bytes]:
     return secrets
 
 
-#: How far back each tick looks for case escalations it has not sent (a sliding window: it
-#: covers a restart, and the query stays a day's worth however long the notifier runs).
+#: How far back the notifier looks for case escalations it has not sent (after a restart).
 CASE_LOOKBACK = timedelta(days=1)
 
 
@@ -324,6 +323,7 @@ class Notifier:
             raise ValueError(f"case escalate_to names unknown targets: {', '.join(unknown)}")
         self._case_targets = tuple(case_targets)
         self._case_decided: set[str] = set()
+        self._case_since: datetime | None = None
 
     @classmethod
     def from_settings(
@@ -592,21 +592,23 @@ class Notifier:
     # ------------------------------------------------------------------------- case escalation
 
     async def _load_case_ledger(self) -> None:
-        """What case notifications were already decided (so a restart sends none twice)."""
+        """What case notifications were already decided (so a restart sends none twice), and
+        how far back to look for escalations (a day before the oldest open case's)."""
         try:
             decided = await asyncio.to_thread(case_notification_ids, self._engine)
         except Exception as exc:
             log.warning("cannot read the case notification ledger: %s", exc)
             decided = set()
         self._case_decided.update(decided)
+        self._case_since = self._clock() - CASE_LOOKBACK
 
     async def tick_cases(self, now: datetime) -> list[tuple[str, str]]:
         """Start delivering every case escalation not yet decided: one notification per
-        escalated step and target, of the escalations of the last ``CASE_LOOKBACK``. Returns
-        (notification id, target) of what it started."""
+        escalated step and target. Returns (notification id, target) of what it started."""
         if not self._case_targets:
             return []
-        rows = await asyncio.to_thread(escalations_since, self._engine, now - CASE_LOOKBACK)
+        since = self._case_since or (now - CASE_LOOKBACK)
+        rows = await asyncio.to_thread(escalations_since, self._engine, since)
         started: list[tuple[str, str]] = []
         for event, case in rows:
             key = f"case/{event.step}/overdue"
