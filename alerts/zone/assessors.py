@@ -57,7 +57,7 @@ def _crowding(state: ZoneState, zone: Zone, rules: ZoneRules, at: float, cause: 
             current = state.alerts.get(risk_key(Risk.CROWDING))
             sticky = 2.0 if current is not None and current.predicted else 1.0
             forecast = forecast_crossing(
-                state.density_samples,
+                state.density_trend,
                 min(targets),
                 fc.horizon_minutes * sticky,
                 min_points=fc.min_points,

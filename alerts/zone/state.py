@@ -10,6 +10,7 @@ from typing import Any
 
 from alerts.zone.alert import AlertState
 from alerts.zone.codec import STATE_VERSION, upgrade
+from alerts.zone.forecast import TrendWindow
 from alerts.zone.keys import AlertKey, risk_key
 from alerts.zone.peaks import WindowMax
 from alerts.zone.times import beijing_day
@@ -55,7 +56,7 @@ class ZoneState:
     smoke_alarm_at: dict[str, float] = field(default_factory=dict)  # detector -> alarm reported
     gate_people: float | None = None  # occupancy estimated from entries − exits
     flows: list[tuple[float, float, float]] = field(default_factory=list)  # (at, in, out)
-    density_samples: list[tuple[float, float]] = field(default_factory=list)
+    density_trend: TrendWindow = field(default_factory=TrendWindow)  # the forecast's samples
     sample_source: str = ""  # what the samples count with: "gates" or "cameras:<n>"
     peaks: dict[str, WindowMax] = field(
         default_factory=lambda: {name: WindowMax(span) for name, span in PEAK_WINDOWS.items()}
@@ -99,7 +100,7 @@ class ZoneState:
             "smoke_alarm_at": self.smoke_alarm_at,
             "gate_people": self.gate_people,
             "flows": [list(f) for f in self.flows],
-            "density_samples": [list(d) for d in self.density_samples],
+            "density_samples": [list(d) for d in self.density_trend.samples],
             "sample_source": self.sample_source,
             "peaks": {name: w.dump() for name, w in self.peaks.items()},
             "day_peak": list(self.day_peak) if self.day_peak else None,
@@ -123,7 +124,7 @@ class ZoneState:
             smoke_alarm_at=dict(data["smoke_alarm_at"]),
             gate_people=data["gate_people"],
             flows=[(f[0], f[1], f[2]) for f in data["flows"]],
-            density_samples=[(d[0], d[1]) for d in data["density_samples"]],
+            density_trend=TrendWindow.of((d[0], d[1]) for d in data["density_samples"]),
             sample_source=data["sample_source"],
             peaks={
                 name: WindowMax(span, ((t, v) for t, v in data["peaks"].get(name, [])))

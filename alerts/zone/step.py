@@ -69,14 +69,9 @@ def _note_people(state: ZoneState, zone: Zone, rules: ZoneRules, at: float) -> N
         # A camera joined (its first count adds to the sum) or cameras replaced the gates'
         # estimate: the jump is not a trend. Start the trend afresh.
         state.sample_source = source
-        state.density_samples = []
-    samples = state.density_samples
-    samples.append((at, zone.density(people)))
-    if len(samples) > 1 and samples[-2][0] > at:
-        samples.sort()
-    cut = (state.clock or at) - span
-    if samples[0][0] <= cut:
-        state.density_samples = [s for s in samples if s[0] > cut]
+        state.density_trend.clear()
+    state.density_trend.add(at, zone.density(people))
+    state.density_trend.drop_until((state.clock or at) - span)
 
 
 def admits_sensor(state: ZoneState, sensor_id: str, limit: int) -> bool:

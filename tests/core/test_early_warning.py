@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from alerts.config import RulesFileError, default_rules, load_rules, parse_rules
 from alerts.engine import ZoneState, check_silence, process_reading, process_report, zone_view
-from alerts.zone.forecast import fit_trend, forecast_crossing
+from alerts.zone.forecast import TrendWindow, fit_trend, forecast_crossing
 from models.contracts import (
     Change,
     Level,
@@ -276,7 +276,7 @@ def test_a_flat_series_with_bounded_noise_never_forecasts(
     target = 4.0 if level < 4.0 else level + 1
     assert (
         forecast_crossing(
-            samples,
+            TrendWindow.of(samples),
             target,
             fc.horizon_minutes,
             min_points=fc.min_points,
