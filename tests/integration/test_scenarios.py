@@ -51,6 +51,14 @@ def _metric(worker: Worker, prefix: str) -> float:
     )
 
 
+def _wait_for(condition: Callable[[], bool], failure: str, worker: Worker) -> None:
+    deadline = time.monotonic() + 600
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{failure}\n{worker.tail()}")
+        time.sleep(0.1)
+
+
 def replay(
     make_worker: Callable[..., Worker],
     bootstrap: str,
@@ -63,7 +71,17 @@ def replay(
     extra: list[SensorReading] | None = None,
 ) -> Run:
     """Produce the scenario (readings and reports, in event-time order) as fast as possible with
-    kafka-python, wait until the worker has taken every record, and read every alert record."""
+    kafka-python, wait until the worker has taken every record, and read every alert record.
+
+    Readings and reports travel on two topics, read by two agents. The engine makes a report
+    that arrives *before* the readings of its moment wait for them (the same outcome at any
+    speed); a report read after readings of later minutes meets the zone as it is then. Replayed
+    at full speed, hours of event time pass in seconds, so a report agent a few milliseconds
+    behind would see minutes of the future (seen: the second fire report of ``fire_report``
+    after the alarm had cleared). As in the street, where a report reaches the worker within a
+    second of its sending, the replay waits until the worker has taken every reading before a
+    report, sends the report, and waits until it is taken before it sends the readings after it
+    (the worker's counters say what it has taken)."""
     zones = load_bundled_zones()
     window = timedelta(minutes=minutes)
     readings = generate(zones, start, window, scenario=scenario, seed=7, noise=noise, kinds=kinds)
@@ -82,6 +100,18 @@ def replay(
     producer = KafkaProducer(
         **kafka_kwargs(bootstrap), acks="all", linger_ms=20, batch_size=256 * 1024
     )
+
+    def readings_taken() -> float:
+        return (
+            _metric(worker, "puhui_readings_processed_total")
+            + _metric(worker, "puhui_readings_duplicate_total")
+            + _metric(worker, "puhui_readings_stale_total")
+        )
+
+    def reports_taken() -> float:
+        return _metric(worker, "puhui_reports_processed_total")
+
+    sent_readings = sent_reports = 0
     try:
         for _, kind, i in items:
             if kind == 0:
@@ -89,29 +119,35 @@ def replay(
                 producer.send(
                     worker.topics.readings, key=r.zone_id.encode(), value=encode_reading(r)
                 )
-            else:
-                p = reports[i]
-                producer.send(worker.topics.reports, key=p.zone_id.encode(), value=encode_report(p))
+                sent_readings += 1
+                continue
+            # The readings before the report first, then the report, then what follows it.
+            producer.flush(timeout=120)
+            _wait_for(
+                lambda n=sent_readings: readings_taken() >= n,
+                f"{scenario}: the readings before report {sent_reports + 1} not taken",
+                worker,
+            )
+            p = reports[i]
+            producer.send(worker.topics.reports, key=p.zone_id.encode(), value=encode_report(p))
+            producer.flush(timeout=120)
+            sent_reports += 1
+            _wait_for(
+                lambda n=sent_reports: reports_taken() >= n,
+                f"{scenario}: report {sent_reports} not taken",
+                worker,
+            )
         producer.flush(timeout=120)
     finally:
         producer.close()
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        taken = (
-            _metric(worker, "puhui_readings_processed_total")
-            + _metric(worker, "puhui_readings_duplicate_total")
-            + _metric(worker, "puhui_readings_stale_total")
-        )
-        reps = _metric(worker, "puhui_reports_processed_total")
-        if taken >= len(readings) and reps >= len(reports):
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"{scenario}: worker did not take every record\n{worker.tail()}")
-    time.sleep(1.0)
-    first = consume(bootstrap, worker.topics.alerts, until=lambda ms: True, timeout=10)
-    time.sleep(1.0)
-    msgs = consume(bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= len(first))
+
+    def taken() -> bool:
+        return readings_taken() >= len(readings) and reports_taken() >= len(reports)
+
+    _wait_for(taken, f"{scenario}: worker did not take every record", worker)
+    # Every record's alert records were acknowledged before it was counted taken: read them all.
+    sent = _metric(worker, "puhui_alert_records_total")
+    msgs = consume(bootstrap, worker.topics.alerts, until=lambda ms: len(ms) >= sent)
     records = sorted(
         (json.loads(m.value) for m in msgs), key=lambda r: (r["at"], r["alert_id"], r["revision"])
     )
