@@ -5,6 +5,7 @@ processes). ``tests/integration/test_bench.py`` runs the whole bench on a broker
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -58,6 +59,11 @@ def test_the_command_line_gives_back_its_options() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert options_from(parser.parse_args(shlex.split(line)[2:])) == options
+    assert "--cadence" not in line  # (f) is off by default: the line says so by leaving it out
+    cadence = dataclasses.replace(options, cadence=True, cadence_fast=2.5, cadence_minutes=3)
+    line = command_line(cadence)
+    assert "--rss-zones 40 --cadence --cadence-fast 2.5 --cadence-minutes 3 " in line
+    assert options_from(parser.parse_args(shlex.split(line)[2:])) == cadence
 
 
 def _alert(change: str, reading_id: str) -> bytes:
@@ -285,3 +291,25 @@ def test_the_cadence_zones_give_both_cadences_about_as_many_readings(tmp_path: P
     # 12 zones, 30-second cameras, 1 minute: the first guess (+2 %) falls short; more are made.
     short = cadence_evening(write_zones(tmp_path / "z.yaml", 12, 7), 30.0, 60.0, seed=7, tag="t")
     assert short.event_seconds >= 60.0
+
+
+def test_the_report_shows_the_cadence_phase_and_its_target_only_when_it_ran() -> None:
+    plain = _figures(1000, 80, 150, 2.0, "PLAINTEXT")
+    assert "cadence_cpu_ratio" not in plain["targets"]
+    with_f = _figures(1000, 80, 150, 2.0, "PLAINTEXT")
+    with_f["f_cadence"] = {
+        "slow": {"camera_interval_s": 30.0, "worker_cpu_ms_per_reading": 0.25},
+        "fast": {"camera_interval_s": 1.0, "worker_cpu_ms_per_reading": 0.35},
+        "ratio_fast_slow": 1.4,
+    }
+    assert targets(with_f)["cadence_cpu_ratio"] == {"target": 1.2, "value": 1.4, "met": False}
+    with_f["f_cadence"]["ratio_fast_slow"] = 1.2
+    assert targets(with_f)["cadence_cpu_ratio"]["met"] is True
+    report = BenchReport("c", "t", "b", {}, {}, runs=[plain])
+    assert "(f)" not in render(report)  # the table of a run without (f) is as before
+    report.runs.append(with_f)
+    header, rule, first, second = render(report).splitlines()
+    assert header.endswith("| (f) CPU ms/reading slow | (f) fast | (f) fast/slow |")
+    assert rule.count("|") == header.count("|") == first.count("|") == second.count("|")
+    assert first.endswith("| – | – | – |")
+    assert second.endswith("| 0.25 (30 s) | 0.35 (1 s) | 1.2 |")
