@@ -319,6 +319,8 @@ class Bench:
             "worker_cpu_ms_per_reading": round(1000 * cpu / n, 3),
             "processed": int(last.get("puhui_readings_processed_total", 0)),
             "duplicates": int(last.get("puhui_readings_duplicate_total", 0)),
+            # repeats that came after a newer reading of their sensor (frequent at 1-s cadence)
+            "stale": int(last.get("puhui_readings_stale_total", 0)),
             "rejected": int(last.get("puhui_readings_rejected_total", 0)),
             "alert_records": alerts_on_topic,
             "alert_records_metric": int(final.get("puhui_alert_records_total", 0)),
@@ -515,6 +517,7 @@ class Bench:
                 "worker_cpu_ms_per_reading": pipe["worker_cpu_ms_per_reading"],
                 "processed": pipe["processed"],
                 "duplicates": pipe["duplicates"],
+                "stale": pipe["stale"],
                 "rejected": pipe["rejected"],
                 "alert_records": pipe["alert_records"],
             }
