@@ -5,10 +5,15 @@ processes). ``tests/integration/test_bench.py`` runs the whole bench on a broker
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import itertools
 import json
 import shlex
 import sys
 import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,17 @@ from tools.bench.helpers import _timed
 from tools.bench.measure import handled, steady_rate
 from tools.bench.processes import Children, wait_for_log
 from tools.bench.report import summarise_profile, targets
-from tools.bench.workloads import latency_slots, stateful_zones, write_units, write_zones
+from tools.bench.workloads import (
+    Workload,
+    busy_evening,
+    cadence_evening,
+    cadence_zones,
+    latency_slots,
+    readings_per_zone_second,
+    stateful_zones,
+    write_units,
+    write_zones,
+)
 
 
 def test_the_command_line_gives_back_its_options() -> None:
@@ -44,6 +59,11 @@ def test_the_command_line_gives_back_its_options() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert options_from(parser.parse_args(shlex.split(line)[2:])) == options
+    assert "--cadence" not in line  # (f) is off by default: the line says so by leaving it out
+    cadence = dataclasses.replace(options, cadence=True, cadence_fast=2.5, cadence_minutes=3)
+    line = command_line(cadence)
+    assert "--rss-zones 40 --cadence --cadence-fast 2.5 --cadence-minutes 3 " in line
+    assert options_from(parser.parse_args(shlex.split(line)[2:])) == cadence
 
 
 def _alert(change: str, reading_id: str) -> bytes:
@@ -193,3 +213,103 @@ def test_children_are_awaited_on_their_log_and_stopped(tmp_path: Path) -> None:
 
 def _in(seconds: float) -> float:
     return time.monotonic() + seconds
+
+
+#: ``busy_evening`` over 7 zones (seed 5), 900 readings, tag "pin", as main produced it at
+#: 666b08a, before the cameras' interval was an option: its default must not change a byte.
+#: (The bytes are ``tools.producing.encode_reading``'s too: a change there shows up here.)
+BUSY_EVENING_PIN = "fda293bcb801d19763d7d3873040f4bb0109d184b2c47d97ec1ad947627fd541"
+
+
+def _digest(load: Workload) -> str:
+    digest = hashlib.sha256()
+    for key, value in load.records:
+        digest.update(key + b"\0" + value + b"\n")
+    return digest.hexdigest()
+
+
+def _camera_times(load: Workload, sensor: str) -> list[float]:
+    """Event times (s) of ``sensor``'s valid readings, in produce order (repeats dropped)."""
+    seen: dict[str, float] = {}
+    for _, value in load.records:
+        try:
+            body = json.loads(value)
+        except ValueError:
+            continue  # the invalid records
+        if body["sensor_id"] == sensor:
+            seen.setdefault(body["reading_id"], _seconds(body["observed_at"]))
+    return list(seen.values())
+
+
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def test_the_busy_evenings_camera_interval_defaults_to_todays_records(tmp_path: Path) -> None:
+    areas = write_zones(tmp_path / "zones.yaml", 7, seed=5)
+    default = busy_evening(areas, 900, seed=5, tag="pin")
+    assert _digest(default) == BUSY_EVENING_PIN
+    assert busy_evening(areas, 900, seed=5, tag="pin", camera_interval=30.0) == default
+    fast = busy_evening(areas, 900, seed=5, tag="pin", camera_interval=1.0)
+    assert len(fast.records) == 900 and fast.records != default.records
+    # The cameras send every 30 s by default, every second with 1.0; the rest every 60 s. (A
+    # gap is a multiple where an invalid record took a reading's place.)
+    zone = sorted(areas)[0]
+    for load, camera_gap in ((default, 30.0), (fast, 1.0)):
+        cam = [b - a for a, b in itertools.pairwise(_camera_times(load, f"{zone}/cam-1"))]
+        gas = [b - a for a, b in itertools.pairwise(_camera_times(load, f"{zone}/gas-1"))]
+        assert len(cam) >= 2 and Counter(cam).most_common(1)[0][0] == camera_gap
+        assert all(gap % camera_gap == 0 for gap in cam)
+        assert all(gap % 60 == 0 for gap in gas)
+    # 900 readings span far less event time with 1-second cameras: 900 / (7 × Σ 1/interval)
+    assert default.event_seconds == pytest.approx(900 / (7 * (2 / 30 + 7 / 60)), rel=0.1)
+    assert fast.event_seconds == pytest.approx(900 / (7 * (2 / 1 + 7 / 60)), rel=0.15)
+
+
+def test_the_cadence_zones_give_both_cadences_about_as_many_readings(tmp_path: Path) -> None:
+    # A zone's readings per event second: 2 cameras + 7 sensors every 60 s.
+    assert readings_per_zone_second() == pytest.approx(2 / 30 + 7 / 60)
+    assert readings_per_zone_second(1.0) == pytest.approx(2 / 1 + 7 / 60)
+    assert cadence_zones(200, 1.0) == 17  # 200 × 0.1833 / 2.1167 = 17.3
+    assert cadence_zones(200, 30.0) == 200
+    assert cadence_zones(20, 2.0) == 3  # 20 × 0.1833 / 1.1167 = 3.3
+    assert cadence_zones(30, 1.0) == 3  # 2.6: rounded, not cut
+    assert cadence_zones(5, 1.0) == 1  # 0.43: never no zone
+    ten_minutes = 600.0
+    slow = cadence_evening(
+        write_zones(tmp_path / "slow.yaml", 200, seed=7), 30.0, ten_minutes, seed=7, tag="s"
+    )
+    fast = cadence_evening(
+        write_zones(tmp_path / "fast.yaml", 17, seed=7), 1.0, ten_minutes, seed=7, tag="f"
+    )
+    for load, zones, interval in ((slow, 200, 30.0), (fast, 17, 1.0)):
+        assert load.zones == zones
+        assert ten_minutes <= load.event_seconds <= ten_minutes + 10
+        expected = zones * readings_per_zone_second(interval) * ten_minutes
+        assert expected <= len(load.records) <= 1.03 * expected
+    assert 0.9 < len(fast.records) / len(slow.records) < 1.1
+    # 12 zones, 30-second cameras, 1 minute: the first guess (+2 %) falls short; more are made.
+    short = cadence_evening(write_zones(tmp_path / "z.yaml", 12, 7), 30.0, 60.0, seed=7, tag="t")
+    assert short.event_seconds >= 60.0
+
+
+def test_the_report_shows_the_cadence_phase_and_its_target_only_when_it_ran() -> None:
+    plain = _figures(1000, 80, 150, 2.0, "PLAINTEXT")
+    assert "cadence_cpu_ratio" not in plain["targets"]
+    with_f = _figures(1000, 80, 150, 2.0, "PLAINTEXT")
+    with_f["f_cadence"] = {
+        "slow": {"camera_interval_s": 30.0, "worker_cpu_ms_per_reading": 0.25},
+        "fast": {"camera_interval_s": 1.0, "worker_cpu_ms_per_reading": 0.35},
+        "ratio_fast_slow": 1.4,
+    }
+    assert targets(with_f)["cadence_cpu_ratio"] == {"target": 1.2, "value": 1.4, "met": False}
+    with_f["f_cadence"]["ratio_fast_slow"] = 1.2
+    assert targets(with_f)["cadence_cpu_ratio"]["met"] is True
+    report = BenchReport("c", "t", "b", {}, {}, runs=[plain])
+    assert "(f)" not in render(report)  # the table of a run without (f) is as before
+    report.runs.append(with_f)
+    header, rule, first, second = render(report).splitlines()
+    assert header.endswith("| (f) CPU ms/reading slow | (f) fast | (f) fast/slow |")
+    assert rule.count("|") == header.count("|") == first.count("|") == second.count("|")
+    assert first.endswith("| – | – | – |")
+    assert second.endswith("| 0.25 (30 s) | 0.35 (1 s) | 1.2 |")

@@ -1,6 +1,6 @@
 """``puhui bench``, short: every figure's code path runs and is measured, with tiny numbers.
 
-No timing is asserted (the machine is shared and noisy): only that each of (a)…(e) measured what
+No timing is asserted (the machine is shared and noisy): only that each of (a)…(f) measured what
 it says, on a broker of the bench's own, and that nothing it started is left running.
 """
 
@@ -20,12 +20,14 @@ from tools.bench import (
     run_bench,
     write_zones,
 )
+from tools.bench.workloads import cadence_evening, cadence_zones
 
 pytestmark = pytest.mark.integration
 
 READINGS = 600
 ZONES = 12
 RSS_ZONES = 30
+CADENCE_MINUTES = 1.0  # (f): 12 zones with 30-second cameras, then 1 zone with 1-second ones
 
 
 def test_bench_measures_every_figure(tmp_path: Path) -> None:
@@ -36,6 +38,8 @@ def test_bench_measures_every_figure(tmp_path: Path) -> None:
         latency_seconds=4,
         probe_zones=6,
         rss_zones=RSS_ZONES,
+        cadence=True,
+        cadence_minutes=CADENCE_MINUTES,
         state_dir=tmp_path / "bench",
         phase_timeout=240,
     )
@@ -56,7 +60,7 @@ def test_bench_measures_every_figure(tmp_path: Path) -> None:
         assert figure["seconds"] > 0 and figure["rate"] > 0
     # (c): every record handled, each on its path; the persist agent caught up.
     assert pipe["processed"] == load["valid"]
-    assert pipe["duplicates"] == load["duplicates"]
+    assert pipe["duplicates"] == load["duplicates"] and pipe["stale"] == 0
     assert pipe["rejected"] == load["invalid"]
     assert pipe["alert_records"] > 0
     assert pipe["persisted"] == pipe["alert_records"] == pipe["alert_records_metric"]
@@ -78,9 +82,32 @@ def test_bench_measures_every_figure(tmp_path: Path) -> None:
     assert rss["zones_with_state"] == RSS_ZONES and rss["processed"] == rss["readings"]
     assert rss["rss_mb"] > 0 and rss["hwm_mb"] >= rss["rss_mb"]
 
-    assert set(run["targets"]) == {"ratio_c_b", "p99_ms", "rss_mb"}
+    # (f): the busy evening at both camera cadences, each drained by a worker of its own.
+    cadence = run["f_cadence"]
+    for label, interval, zones in (
+        ("slow", 30.0, ZONES),
+        ("fast", options.cadence_fast, cadence_zones(ZONES, options.cadence_fast)),
+    ):
+        figure = cadence[label]
+        areas = write_zones(tmp_path / f"{label}.yaml", zones, options.seed)
+        queued = cadence_evening(areas, interval, 60 * CADENCE_MINUTES, options.seed, "t")
+        assert figure["camera_interval_s"] == interval and figure["zones"] == zones
+        assert figure["readings"] == len(queued.records) and figure["valid"] == queued.valid
+        assert figure["processed"] == queued.valid
+        # every repeat is dropped: as a duplicate, or as stale once its sensor sent a newer one
+        handled = figure["processed"] + figure["duplicates"] + figure["stale"] + figure["rejected"]
+        assert handled == len(queued.records) == queued.valid + queued.duplicates + queued.invalid
+        assert figure["event_minutes"] >= CADENCE_MINUTES
+        assert figure["worker_cpu_ms_per_reading"] > 0
+    fast_cpu = cadence["fast"]["worker_cpu_ms_per_reading"]
+    slow_cpu = cadence["slow"]["worker_cpu_ms_per_reading"]
+    assert cadence["ratio_fast_slow"] == pytest.approx(fast_cpu / slow_cpu, rel=0.01, abs=5e-4)
+    assert run["targets"]["cadence_cpu_ratio"]["value"] == cadence["ratio_fast_slow"]
+
+    assert set(run["targets"]) == {"ratio_c_b", "p99_ms", "rss_mb", "cadence_cpu_ratio"}
     assert run["security"] == "SASL_SSL"  # the default: what production runs
-    assert render(report).count("\n") == 2  # header, rule, one run
+    table = render(report)
+    assert table.count("\n") == 2 and "| (f) fast/slow |" in table  # header, rule, one run
 
 
 def test_workload_holds_what_it_says(tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ the shared test broker) and its own processes, and measures:
 (d) ``latency``: under a steady offered load (1 000 readings/s by default), for each alert record
     on ``puhui.alerts``, the delay from the produce time of the reading its
     ``evidence.reading_id`` names to the record's arrival at a consumer (another process);
-(e) ``rss``: the worker's VmRSS once each of 1 000 zones holds state.
+(e) ``rss``: the worker's VmRSS once each of 1 000 zones holds state;
+(f) ``cadence`` (with ``--cadence``): the worker's CPU per reading on the busy evening with the
+    cameras every 30 s, then every ``--cadence-fast`` s (each on a fresh worker, fresh topics,
+    at least ``--cadence-minutes`` of event time, about as many readings), and their ratio.
 
 Every wait has a deadline; every process started here (broker, workers, helpers) is stopped on
 the way out, on error and on Ctrl-C too. ``python -m tools.bench bare-agent|alert-latency``
@@ -25,7 +28,7 @@ The package, by concern (``lint-imports`` holds the order: a module imports only
 * :mod:`~tools.bench.cli` — ``puhui bench``: its options, the command (and
   :mod:`~tools.bench.helpers`, the helper processes' entry points);
 * :mod:`~tools.bench.run` — :func:`run_bench`: the private broker(s), the runs, the clean-up;
-* :mod:`~tools.bench.phases` — :class:`~tools.bench.phases.Bench`: (a)…(e) on one broker;
+* :mod:`~tools.bench.phases` — :class:`~tools.bench.phases.Bench`: (a)…(f) on one broker;
 * :mod:`~tools.bench.workloads` — what is sent and how; :mod:`~tools.bench.measure` — what is
   read off the processes, the broker and the database; :mod:`~tools.bench.report` — the
   targets, the report, the profile summaries, the table;

@@ -34,8 +34,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-zones", type=int, default=d.probe_zones, help="(d) zones that raise alerts"
     )
     parser.add_argument("--rss-zones", type=int, default=d.rss_zones, help="(e) zones")
+    parser.add_argument(
+        "--cadence",
+        action="store_true",
+        help="(f) too: worker CPU per reading with cameras every 30 s and every --cadence-fast s",
+    )
+    parser.add_argument(
+        "--cadence-fast",
+        type=float,
+        default=d.cadence_fast,
+        metavar="SECONDS",
+        help="(f) the fast cameras' interval (≥ 1 s)",
+    )
+    parser.add_argument(
+        "--cadence-minutes",
+        type=float,
+        default=d.cadence_minutes,
+        metavar="M",
+        help="(f) event minutes each cadence's readings span (at least)",
+    )
     parser.add_argument("--partitions", type=int, default=d.partitions)
-    parser.add_argument("--repeat", type=int, default=d.repeat, help="runs of (a)…(e)")
+    parser.add_argument("--repeat", type=int, default=d.repeat, help="runs of (a)…(f)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--database-url", default=None, help="default: SQLite in the run dir")
     parser.add_argument("--state-dir", type=Path, default=None, help="default: a temp dir")
@@ -68,6 +87,9 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         latency_seconds=args.latency_seconds,
         probe_zones=args.probe_zones,
         rss_zones=args.rss_zones,
+        cadence=args.cadence,
+        cadence_fast=args.cadence_fast,
+        cadence_minutes=args.cadence_minutes,
         partitions=args.partitions,
         repeat=args.repeat,
         seed=args.seed,
@@ -92,6 +114,15 @@ def command_line(options: BenchOptions) -> str:
         f"--latency-seconds {options.latency_seconds:g}",
         f"--probe-zones {options.probe_zones}",
         f"--rss-zones {options.rss_zones}",
+        *(
+            [
+                "--cadence",
+                f"--cadence-fast {options.cadence_fast:g}",
+                f"--cadence-minutes {options.cadence_minutes:g}",
+            ]
+            if options.cadence
+            else []
+        ),
         f"--partitions {options.partitions}",
         f"--repeat {options.repeat}",
         f"--seed {options.seed}",
@@ -111,6 +142,10 @@ def main_bench(args: argparse.Namespace) -> int:
     options = options_from(args)
     if min(options.readings, options.zones, options.rss_zones, options.repeat) < 1:
         print("--readings, --zones, --rss-zones and --repeat must be positive", file=sys.stderr)
+        return 2
+    if options.cadence and (options.cadence_fast < 1 or options.cadence_minutes <= 0):
+        # The busy evening's event time ticks once a second: a sensor sends at most that often.
+        print("--cadence-fast must be ≥ 1 and --cadence-minutes positive", file=sys.stderr)
         return 2
     report = run_bench(options, command_line(options))
     data = json.dumps(report.to_dict(), indent=2, ensure_ascii=False)

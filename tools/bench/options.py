@@ -23,8 +23,13 @@ class BenchOptions:
     latency_seconds: float = 30.0  # (d) how long the load is offered
     probe_zones: int = 100  # (d) zones whose gas sensor cycles 30 → 60 → 0 → 0
     rss_zones: int = 1000  # (e)
+    #: (f): the busy evening with the cameras every 30 s, then every ``cadence_fast`` s (each
+    #: for at least ``cadence_minutes`` of event time, on a worker of its own). Off by default.
+    cadence: bool = False
+    cadence_fast: float = 1.0
+    cadence_minutes: float = 10.0
     partitions: int = 4
-    repeat: int = 1  # runs of (a)…(e), one after the other on the same broker
+    repeat: int = 1  # runs of (a)…(f), one after the other on the same broker
     seed: int = 7
     database_url: str | None = None  # default: SQLite in the run's temporary directory
     state_dir: Path | None = None  # default: a fresh temporary directory

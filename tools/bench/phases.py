@@ -1,4 +1,4 @@
-"""The phases (a)…(e) of one run on one broker (:class:`Bench`)."""
+"""The phases (a)…(f) of one run on one broker (:class:`Bench`)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,11 @@ from tools.bench.processes import (
 )
 from tools.bench.report import say, targets
 from tools.bench.workloads import (
+    SLOW_CAMERA_INTERVAL,
     Workload,
     busy_evening,
+    cadence_evening,
+    cadence_zones,
     latency_slots,
     offer,
     produce,
@@ -257,12 +260,13 @@ class Bench:
     # -- (c) ---------------------------------------------------------------------------------
 
     def pipeline(
-        self, prefix: str, workload: Workload, zones_file: Path, run: str
+        self, prefix: str, workload: Workload, zones_file: Path, run: str, name: str = ""
     ) -> dict[str, Any]:
-        """(c) ``puhui worker`` draining the queued readings; then the persist agent catches up."""
+        """(c) ``puhui worker`` draining the queued readings; then the persist agent catches up.
+        (f) runs it too, under its own ``name`` (the worker's state directory)."""
         from sqlalchemy import create_engine, text
 
-        name = f"{run}-c-pipeline"
+        name = name or f"{run}-c-pipeline"
         db_url = self.db_url_of(name)
         engine = create_engine(db_url)
         topics = TopicNames.with_prefix(prefix)
@@ -315,6 +319,8 @@ class Bench:
             "worker_cpu_ms_per_reading": round(1000 * cpu / n, 3),
             "processed": int(last.get("puhui_readings_processed_total", 0)),
             "duplicates": int(last.get("puhui_readings_duplicate_total", 0)),
+            # repeats that came after a newer reading of their sensor (frequent at 1-s cadence)
+            "stale": int(last.get("puhui_readings_stale_total", 0)),
             "rejected": int(last.get("puhui_readings_rejected_total", 0)),
             "alert_records": alerts_on_topic,
             "alert_records_metric": int(final.get("puhui_alert_records_total", 0)),
@@ -467,6 +473,61 @@ class Bench:
             "metrics_scrape_ms": round(sorted(scrape_ms)[1], 1),
         }
 
+    # -- (f) ---------------------------------------------------------------------------------
+
+    def cadence(self, areas: dict[str, float], run: str) -> dict[str, Any]:
+        """(f) the busy evening twice, each on a fresh worker and fresh topics: the cameras every
+        30 s over the zones of (c), then every ``cadence_fast`` s over as many zones as give
+        about the same number of readings (:func:`cadence_zones`); each spans at least
+        ``cadence_minutes`` of event time. Worker CPU per reading, from ready to drained."""
+        from infra.kafka_admin import ensure_topics
+
+        opts = self.options
+        if opts.cadence_fast < 1.0:
+            raise BenchError("--cadence-fast: the busy evening's clock ticks once a second")
+        seconds = 60 * opts.cadence_minutes
+        result: dict[str, Any] = {}
+        for label, interval, zones in (
+            ("slow", SLOW_CAMERA_INTERVAL, len(areas)),
+            ("fast", opts.cadence_fast, cadence_zones(len(areas), opts.cadence_fast)),
+        ):
+            zones_file = self.root / f"zones-{zones}.yaml"
+            their_areas = write_zones(zones_file, zones, opts.seed)
+            prefix = f"b{run}{uuid.uuid4().hex[:6]}f{label[0]}."
+            topics = TopicNames.with_prefix(prefix)
+            ensure_topics(self.kafka, topics.partitions(opts.partitions))
+            workload = cadence_evening(
+                their_areas, interval, seconds, opts.seed, uuid.uuid4().hex[:6]
+            )
+            say(
+                f"[{run}] (f) cameras every {interval:g} s: {len(workload.records)} readings "
+                f"over {zones} zones, {workload.event_seconds / 60:.1f} event minutes"
+            )
+            produce(self.kafka, topics.readings, workload.records)
+            name = f"{run}-f-cadence-{interval:g}s"
+            pipe = self.pipeline(prefix, workload, zones_file, run, name=name)
+            result[label] = {
+                "camera_interval_s": interval,
+                "zones": zones,
+                "readings": len(workload.records),
+                "valid": workload.valid,
+                "event_minutes": round(workload.event_seconds / 60, 1),
+                "seconds": pipe["seconds"],
+                "rate": pipe["rate"],
+                "worker_cpu_ms_per_reading": pipe["worker_cpu_ms_per_reading"],
+                "processed": pipe["processed"],
+                "duplicates": pipe["duplicates"],
+                "stale": pipe["stale"],
+                "rejected": pipe["rejected"],
+                "alert_records": pipe["alert_records"],
+            }
+            say(f"[{run}]     {result[label]}")
+        # From the reported (rounded) figures, so the ratio is the one a reader can recompute.
+        slow_cpu = result["slow"]["worker_cpu_ms_per_reading"]
+        fast_cpu = result["fast"]["worker_cpu_ms_per_reading"]
+        result["ratio_fast_slow"] = round(fast_cpu / slow_cpu, 3) if slow_cpu else None
+        return result
+
     # -- one run -----------------------------------------------------------------------------
 
     def run_once(self, run: str) -> dict[str, Any]:
@@ -519,5 +580,9 @@ class Bench:
         say(f"[{run}] (e) worker memory with {opts.rss_zones} zones")
         figures["e_rss"] = self.rss(areas_e, zones_e, run)
         say(f"[{run}]     {figures['e_rss']}")
+        if opts.cadence:
+            say(f"[{run}] (f) camera cadence: every 30 s, then every {opts.cadence_fast:g} s")
+            figures["f_cadence"] = cadence = self.cadence(areas_c, run)
+            say(f"[{run}]     (f) CPU per reading fast/slow {cadence['ratio_fast_slow']}")
         figures["targets"] = targets(figures)
         return figures

@@ -20,7 +20,7 @@ from tools.bench.report import BenchReport, say, summarise_profile
 
 
 def run_bench(options: BenchOptions, command: str = "puhui bench") -> BenchReport:
-    """Start a private broker, run (a)…(e) ``options.repeat`` times, stop everything."""
+    """Start a private broker, run (a)…(e) (and (f)) ``options.repeat`` times, stop everything."""
     from infra.broker import KafkaBroker
 
     root = Path(options.state_dir or tempfile.mkdtemp(prefix="puhui-bench-")).resolve()

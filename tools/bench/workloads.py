@@ -1,8 +1,10 @@
-"""The workloads: the synthetic zones, the queued readings of (a)…(c) (a busy evening), the
-zone-filling readings of (e), the steady load of (d) and how each is produced to the broker."""
+"""The workloads: the synthetic zones, the queued readings of (a)…(c) (a busy evening) and of
+(f) (the same, at two camera cadences), the zone-filling readings of (e), the steady load of (d)
+and how each is produced to the broker."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -82,10 +84,13 @@ def reading_bytes(
     )
 
 
+#: The busy evening's cameras: a people count every 30 s of event time.
+SLOW_CAMERA_INTERVAL = 30.0
+
 # (sensor suffix, kind, interval in event-time seconds)
 _FLEET: tuple[tuple[str, SensorKind, float], ...] = (
-    ("cam-1", SensorKind.PEOPLE_COUNT, 30.0),
-    ("cam-2", SensorKind.PEOPLE_COUNT, 30.0),
+    ("cam-1", SensorKind.PEOPLE_COUNT, SLOW_CAMERA_INTERVAL),
+    ("cam-2", SensorKind.PEOPLE_COUNT, SLOW_CAMERA_INTERVAL),
     ("gate-in", SensorKind.ENTRIES, 60.0),
     ("gate-out", SensorKind.EXITS, 60.0),
     ("smoke-1", SensorKind.SMOKE, 60.0),
@@ -94,6 +99,22 @@ _FLEET: tuple[tuple[str, SensorKind, float], ...] = (
     ("water-1", SensorKind.WATER_DEPTH, 60.0),
     ("hb-1", SensorKind.HEARTBEAT, 60.0),
 )
+
+
+def fleet(
+    camera_interval: float = SLOW_CAMERA_INTERVAL,
+) -> tuple[tuple[str, SensorKind, float], ...]:
+    """:data:`_FLEET` with its ``people_count`` cameras every ``camera_interval`` seconds."""
+    return tuple(
+        (suffix, kind, camera_interval if kind == SensorKind.PEOPLE_COUNT else interval)
+        for suffix, kind, interval in _FLEET
+    )
+
+
+def readings_per_zone_second(camera_interval: float = SLOW_CAMERA_INTERVAL) -> float:
+    """A zone's readings per second of event time: Σ 1/interval over its sensors, e.g.
+    2/30 + 7/60 = 0.183 with 30-second cameras, 2/1 + 7/60 = 2.117 with 1-second ones."""
+    return sum(1 / interval for _, _, interval in fleet(camera_interval))
 
 
 @dataclass(frozen=True)
@@ -108,25 +129,36 @@ class Workload:
     event_seconds: float
 
 
-def busy_evening(areas: dict[str, float], n: int, seed: int, tag: str) -> Workload:  # noqa: C901, PLR0915 — one flat script of the workload
+def busy_evening(  # noqa: C901, PLR0915 — one flat script of the workload
+    areas: dict[str, float],
+    n: int,
+    seed: int,
+    tag: str,
+    *,
+    camera_interval: float = SLOW_CAMERA_INTERVAL,
+) -> Workload:
     """``n`` readings over the zones of ``areas``, in event-time order, as a busy evening sends
     them: every zone has 9 sensors (2 cameras, gate counters, smoke, gas, circuit temperature,
     water, heartbeat); 15 % of zones have a crowd surge to 5.5 persons/m² and back (crowding
     alerts, forecasts, de-escalations), some have a gas spike or a smoke alarm; 1 % of the records
     are repeats (dropped as duplicates) and 0.2 % are invalid (dead-lettered). Surges and spikes
-    are placed within the event time the readings span, so a small run has them too."""
+    are placed within the event time the readings span, so a small run has them too.
+
+    ``camera_interval``: the two cameras' interval in event-time seconds (the others send every
+    60 s); event time advances in 1-second steps, so a sensor sends at most once a second."""
+    sensors = fleet(camera_interval)
     rng = random.Random(f"{seed}/busy")
     start = datetime(2026, 10, 1, 18, 0, tzinfo=BEIJING).timestamp()
     zones = sorted(areas)
     # The event time the readings span; surges and spikes are placed (and sized) within it.
-    span = n / (len(zones) * sum(1 / interval for _, _, interval in _FLEET))
+    span = n / (len(zones) * readings_per_zone_second(camera_interval))
     ramp = min(600.0, 0.3 * span)
     base = {z: rng.uniform(0.3, 1.5) for z in zones}
     surge = {z: rng.uniform(0.05, 0.35) * span for z in zones if rng.random() < 0.15}
     surge.setdefault(zones[0], 0.05 * span)  # at least one, however small the run
     gas_spike = {z: rng.uniform(0.05, 0.8) * span for z in zones if rng.random() < 0.05}
     smoke = {z: rng.uniform(0.05, 0.8) * span for z in zones if rng.random() < 0.02}
-    phase = {(z, s): rng.uniform(0, iv) for z in zones for s, _, iv in _FLEET}
+    phase = {(z, s): rng.uniform(0, iv) for z in zones for s, _, iv in sensors}
     due = {key: start + off for key, off in phase.items()}
 
     def density(zone: str, t: float) -> float:
@@ -166,7 +198,7 @@ def busy_evening(areas: dict[str, float], n: int, seed: int, tag: str) -> Worklo
     while len(records) < n:
         t += 1.0
         for zone in zones:
-            for suffix, kind, interval in _FLEET:
+            for suffix, kind, interval in sensors:
                 if len(records) >= n:
                     break
                 if due[(zone, suffix)] > t:
@@ -194,6 +226,32 @@ def busy_evening(areas: dict[str, float], n: int, seed: int, tag: str) -> Worklo
                     records.append(rng.choice(recent[-50:]))  # a repeat, after its original
                     duplicates += 1
     return Workload(records, valid, duplicates, invalid, len(zones), t - start)
+
+
+def cadence_zones(
+    zones: int, camera_interval: float, base_interval: float = SLOW_CAMERA_INTERVAL
+) -> int:
+    """Zones that give, with cameras every ``camera_interval`` s, about the readings per second
+    of ``zones`` zones with cameras every ``base_interval`` s:
+    ``zones × readings_per_zone_second(base) / readings_per_zone_second(camera)``, e.g.
+    200 × 0.183 / 2.117 → 17 zones with 1-second cameras for 200 with 30-second ones."""
+    ratio = readings_per_zone_second(base_interval) / readings_per_zone_second(camera_interval)
+    return max(1, round(zones * ratio))
+
+
+def cadence_evening(
+    areas: dict[str, float], camera_interval: float, seconds: float, seed: int, tag: str
+) -> Workload:
+    """A :func:`busy_evening` whose cameras send every ``camera_interval`` s, spanning at least
+    ``seconds`` of event time: n = zones × readings_per_zone_second × seconds, plus 2 % for the
+    repeats (records that take no event time); more if that fell short."""
+    per_second = len(areas) * readings_per_zone_second(camera_interval)
+    n = math.ceil(per_second * seconds * 1.02)
+    while True:
+        load = busy_evening(areas, n, seed, tag, camera_interval=camera_interval)
+        if load.event_seconds >= seconds:
+            return load
+        n += math.ceil(per_second * (seconds - load.event_seconds) * 1.02) + len(areas)
 
 
 def stateful_zones(areas: dict[str, float], seed: int, tag: str) -> Workload:
