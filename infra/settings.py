@@ -155,6 +155,12 @@ class WorkerSettings(_Group):
         description="longest a worker takes to stop (SIGTERM/SIGINT); past it, it exits without "
         "committing what was not persisted (replayed on the next start)",
     )
+    reading_batch_size: int = Field(
+        500,
+        ge=1,
+        description="most sensor readings the worker handles as one batch (what is already "
+        "queued, up to this; 1 = one at a time)",
+    )
 
 
 class HttpSettings(_Group):
