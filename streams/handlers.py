@@ -431,7 +431,13 @@ class ReadingHandler:
         run.count()
         for index, report, alert_id in run.links:
             if index not in run.failed and self.store_report is not None:
-                await self.store_report(report, alert_id)
+                try:
+                    await self.store_report(report, alert_id)
+                except Exception as exc:  # as the per-record path's guard: internal_error
+                    raw, source = batch[index]
+                    log.exception("storing a linked report failed (reading %d of a batch)", index)
+                    run.failed[index] = repr(exc)
+                    await self.edge.dead_letter(raw or b"", source, INTERNAL_ERROR, repr(exc))
         elapsed = self.now() - started
         observe = self.metrics.processing_latency.observe
         for _ in batch:
