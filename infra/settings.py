@@ -158,8 +158,12 @@ class WorkerSettings(_Group):
     reading_batch_size: int = Field(
         500,
         ge=1,
-        description="most sensor readings the worker handles as one batch (what is already "
-        "queued, up to this; 1 = one at a time)",
+        description="most sensor readings the worker handles as one batch (1 = one at a time)",
+    )
+    reading_batch_seconds: float = Field(
+        0.01,
+        gt=0,
+        description="longest the worker waits to fill a batch of readings",
     )
 
 

@@ -279,11 +279,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             async for event in stream.events():
                 await handle_reading(event.value, source_of(event))
             return
-        # Batches whose events are acknowledged by us, after they are handled: a batch that
-        # ran into a revocation is not acknowledged at all (streams/faust_compat/batches.py).
+        # Batches acknowledged once handled; a batch that ran into a revocation is not
+        # acknowledged at all (streams/faust_compat/batches.py).
         await handle_in_batches(
             stream,
             settings.reading_batch_size,
+            settings.reading_batch_seconds,
             lambda events: handle_reading.handle_batch([(e.value, source_of(e)) for e in events]),
         )
 

@@ -7,7 +7,7 @@ internals that a release may change without notice. So:
   ``docs/adr/0001-faust-takeover-record-loss.md``), :mod:`.sensors` (the Prometheus monitor that
   keeps its label children), :mod:`.stopping` (the worker's stop deadline), :mod:`.diagnostics`
   (``kill -USR1``: the consumer's and aiokafka's private state, read only), :mod:`.batches` (the
-  readings' batches, acknowledged by the worker once handled) and the helpers below;
+  readings' batches; a stopped one is kept from being acknowledged) and the helpers below;
 * importing it on versions other than :data:`TESTED_VERSIONS` raises :class:`UntestedVersionError`;
 * :data:`UPSTREAM_FINGERPRINTS` holds a hash of the source of every upstream method we override,
   copy or mirror; ``tests/adapters/test_faust_compat.py`` recomputes them, so an upgrade fails a
@@ -56,9 +56,9 @@ UPSTREAM_FINGERPRINTS = {
     # .stopping: Worker with a stop deadline
     "faust.worker:Worker._on_sigterm": "ba99cf23ea875c02",
     "faust.worker:Worker._on_sigint": "327193230c65ea83",
-    # .batches: the readings' batches, acked by the caller (take_events acks a whole batch),
-    # and the revocation order and ack bookkeeping that make that necessary and sufficient
-    "faust.streams:Stream.events": "c62f4dd3a73fe7aa",
+    # .batches: take_events (it acks a whole batch), Message.ack (a message marked acked is
+    # not acked again), and the revocation order and ack bookkeeping that make that needed
+    "faust.types.tuples:Message.ack": "4751b72c4ed84153",
     "faust.streams:Stream._c_aiter": "fa44582a5882e9df",
     "faust.streams:Stream._py_aiter": "3a48ee257a65435b",
     "faust.streams:Stream.ack": "32d7171a89b0931d",

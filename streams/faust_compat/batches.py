@@ -1,9 +1,10 @@
-"""Batches of a stream's events whose acknowledgements the caller gives, one by one.
+"""The readings' batches: ``Stream.take_events``, with the events of a stopped batch kept from
+being acknowledged.
 
-Why not ``Stream.take_events`` (faust-streaming 0.15.3, ``faust/streams.py``): it acks every
-event of a batch in the ``finally`` after the batch is handled (lines 538–542), whatever the
-handler did, and a handler that stops a batch part-way cannot keep the rest from being
-acknowledged. An acknowledgement that lands after the partition was revoked is not harmless:
+``take_events`` (faust-streaming 0.15.3, ``faust/streams.py:456``) turns the stream's own acks
+off (519), buffers events in a background drainer, yields a batch when it is full or ``within``
+has passed, and acks **every** event of the batch in its ``finally`` (538–542), whatever the
+handler did. An acknowledgement that lands after the partition was revoked is not harmless:
 
 * ``Consumer.on_partitions_revoked`` (``faust/transport/consumer.py:642``) drops the revoked
   partitions' ``_acked`` offsets and ``_committed_offset`` (656–662); ``Consumer.ack`` (825)
@@ -14,65 +15,48 @@ acknowledged. An acknowledgement that lands after the partition was revoked is n
   committed offset again (580) and the stale acks, still in ``_acked``, count in
   ``_new_offset`` (1097): the next commit can move past records nobody handled — lost.
 
-So :func:`event_batches` turns the stream's own acks off (as ``take_events`` does, line 519) and
-leaves them to the caller, who acks a batch's events only once it is handled (the worker skips
-and never acks a batch that ran into a revocation: ``ReadingHandler.handle_batch``).
+So when the handler says a batch stopped (``ReadingHandler.handle_batch`` returns False), the
+batch's messages are marked ``acked`` before ``take_events`` acks them: ``Message.ack``
+(``faust/types/tuples.py:222–234``) returns at once for a message marked so, ``Consumer.ack`` is
+never called and the offsets are never committed; the partitions' owner fetches them again
+from the last commit. (Marked, they also leave the consumer's set of unacked messages, so a
+revocation's wait for the streams does not wait for them.)
 
-Also read for this (the revocation, in order): ``faust/app/base.py:1790``
+When can a batch stop? The revocation, in order: ``faust/app/base.py:1790``
 ``App._on_partitions_revoked`` suspends the flow, clears the stream buffers, waits for every
 tracked message to be acked (``Consumer.wait_empty``, ``consumer.py:866``, committing as acks
 come; the ``stream_wait_empty`` setting, on by default) and only then sends the
 ``on_partitions_revoked`` signal, on which ``streams/app.py`` flushes and forgets the zone
 cache. An event is tracked when the stream takes it from the channel, right after its
 generation check: ``faust/_cython/streams.pyx:181–198`` in the compiled iterator this install
-runs (``Stream._c_aiter``, ``streams.py:1171``; its acks inline ``Consumer.ack`` at
-``streams.pyx:131–153``), ``streams.py:1287–1304`` in the pure-Python twin. Events held in a
-batch are therefore tracked: the revocation waits for the batch, and the zone cache is
-normally forgotten between two batches, never inside one. The epoch check in
-``handle_batch`` covers the cases where that wait does not happen (``stream_wait_empty`` off,
-a wait cut short) at the cost of one integer comparison per await.
-
-A batch is what is already queued for the agent, up to ``size`` events: no timer, so a reading
-arriving alone is handled at once (``take_events`` waits ``within`` for more), while under a
-backlog batches fill up to ``size``.
+runs (``Stream._c_aiter``, ``streams.py:1171``), ``streams.py:1287–1304`` in the pure-Python
+twin. The events in ``take_events``' buffer are therefore tracked: the revocation waits for the
+batch, and the zone cache is normally forgotten between two batches, never inside one. The
+epoch check in ``handle_batch`` covers the cases where that wait does not happen
+(``stream_wait_empty`` off, the consumer stopping in a rebalance) at the cost of one integer
+comparison per await.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger("puhui.worker")
 
 
-async def event_batches(stream: Any, size: int) -> AsyncIterator[list[Any]]:
-    """Yield lists of ``stream``'s events: each one as soon as no more is queued, or ``size``
-    are in hand. Nothing is acknowledged here: the caller acks each handled event with
-    ``await stream.ack(event)`` (an event never acked is fetched again after a rebalance or a
-    restart). While the caller handles a batch, the stream takes no further event."""
-    stream.enable_acks = False  # read per event (streams.py:1179, and 1258 in _py_aiter)
-    queue = getattr(stream.channel, "queue", None)
-    batch: list[Any] = []
-    async for event in stream.events():
-        batch.append(event)
-        if len(batch) < size and queue is not None and not queue.empty():
-            continue
-        yield batch
-        batch = []
-
-
 async def handle_in_batches(
-    stream: Any, size: int, handle: Callable[[list[Any]], Awaitable[bool]]
+    stream: Any, size: int, within: float, handle: Callable[[list[Any]], Awaitable[bool]]
 ) -> None:
-    """Hand ``stream``'s events to ``handle`` in batches (:func:`event_batches`); ack a batch's
-    events once ``handle`` returned True, none of them if it returned False (it stopped
-    because the partitions were revoked under it: their owner replays them)."""
-    async for events in event_batches(stream, size):
-        if await handle(events):
+    """Hand ``stream``'s events to ``handle`` in batches of up to ``size``, each waited for at
+    most ``within`` seconds (``take_events``); a batch's events are acknowledged once ``handle``
+    returned True, none of them if it returned False (it stopped because the partitions were
+    revoked under it: their owner replays them)."""
+    async for events in stream.take_events(size, within=within):
+        if not await handle(events):
             for event in events:
-                await stream.ack(event)
-        else:
+                event.message.acked = True  # take_events' acks become no-ops (see above)
             log.warning(
                 "a batch of %d records ran into a rebalance: left unacknowledged, to be "
                 "replayed by the partitions' owner",
