@@ -34,7 +34,9 @@ twin. The events in ``take_events``' buffer are therefore tracked: the revocatio
 batch, and the zone cache is normally forgotten between two batches, never inside one. The
 epoch check in ``handle_batch`` covers the cases where that wait does not happen
 (``stream_wait_empty`` off, the consumer stopping in a rebalance) at the cost of one integer
-comparison per await.
+comparison per await; and a batch is handed over only while the flow is active and its
+events are of the current generation (Faust's own per-event check, repeated at hand-over:
+``take_events``' buffer may hold events taken before a revocation for up to ``within``).
 """
 
 from __future__ import annotations
@@ -52,13 +54,28 @@ async def handle_in_batches(
     """Hand ``stream``'s events to ``handle`` in batches of up to ``size``, each waited for at
     most ``within`` seconds (``take_events``); a batch's events are acknowledged once ``handle``
     returned True, none of them if it returned False (it stopped because the partitions were
-    revoked under it: their owner replays them)."""
+    revoked under it: their owner replays them).
+
+    Events are checked again when their batch is handed over, as Faust's own iterator checks
+    each event right before the agent sees it: while a rebalance is under way (the flow
+    suspended) or for events of an older consumer generation, the batch is not handled and
+    not acknowledged (the buffer may hold events taken before the revocation, up to
+    ``within`` earlier)."""
+    app = stream.app
     async for events in stream.take_events(size, within=within):
-        if not await handle(events):
-            for event in events:
-                event.message.acked = True  # take_events' acks become no-ops (see above)
-            log.warning(
-                "a batch of %d records ran into a rebalance: left unacknowledged, to be "
-                "replayed by the partitions' owner",
-                len(events),
-            )
+        if not app.flow_control.is_active() or any(
+            event.message.generation_id != app.consumer_generation_id for event in events
+        ):
+            _unacknowledged(events, "was taken before a rebalance")
+        elif not await handle(events):
+            _unacknowledged(events, "ran into a rebalance")
+
+
+def _unacknowledged(events: list[Any], why: str) -> None:
+    for event in events:
+        event.message.acked = True  # take_events' acks become no-ops (see above)
+    log.warning(
+        "a batch of %d records %s: left unacknowledged, to be replayed by the partitions' owner",
+        len(events),
+        why,
+    )

@@ -189,14 +189,27 @@ class FakeMessage:
     """The part of a Faust message the acks look at: ``Message.ack`` does nothing once it is
     marked ``acked`` (``faust/types/tuples.py``)."""
 
-    def __init__(self, offset: int) -> None:
+    def __init__(self, offset: int, generation_id: int) -> None:
         self.offset = offset
+        self.generation_id = generation_id
         self.acked = False
 
 
 class FakeEvent:
-    def __init__(self, offset: int) -> None:
-        self.message = FakeMessage(offset)
+    def __init__(self, offset: int, generation_id: int) -> None:
+        self.message = FakeMessage(offset, generation_id)
+
+
+class FakeApp:
+    """The app's consumer generation and flow control, as ``handle_in_batches`` reads them."""
+
+    def __init__(self) -> None:
+        self.consumer_generation_id = 1
+        self.active = True
+        self.flow_control = self
+
+    def is_active(self) -> bool:
+        return self.active
 
 
 class FakeStream:
@@ -205,6 +218,7 @@ class FakeStream:
     its ``finally``), through ``Message.ack``."""
 
     def __init__(self, batches: list[list[int]]) -> None:
+        self.app = FakeApp()
         self.batches = batches
         self.committable: list[int] = []  # what Consumer.ack would have recorded
         self.asked: tuple[int, float] | None = None
@@ -212,7 +226,8 @@ class FakeStream:
     async def take_events(self, size: int, within: float) -> AsyncIterator[list[FakeEvent]]:
         self.asked = (size, within)
         for offsets in self.batches:
-            events = [FakeEvent(offset) for offset in offsets]
+            # taken (and generation-checked) now; handed over after the previous batch
+            events = [FakeEvent(offset, self.app.consumer_generation_id) for offset in offsets]
             try:
                 yield events
             finally:
@@ -234,6 +249,34 @@ async def test_a_stopped_batch_is_not_acknowledged() -> None:
     assert stream.asked == (3, 0.01)
     assert seen == [[0, 1, 2], [3, 4, 5], [6]]
     assert stream.committable == [0, 1, 2, 6], "the stopped batch's offsets never committable"
+
+
+async def test_a_batch_taken_before_a_rebalance_is_not_handled_nor_acknowledged() -> None:
+    """A batch buffered before the revocation is handed over during the rebalance (the flow
+    suspended) or after it (a new generation): it is neither handled nor acknowledged."""
+    stream = FakeStream([[0, 1], [2, 3], [4, 5], [6]])
+    seen: list[list[int]] = []
+
+    async def handle(events: list[FakeEvent]) -> bool:
+        seen.append([event.message.offset for event in events])
+        if seen[-1] == [0, 1]:
+            stream.app.active = False  # a rebalance starts while [2, 3] is being buffered
+        return True
+
+    original = stream.take_events
+
+    async def take_events(size: int, within: float) -> AsyncIterator[list[FakeEvent]]:
+        async for events in original(size, within):
+            if events[0].message.offset == 4:
+                # taken in the old generation; the new assignment comes before it is handed over
+                stream.app.active = True
+                stream.app.consumer_generation_id = 2
+            yield events
+
+    stream.take_events = take_events  # type: ignore[method-assign]
+    await asyncio.wait_for(handle_in_batches(stream, 2, 0.01, handle), 5)
+    assert seen == [[0, 1], [6]]
+    assert stream.committable == [0, 1, 6]
 
 
 # -- the batch path against the per-record path on a busy evening ------------------------------
