@@ -155,6 +155,16 @@ class WorkerSettings(_Group):
         description="longest a worker takes to stop (SIGTERM/SIGINT); past it, it exits without "
         "committing what was not persisted (replayed on the next start)",
     )
+    reading_batch_size: int = Field(
+        500,
+        ge=1,
+        description="most sensor readings the worker handles as one batch (1 = one at a time)",
+    )
+    reading_batch_seconds: float = Field(
+        0.01,
+        gt=0,
+        description="longest the worker waits to fill a batch of readings",
+    )
 
 
 class HttpSettings(_Group):

@@ -42,6 +42,7 @@ from models.topics import TopicNames
 from models.zones import ZoneRegistry, load_registry_file
 from streams import cases as case_worker
 from streams.faust_compat import diagnostics, sensors, table_sensor_on_set
+from streams.faust_compat.batches import handle_in_batches
 from streams.faust_compat.fixes import PuhuiApp, SeekFirstTableManager
 from streams.handlers import (
     CommandHandler,
@@ -274,8 +275,18 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     @app.agent(readings_topic, concurrency=1, name="assess")
     async def assess(stream: Any) -> None:
-        async for event in stream.events():
-            await handle_reading(event.value, source_of(event))
+        if settings.reading_batch_size == 1:
+            async for event in stream.events():
+                await handle_reading(event.value, source_of(event))
+            return
+        # Batches acknowledged once handled; a batch that ran into a revocation is not
+        # acknowledged at all (streams/faust_compat/batches.py).
+        await handle_in_batches(
+            stream,
+            settings.reading_batch_size,
+            settings.reading_batch_seconds,
+            lambda events: handle_reading.handle_batch([(e.value, source_of(e)) for e in events]),
+        )
 
     @app.agent(reports_topic, concurrency=1, name="intake")
     async def intake(stream: Any) -> None:

@@ -12,7 +12,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,6 +21,7 @@ from alerts.config import RuleBook
 from alerts.engine import (
     ZoneState,
     ZoneStep,
+    ZoneView,
     admits_sensor,
     apply_command,
     check_silence,
@@ -127,9 +128,11 @@ class Edge:
         await resend(zone_key, raw)
         return True
 
-    def duplicate(self, source: Source) -> None:
-        self.metrics.duplicates.labels(source.topic).inc()
-        self.metrics.readings_duplicate.inc()  # deprecated name
+    def duplicate(self, source: Source | str, count: int = 1) -> None:
+        """Count ``count`` repeats on the source's topic (or the topic named)."""
+        topic = source if isinstance(source, str) else source.topic
+        self.metrics.duplicates.labels(topic).inc(count)
+        self.metrics.readings_duplicate.inc(count)  # deprecated name
 
 
 #: Writes a zone's state to the table with its changelog record on an explicit partition.
@@ -157,6 +160,9 @@ class ZoneStates:
     staged: dict[str, int] = field(default_factory=dict)  # zone -> its partition, not written
     # zones whose cached state holds changes whose alert records are not yet acknowledged
     busy: dict[str, int] = field(default_factory=dict)
+    #: bumped by :meth:`forget`: a batch that started under another epoch must stop (the
+    #: partitions it read may belong to another worker now; see ReadingHandler.handle_batch)
+    epoch: int = 0
 
     def get(self, zone_id: str) -> ZoneState:
         state = self.cache.get(zone_id)
@@ -209,6 +215,7 @@ class ZoneStates:
         """Drop the cache (after a rebalance the table is the truth). Flush first."""
         self.cache.clear()
         self.staged.clear()
+        self.epoch += 1
 
     def open_alerts(self) -> Iterator[tuple[str, str]]:
         """(risk, level) of every open alert this worker holds."""
@@ -304,6 +311,29 @@ class ZoneGauges:
         self.flows[1].set(outflow)
 
 
+@dataclass(slots=True)
+class _ZoneBatch:
+    """One zone's share of a batch of readings (:meth:`ReadingHandler.handle_batch`)."""
+
+    state: ZoneState
+    partition: int
+    save: bool = False  # changed by the batch: saved (staged) once, after its acknowledgements
+    busy: bool = False  # counted in ZoneStates.busy
+    failed: str | None = None  # why its alert records were not all acknowledged
+    # the figures of its last reading that had them, for the gauges (as the per-record path
+    # leaves them: people and density, each peak window, the flows, each from its last view)
+    people: tuple[float, float] | None = None
+    peaks: dict[str, float] = field(default_factory=dict)
+    flows: tuple[float, float] | None = None
+
+    def view(self, view: ZoneView) -> None:
+        assert view.people is not None
+        self.people = (view.people, view.density or 0.0)
+        self.peaks.update(view.peaks)
+        if view.inflow_per_min is not None:
+            self.flows = (view.inflow_per_min, view.outflow_per_min or 0.0)
+
+
 @dataclass
 class ReadingHandler:
     """Handles one record of ``puhui.sensor-readings``."""
@@ -361,6 +391,64 @@ class ReadingHandler:
             await self.edge.guard(raw, source, lambda data: self._handle(data, source))
         finally:
             self.metrics.processing_latency.observe(self.now() - started)
+
+    async def handle_batch(self, batch: Sequence[tuple[bytes | None, Source]]) -> bool:
+        """Handle a batch of readings (in their order) with per record the outcome of
+        :meth:`__call__`: the same alert records in the same order per zone, dead letters with
+        their reasons, re-keying, repeats and stale readings counted, the same zone states.
+
+        The work is per batch: every reading is stepped first (a rejected one dead-lettered, a
+        re-keyed one re-sent, at once); then the batch's alert records are sent, zone by zone
+        in the order they were made, and the broker's acknowledgements awaited together, once;
+        then each changed zone is saved (staged) once. A zone is ``busy`` from its first alert
+        record of the batch until that save, so no commit's ``flush_settled`` writes its state
+        before its records are acknowledged (publish-then-save per zone, as
+        :func:`publish_then_save`). Counters are incremented once per batch, the zone gauges
+        set once per zone with the batch's last figures.
+
+        An error in one reading dead-letters it as ``internal_error``; the rest of the batch is
+        handled. A zone whose alert record could not be sent or was refused is not saved in
+        this batch, its later records are not sent (their order is kept) and every reading
+        whose records of it were not all acknowledged is dead-lettered as ``internal_error``.
+
+        Returns False if the zone cache was forgotten (``ZoneStates.forget``: partitions
+        revoked) while the batch ran: it stops at the next await, sends and saves nothing more,
+        and none of its records may be acknowledged — the partitions' owner replays them
+        from the last commit (see ``streams/faust_compat/batches.py``)."""
+        started = self.now()
+        run = _BatchRun(self, batch, self.states.epoch)
+        try:
+            for index, (raw, source) in enumerate(batch):
+                await run.step(index, raw if raw is not None else b"", source)
+                if run.moved():
+                    return False
+            run.touch_partitions()
+            if not await run.publish() or not await run.dead_letter_failed():
+                return False
+            run.save()
+        finally:
+            run.release()
+        run.count()
+        for index, report, alert_id in run.links:
+            if index not in run.failed and self.store_report is not None:
+                try:
+                    await self.store_report(report, alert_id)
+                except Exception as exc:  # as the per-record path's guard: internal_error
+                    raw, source = batch[index]
+                    log.exception("storing a linked report failed (reading %d of a batch)", index)
+                    run.failed[index] = repr(exc)
+                    await self.edge.dead_letter(raw or b"", source, INTERNAL_ERROR, repr(exc))
+        elapsed = self.now() - started
+        observe = self.metrics.processing_latency.observe
+        for _ in batch:
+            observe(elapsed)
+        return not run.moved()
+
+    def _zone_gauges_for(self, zone_id: str) -> ZoneGauges:
+        gauges = self._zone_gauges.get(zone_id)
+        if gauges is None:
+            gauges = self._zone_gauges[zone_id] = ZoneGauges(self.metrics, zone_id)
+        return gauges
 
     async def _handle(self, raw: bytes, source: Source) -> None:
         reading = decode_reading(raw, self.zones)
@@ -422,6 +510,18 @@ class ReadingHandler:
     async def _sweep(self, partition: int, zone_id: str, at: float) -> None:
         """Advance the partition's event-time watermark; every SWEEP_EVERY_S of it, re-assess
         the partition's other zones, so a zone whose sensors all fell silent is noticed."""
+        for state, step in self._silence_steps(partition, zone_id, at):
+            if step.records or step.linked:
+                await publish_then_save(
+                    self.states, state, self.send_alert, step.records, self.metrics, partition
+                )
+            await self._store_links(step)
+
+    def _silence_steps(
+        self, partition: int, zone_id: str, at: float
+    ) -> Iterator[tuple[ZoneState, ZoneStep]]:
+        """The watermark part of :meth:`_sweep`: each of the partition's zones re-assessed (a
+        step each, lazily) when a sweep is due, nothing otherwise."""
         self.partition_zones.setdefault(partition, set()).add(zone_id)
         mark = max(self.watermarks.get(partition, at), at)
         self.watermarks[partition] = mark
@@ -434,17 +534,224 @@ class ReadingHandler:
             if zone is None:
                 continue
             state = self.states.get(other)
-            step = check_silence(state, zone, self.rules.for_zone(other), mark)
-            if step.records or step.linked:
-                await publish_then_save(
-                    self.states, state, self.send_alert, step.records, self.metrics, partition
-                )
-            await self._store_links(step)
+            yield state, check_silence(state, zone, self.rules.for_zone(other), mark)
 
     async def _store_links(self, step: ZoneStep) -> None:
         if self.store_report is not None:
             for report, alert_id in step.linked:
                 await self.store_report(report, alert_id)
+
+
+#: (alert record, its zone, index of the reading it came from, reading id, Kafka timestamp of
+#: that reading when the record is the reading's own: for alert_latency)
+_Send = tuple[AlertRecord, _ZoneBatch, int, str | None, float | None]
+
+
+@dataclass
+class _BatchRun:
+    """One :meth:`ReadingHandler.handle_batch` call: what its readings did, until it is sent,
+    saved and counted."""
+
+    handler: ReadingHandler
+    batch: Sequence[tuple[bytes | None, Source]]
+    epoch: int  # ZoneStates.epoch when the batch started
+    zones: dict[str, _ZoneBatch] = field(default_factory=dict)
+    sends: list[_Send] = field(default_factory=list)
+    links: list[tuple[int, VolunteerReport, str | None]] = field(default_factory=list)
+    kinds: list[tuple[int, str]] = field(default_factory=list)  # processed: index, kind
+    stale: int = 0
+    duplicates: dict[str, int] = field(default_factory=dict)  # topic -> repeats
+    partitions: set[int] = field(default_factory=set)
+    failed: dict[int, str] = field(default_factory=dict)  # index -> internal error detail
+    sent_at: list[float] = field(default_factory=list)  # Kafka timestamps, for alert_latency
+
+    def moved(self) -> bool:
+        """The zone cache was forgotten since the batch started (a rebalance)."""
+        return self.handler.states.epoch != self.epoch
+
+    def zone(self, state: ZoneState, partition: int) -> _ZoneBatch:
+        entry = self.zones.get(state.zone_id)
+        if entry is None:
+            entry = self.zones[state.zone_id] = _ZoneBatch(state, partition)
+        entry.save = True
+        return entry
+
+    def collect(
+        self,
+        entry: _ZoneBatch,
+        step: ZoneStep,
+        index: int,
+        reading_id: str | None,
+        timestamp: float | None,
+    ) -> None:
+        if step.records and not entry.busy:
+            # From here until its save the zone's cached state holds changes whose alert
+            # records the broker has not acknowledged: a flush must not write it.
+            entry.busy = True
+            busy = self.handler.states.busy
+            busy[entry.state.zone_id] = busy.get(entry.state.zone_id, 0) + 1
+        for record in step.records:
+            self.sends.append((record, entry, index, reading_id, timestamp))
+        for report, alert_id in step.linked:
+            self.links.append((index, report, alert_id))
+
+    def release(self) -> None:
+        busy = self.handler.states.busy
+        for entry in self.zones.values():
+            if entry.busy:
+                entry.busy = False
+                left = busy[entry.state.zone_id] - 1
+                if left:
+                    busy[entry.state.zone_id] = left
+                else:
+                    del busy[entry.state.zone_id]
+
+    async def step(self, index: int, raw: bytes, source: Source) -> None:
+        """One reading, as the per-record path up to its publish (the Edge's guard)."""
+        edge = self.handler.edge
+        try:
+            reading = decode_reading(raw, self.handler.zones)
+            if source.key != reading.zone_id.encode():
+                await edge.rekeyed(source, reading.zone_id, raw, self.handler.send_reading)
+                return
+            self.apply(index, reading, source)
+        except RejectedRecord as rejected:
+            log.info(
+                "rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset, rejected
+            )
+            await edge.dead_letter(raw, source, rejected.reason, rejected.detail)
+        except Exception as exc:  # never let one escape
+            log.exception(
+                "internal error on %s[%d]@%d", source.topic, source.partition, source.offset
+            )
+            self.failed[index] = repr(exc)
+
+    def apply(self, index: int, reading: SensorReading, source: Source) -> None:
+        """A decoded reading, keyed by its zone: the engine's step and the watermark's sweep,
+        their alert records and links collected. Raises RejectedRecord before any change."""
+        handler = self.handler
+        zone = handler.zones.get(reading.zone_id)
+        assert zone is not None  # decode_reading checked it
+        state = handler.states.get(reading.zone_id)
+        if not admits_sensor(state, reading.sensor_id, handler.max_sensors):
+            detail = (
+                f"sensor_id: zone {zone.id!r} already tracks {len(state.sensors)} sensors "
+                f"(PUHUI_MAX_SENSORS_PER_ZONE={handler.max_sensors})"
+            )
+            raise RejectedRecord(TOO_MANY_SENSORS, detail)
+        step = process_reading(state, reading, zone, handler.rules.for_zone(zone.id))
+        if step.stale:
+            self.stale += 1
+            handler._note_stale(reading, state)
+            return
+        if step.duplicate:
+            self.duplicates[source.topic] = self.duplicates.get(source.topic, 0) + 1
+            return
+        self.partitions.add(source.partition)
+        entry = self.zone(state, source.partition)
+        self.collect(entry, step, index, reading.reading_id, source.timestamp)
+        self.kinds.append((index, reading.kind.value))
+        if handler.on_zone_reading is not None:
+            handler.on_zone_reading(reading.zone_id)
+        view = step.view
+        if view is not None and view.people is not None:
+            entry.view(view)
+        at = reading.observed_at.timestamp()
+        for other, silence in handler._silence_steps(source.partition, zone.id, at):
+            if silence.records or silence.linked:
+                self.collect(self.zone(other, source.partition), silence, index, None, None)
+
+    def touch_partitions(self) -> None:
+        if self.partitions:
+            wall = self.handler.wall()
+            for partition in self.partitions:
+                self.handler.last_activity[partition] = wall
+
+    async def publish(self) -> bool:
+        """Send every zone's records in the order they were made, then wait once for all the
+        acknowledgements (nothing of the batch is acknowledged to Faust before the last one
+        anyway). False if the batch must stop (:meth:`moved`)."""
+        handler = self.handler
+        pending: list[tuple[Awaitable[Any], _ZoneBatch]] = []
+        for record, entry, _, reading_id, timestamp in self.sends:
+            if entry.failed is not None:
+                continue  # the zone's order: nothing after a record that was not sent
+            try:
+                delivery = await handler.send_alert(entry.state.zone_id.encode(), record.to_bytes())
+            except Exception as exc:
+                log.exception("sending an alert record of zone %s failed", entry.state.zone_id)
+                entry.failed = repr(exc)
+                continue
+            if self.moved():
+                return False
+            if inspect.isawaitable(delivery):
+                pending.append((delivery, entry))
+            count_record(handler.metrics, record, reading_id=reading_id)
+            if timestamp is not None:
+                self.sent_at.append(timestamp)
+        if pending:
+            results = await asyncio.gather(*(d for d, _ in pending), return_exceptions=True)
+            if self.moved():
+                return False
+            for (_, entry), result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException) and entry.failed is None:
+                    log.error(
+                        "an alert record of zone %s was not acknowledged: %r",
+                        entry.state.zone_id,
+                        result,
+                    )
+                    entry.failed = repr(result)
+        for _, entry, index, _, _ in self.sends:
+            if entry.failed is not None:
+                self.failed.setdefault(index, entry.failed)
+        return True
+
+    async def dead_letter_failed(self) -> bool:
+        """Dead-letter the readings whose handling failed as internal_error, in their order."""
+        for index, detail in sorted(self.failed.items()):
+            raw, source = self.batch[index]
+            await self.handler.edge.dead_letter(
+                raw if raw is not None else b"", source, INTERNAL_ERROR, detail
+            )
+            if self.moved():
+                return False
+        return True
+
+    def save(self) -> None:
+        """Stage each changed zone once (its records are acknowledged), then it is not busy."""
+        states = self.handler.states
+        for entry in self.zones.values():
+            if entry.save and entry.failed is None:
+                states.save(entry.state, entry.partition)
+        self.release()
+
+    def count(self) -> None:
+        """The batch's metrics, each touched once (the gauges once per zone)."""
+        handler, metrics = self.handler, self.handler.metrics
+        wall = handler.wall()
+        for timestamp in self.sent_at:
+            metrics.alert_latency.observe(max(0.0, wall - timestamp))
+        if self.stale:
+            metrics.readings_stale.inc(self.stale)
+        for topic, count in self.duplicates.items():
+            handler.edge.duplicate(topic, count)
+        counts: dict[str, int] = {}
+        for index, kind in self.kinds:
+            if index not in self.failed:
+                counts[kind] = counts.get(kind, 0) + 1
+        for kind, count in counts.items():
+            processed = handler._processed.get(kind)
+            if processed is None:
+                processed = handler._processed[kind] = metrics.readings_processed.labels(kind)
+            processed.inc(count)
+        for entry in self.zones.values():
+            if entry.people is not None and entry.failed is None:
+                gauges = handler._zone_gauges_for(entry.state.zone_id)
+                gauges.set_people(*entry.people)
+                for window, peak in entry.peaks.items():
+                    gauges.set_peak(window, peak)
+                if entry.flows is not None:
+                    gauges.set_flows(*entry.flows)
 
 
 @dataclass

@@ -6,7 +6,8 @@ internals that a release may change without notice. So:
 * they all live in this package: :mod:`.fixes` (the two takeover fixes and the pre-commit hook,
   ``docs/adr/0001-faust-takeover-record-loss.md``), :mod:`.sensors` (the Prometheus monitor that
   keeps its label children), :mod:`.stopping` (the worker's stop deadline), :mod:`.diagnostics`
-  (``kill -USR1``: the consumer's and aiokafka's private state, read only) and the helpers below;
+  (``kill -USR1``: the consumer's and aiokafka's private state, read only), :mod:`.batches` (the
+  readings' batches; a stopped one is kept from being acknowledged) and the helpers below;
 * importing it on versions other than :data:`TESTED_VERSIONS` raises :class:`UntestedVersionError`;
 * :data:`UPSTREAM_FINGERPRINTS` holds a hash of the source of every upstream method we override,
   copy or mirror; ``tests/adapters/test_faust_compat.py`` recomputes them, so an upgrade fails a
@@ -55,6 +56,19 @@ UPSTREAM_FINGERPRINTS = {
     # .stopping: Worker with a stop deadline
     "faust.worker:Worker._on_sigterm": "ba99cf23ea875c02",
     "faust.worker:Worker._on_sigint": "327193230c65ea83",
+    # .batches: take_events (it acks a whole batch), Message.ack (a message marked acked is
+    # not acked again), and the revocation order and ack bookkeeping that make that needed
+    "faust.types.tuples:Message.ack": "4751b72c4ed84153",
+    "faust.streams:Stream._c_aiter": "fa44582a5882e9df",
+    "faust.streams:Stream._py_aiter": "3a48ee257a65435b",
+    "faust.streams:Stream.ack": "32d7171a89b0931d",
+    "faust.streams:Stream.take_events": "607d48aead118ba8",
+    "faust.transport.consumer:Consumer.ack": "5fcf41cf45153475",
+    "faust.transport.consumer:Consumer.on_partitions_revoked": "d04b7ae72c6fc206",
+    "faust.transport.consumer:Consumer.wait_empty": "e4662fe24f094819",
+    "faust.transport.consumer:Consumer._commit_offsets": "1a69799041188441",
+    "faust.transport.consumer:Consumer._new_offset": "1d2c7ea89a7ad4f1",
+    "faust.app.base:App._on_partitions_revoked": "d5c895bbe57dc73a",
     # table_sensor_on_set: streams/app.py's table_writer mirrors Table.__setitem__
     "faust.tables.table:Table.__setitem__": "f3bdf602abc08dd1",
 }
