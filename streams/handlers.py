@@ -428,7 +428,6 @@ class ReadingHandler:
             run.save()
         finally:
             run.release()
-        run.count()
         for index, report, alert_id in run.links:
             if index not in run.failed and self.store_report is not None:
                 try:
@@ -438,6 +437,7 @@ class ReadingHandler:
                     log.exception("storing a linked report failed (reading %d of a batch)", index)
                     run.failed[index] = repr(exc)
                     await self.edge.dead_letter(raw or b"", source, INTERNAL_ERROR, repr(exc))
+        run.count()  # after the links: a reading whose report failed is not counted processed
         elapsed = self.now() - started
         observe = self.metrics.processing_latency.observe
         for _ in batch:

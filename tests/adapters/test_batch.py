@@ -13,6 +13,7 @@ import random
 import tempfile
 import zlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from alerts.config import RuleBook, default_rules
-from models.contracts import SensorReading
+from alerts.engine import process_report
+from models.contracts import ReportCategory, SensorReading, VolunteerReport
 from models.zones import load_bundled_zones, load_zones
 from streams.faust_compat.batches import handle_in_batches
 from streams.handlers import ReadingHandler, Source, ZoneStates
@@ -390,3 +392,53 @@ def test_batches_give_what_records_one_at_a_time_give_on_a_busy_evening(seed: in
     assert stale and stale[0] > 0, "late copies were stale"
     for part in ("alerts", "dead", "rekeyed", "table", "metrics"):
         assert batched[part] == one_by_one[part], part
+
+
+@pytest.mark.parametrize("batched", [False, True])
+async def test_a_linked_report_that_cannot_be_stored_dead_letters_its_reading(
+    batched: bool,
+) -> None:
+    """A reading releases a report that was waiting for the zone's clock; storing the report
+    fails. One at a time, the guard dead-letters that reading as internal_error and does not
+    count it processed; a batch must do the same, and handle the batch's other readings."""
+    zones = sorted(z.id for z in ZONES)
+    other = next(z for z in zones if z != TAIKANG)
+    dead = DeadLetters()
+    handler, _ = handler_with(nothing, dead)
+    stored: list[str] = []
+
+    async def store(report: VolunteerReport, alert_id: str | None) -> None:
+        if report.report_id == "rep-1" and alert_id is not None:
+            raise RuntimeError("database refused it")
+        stored.append(report.report_id)
+
+    handler.store_report = store
+    first = [(reading(TAIKANG, "cam-1", "people_count", 10, 1, "cam-1:1"), at(TAIKANG, 1))]
+    assert await handler.handle_batch(first)
+    state = handler.states.get(TAIKANG)
+    report = VolunteerReport(
+        report_id="rep-1",
+        reporter_id="v-1",
+        zone_id=TAIKANG,
+        category=ReportCategory.FIRE,
+        description="看到冒烟",
+        submitted_at=datetime.fromisoformat("2024-10-02T19:05:00+08:00"),
+    )
+    zone = ZONES.get(TAIKANG)
+    assert zone is not None
+    assert process_report(state, report, zone, handler.rules.for_zone(TAIKANG)).pending
+
+    batch = [
+        (reading(TAIKANG, "cam-1", "people_count", 11, 6, "cam-1:6"), at(TAIKANG, 2)),
+        (reading(other, "cam-1", "people_count", 12, 6, "cam-1:6"), at(other, 3)),
+    ]
+    if batched:
+        assert await handler.handle_batch(batch)
+    else:
+        for raw, source in batch:
+            await handler(raw, source)
+
+    assert dead.sent == [(TAIKANG.encode(), "internal_error")]
+    processed = handler.metrics.readings_processed.labels("people_count")._value.get()
+    assert processed == 2  # the first reading and the other zone's, not the one that failed
+    assert stored == []
