@@ -450,10 +450,9 @@ class ReadingHandler:
             gauges = self._zone_gauges[zone_id] = ZoneGauges(self.metrics, zone_id)
         return gauges
 
-    async def _handle(self, raw: bytes, source: Source) -> None:
-        reading = decode_reading(raw, self.zones)
-        if await self.edge.rekeyed(source, reading.zone_id, raw, self.send_reading):
-            return
+    def step(self, reading: SensorReading) -> tuple[ZoneState, ZoneStep]:
+        """A decoded reading through its zone's engine: the zone's state (changed) and the step.
+        Raises RejectedRecord, before any change, for a sensor over the zone's limit."""
         zone = self.zones.get(reading.zone_id)
         assert zone is not None  # decode_reading checked it
         state = self.states.get(reading.zone_id)
@@ -463,7 +462,13 @@ class ReadingHandler:
                 f"(PUHUI_MAX_SENSORS_PER_ZONE={self.max_sensors})"
             )
             raise RejectedRecord(TOO_MANY_SENSORS, detail)
-        step = process_reading(state, reading, zone, self.rules.for_zone(zone.id))
+        return state, process_reading(state, reading, zone, self.rules.for_zone(zone.id))
+
+    async def _handle(self, raw: bytes, source: Source) -> None:
+        reading = decode_reading(raw, self.zones)
+        if await self.edge.rekeyed(source, reading.zone_id, raw, self.send_reading):
+            return
+        state, step = self.step(reading)
         if step.stale:
             self.metrics.readings_stale.inc()
             self._note_stale(reading, state)
@@ -630,16 +635,7 @@ class _BatchRun:
         """A decoded reading, keyed by its zone: the engine's step and the watermark's sweep,
         their alert records and links collected. Raises RejectedRecord before any change."""
         handler = self.handler
-        zone = handler.zones.get(reading.zone_id)
-        assert zone is not None  # decode_reading checked it
-        state = handler.states.get(reading.zone_id)
-        if not admits_sensor(state, reading.sensor_id, handler.max_sensors):
-            detail = (
-                f"sensor_id: zone {zone.id!r} already tracks {len(state.sensors)} sensors "
-                f"(PUHUI_MAX_SENSORS_PER_ZONE={handler.max_sensors})"
-            )
-            raise RejectedRecord(TOO_MANY_SENSORS, detail)
-        step = process_reading(state, reading, zone, handler.rules.for_zone(zone.id))
+        state, step = handler.step(reading)
         if step.stale:
             self.stale += 1
             handler._note_stale(reading, state)
@@ -657,7 +653,7 @@ class _BatchRun:
         if view is not None and view.people is not None:
             entry.view(view)
         at = reading.observed_at.timestamp()
-        for other, silence in handler._silence_steps(source.partition, zone.id, at):
+        for other, silence in handler._silence_steps(source.partition, reading.zone_id, at):
             if silence.records or silence.linked:
                 self.collect(self.zone(other, source.partition), silence, index, None, None)
 
