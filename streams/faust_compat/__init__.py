@@ -3,7 +3,7 @@
 Puhui runs on faust-streaming and aiokafka with a few overrides; each leans on upstream
 internals that a release may change without notice. So:
 
-* they all live in this package: :mod:`.fixes` (the two takeover fixes and the pre-commit hook,
+* they all live in this package: :mod:`.fixes` (the takeover fixes and the pre-commit hook,
   ``docs/adr/0001-faust-takeover-record-loss.md``), :mod:`.sensors` (the Prometheus monitor that
   keeps its label children), :mod:`.stopping` (the worker's stop deadline), :mod:`.diagnostics`
   (``kill -USR1``: the consumer's and aiokafka's private state, read only), :mod:`.batches` (the
@@ -42,6 +42,15 @@ UPSTREAM_FINGERPRINTS = {
     "faust.transport.drivers.aiokafka:Consumer._new_consumer_thread": "0870ec53dea75083",
     "faust.transport.drivers.aiokafka:Consumer.force_commit": "cc094614d22c70fb",
     "faust.app.base:App._new_transport": "42db531312dd776f",
+    # .fixes: SnapshotConsumer.getmany/_getmany/seek_to_committed (a fetched record is handed
+    # over or fetched again): the fetch loop that drops records, its caller, and the seeks
+    "faust.transport.consumer:Consumer.getmany": "4b168d84882a70d6",
+    "faust.transport.consumer:Consumer._drain_messages": "44a2500309e83c63",
+    "faust.transport.consumer:Consumer.perform_seek": "0e8c130ff4b0afd8",
+    "faust.transport.consumer:ThreadDelegateConsumer._getmany": "f9d47aa9010b5ff2",
+    "faust.transport.consumer:ThreadDelegateConsumer.seek_to_committed": "f1d483b861b0328b",
+    "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread.seek_to_beginning": "bd4250b8d1e76d33",
+    "aiokafka.consumer.consumer:AIOKafkaConsumer.seek_to_committed": "f6cd85c8b70a4ccf",
     # .sensors: CachedPrometheusMonitor (same metrics, children looked up once)
     "faust.sensors.prometheus:PrometheusMonitor.__init__": "c0d8ca8cca0a20a1",
     "faust.sensors.prometheus:PrometheusMonitor.on_message_in": "ca24793cbc41deb7",

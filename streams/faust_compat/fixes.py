@@ -1,4 +1,4 @@
-"""Two fixes to faust-streaming 0.15.3 that lost records when a worker took partitions over,
+"""Three fixes to faust-streaming 0.15.3 that lost records when a worker took partitions over,
 and the pre-commit hook Faust lacks. How they were found:
 docs/adr/0001-faust-takeover-record-loss.md.
 
@@ -14,7 +14,17 @@ Invariants kept:
    :class:`SeekFirstRecovery` is upstream's ``Recovery.on_recovery_completed`` with the seek
    moved first. Can go when upstream seeks first for apps with tables too (faust-streaming#216/#217
    did it for table-less apps only).
-3. **Staged zone states are flushed before the offsets are taken.** ``PuhuiApp.before_commit``:
+3. **A fetched record is handed to the streams or fetched again.** Faust's fetch loop
+   (``Consumer.getmany``) drops the records of a fetch that returns while a rebalance is under
+   way (the flow stopped, a newer generation, a partition paused meanwhile); aiokafka's
+   position has already moved past them. Faust repairs that only by seeking to the committed
+   offsets, which misses a partition with nothing committed yet (a new group's first records)
+   and every changelog partition (recovery seeks them *before* such a late fetch returns).
+   :class:`SnapshotConsumer` rewinds each partition to its first record not handed over, if
+   nothing moved its position since; and its ``seek_to_committed`` sends a stream partition
+   with nothing committed to its beginning (``consumer_auto_offset_reset="earliest"``, as a new
+   group starts). Can go when Faust stops dropping fetched records.
+4. **Staged zone states are flushed before the offsets are taken.** ``PuhuiApp.before_commit``:
    coroutines awaited at the start of every offset commit (``streams/app.py`` flushes the staged
    zone states there). Stays while Faust has no such hook.
 
@@ -24,14 +34,18 @@ Installed by :class:`PuhuiApp` (``faust.App`` with its transport and table manag
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import faust
+from aiokafka import TopicPartition
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+log = logging.getLogger("puhui.worker")
 
 
 class SeekFirstRecovery(Recovery):
@@ -106,6 +120,25 @@ class SnapshotConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             return {}
         return await super()._fetch_records(consumer, partitions, timeout, max_records)
 
+    async def rewind(self, spans: Mapping[TP, tuple[int, int]]) -> list[TP]:
+        """For each ``tp: (first, end)``: seek ``tp`` back to ``first`` if its position is still
+        ``end`` (nothing sought it since those records were fetched) and it is still assigned.
+        Returns the partitions rewound."""
+        return cast(list[TP], await self.call_thread(self._rewind, spans))
+
+    async def _rewind(self, spans: Mapping[TP, tuple[int, int]]) -> list[TP]:
+        consumer = self._ensure_consumer()
+        assigned = consumer.assignment()
+        rewound = []
+        for tp, (first, end) in spans.items():
+            atp = TopicPartition(tp.topic, tp.partition)
+            # position() returns at once for a partition with a valid position: no await
+            # between the check and the seek.
+            if atp in assigned and await consumer.position(atp) == end:
+                consumer.seek(atp, first)
+                rewound.append(tp)
+        return rewound
+
 
 class SnapshotConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with :class:`SnapshotConsumerThread`, running the app's
@@ -114,8 +147,51 @@ class SnapshotConsumer(faust_aiokafka.Consumer):
     Faust commits (every ``commit_interval``, on rebalance, on stop) through ``force_commit``: it
     takes the offsets of the acknowledged events, flushes the producer, then commits them."""
 
+    #: what the last fetch returned: partition -> (first offset, offset after the last)
+    _fetched: dict[TP, tuple[int, int]]
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return SnapshotConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        records = await super()._getmany(active_partitions, timeout)
+        self._fetched = {
+            tp: (recs[0].offset, recs[-1].offset + 1) for tp, recs in records.items() if recs
+        }
+        return records
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """Upstream's fetch loop; afterwards, every partition whose fetched records were not all
+        handed over is rewound to the first one that was not (invariant 3)."""
+        self._fetched = {}
+        handed: dict[TP, int] = {}
+        async for tp, message in super().getmany(timeout):
+            handed[tp] = message.offset + 1
+            yield tp, message
+        left = {
+            tp: (handed.get(tp, first), end)
+            for tp, (first, end) in self._fetched.items()
+            if handed.get(tp, first) < end
+        }
+        if left:
+            rewound = await cast(SnapshotConsumerThread, self._thread).rewind(left)
+            if rewound:
+                log.info(
+                    "records fetched during a rebalance were not handed over; fetching them "
+                    "again: %s",
+                    ", ".join(f"{tp.topic}[{tp.partition}] from {left[tp][0]}" for tp in rewound),
+                )
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Upstream's seek to the committed offsets; a stream partition with nothing committed
+        goes to its beginning (invariant 3)."""
+        committed = await super().seek_to_committed()
+        fresh = [
+            tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)
+        ]
+        if fresh:
+            await self._thread.seek_to_beginning(*fresh)  # waits for the new positions
+        return committed
 
     async def force_commit(self, *args: Any, **kwargs: Any) -> bool:
         for hook in getattr(self.app, "before_commit", ()):
@@ -130,7 +206,7 @@ class SnapshotTransport(faust_aiokafka.Transport):
 
 
 class PuhuiApp(faust.App):
-    """``faust.App`` with both fixes (the transport is always Kafka here) and a pre-commit
+    """``faust.App`` with the fixes (the transport is always Kafka here) and a pre-commit
     hook."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
