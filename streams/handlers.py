@@ -95,10 +95,16 @@ class Edge:
     send_dead_letter: Sender
 
     async def guard(
-        self, raw: bytes | None, source: Source, handle: Callable[[bytes], Awaitable[None]]
+        self,
+        raw: bytes | None,
+        source: Source,
+        handle: Callable[[bytes], Awaitable[None]],
+        on_internal: Callable[[str], None] | None = None,
     ) -> None:
         """Run ``handle`` on the record's bytes; whatever it raises ends in a dead letter.
-        ``handle`` raises :class:`RejectedRecord` only before it has changed anything."""
+        ``handle`` raises :class:`RejectedRecord` only before it has changed anything. With
+        ``on_internal`` an internal error is handed to it (its detail) instead of dead-lettered
+        at once (a batch dead-letters its failed readings after its sends)."""
         data = raw if raw is not None else b""
         try:
             await handle(data)
@@ -111,7 +117,10 @@ class Edge:
             log.exception(
                 "internal error on %s[%d]@%d", source.topic, source.partition, source.offset
             )
-            await self.dead_letter(data, source, INTERNAL_ERROR, repr(exc))
+            if on_internal is not None:
+                on_internal(repr(exc))
+            else:
+                await self.dead_letter(data, source, INTERNAL_ERROR, repr(exc))
 
     async def dead_letter(self, raw: bytes, source: Source, reason: str, detail: str) -> None:
         self.metrics.dead_letters.labels(source.topic, reason).inc()
@@ -205,6 +214,19 @@ class ZoneStates:
             await asyncio.sleep(0.001)
         return self.flush()
 
+    def hold(self, zone_id: str) -> None:
+        """Mark the zone busy: its cached state holds changes whose alert records the broker has
+        not acknowledged yet, so no flush may write it until :meth:`let_go`."""
+        self.busy[zone_id] = self.busy.get(zone_id, 0) + 1
+
+    def let_go(self, zone_id: str) -> None:
+        """Undo one :meth:`hold`."""
+        left = self.busy[zone_id] - 1
+        if left:
+            self.busy[zone_id] = left
+        else:
+            del self.busy[zone_id]
+
     def take_dirty(self) -> list[ZoneState]:
         """The cached states changed since the last call (for the zone status table)."""
         changed = [self.cache[z] for z in sorted(self.dirty) if z in self.cache]
@@ -254,9 +276,7 @@ async def publish_then_save(
     """
     zone_id = state.zone_id
     if records:
-        # From here until the save, the cached state holds changes the broker has not yet
-        # acknowledged the alert records of: a flush must not write it (see flush_settled).
-        states.busy[zone_id] = states.busy.get(zone_id, 0) + 1
+        states.hold(zone_id)  # until the save (see flush_settled)
     try:
         pending = []
         for record in records:
@@ -269,11 +289,7 @@ async def publish_then_save(
         states.save(state, partition)
     finally:
         if records:
-            left = states.busy[zone_id] - 1
-            if left:
-                states.busy[zone_id] = left
-            else:
-                del states.busy[zone_id]
+            states.let_go(zone_id)
 
 
 @dataclass(slots=True)
@@ -419,7 +435,7 @@ class ReadingHandler:
         run = _BatchRun(self, batch, self.states.epoch)
         try:
             for index, (raw, source) in enumerate(batch):
-                await run.step(index, raw if raw is not None else b"", source)
+                await run.step(index, raw, source)
                 if run.moved():
                     return False
             run.touch_partitions()
@@ -443,6 +459,13 @@ class ReadingHandler:
         for _ in batch:
             observe(elapsed)
         return not run.moved()
+
+    def _processed_for(self, kind: str) -> Any:
+        """The ``readings_processed`` counter of ``kind`` (its label child, looked up once)."""
+        processed = self._processed.get(kind)
+        if processed is None:
+            processed = self._processed[kind] = self.metrics.readings_processed.labels(kind)
+        return processed
 
     def _zone_gauges_for(self, zone_id: str) -> ZoneGauges:
         gauges = self._zone_gauges.get(zone_id)
@@ -490,21 +513,12 @@ class ReadingHandler:
             for _ in step.records:
                 self.metrics.alert_latency.observe(max(0.0, self.wall() - source.timestamp))
         await self._store_links(step)
-        processed = self._processed.get(reading.kind.value)
-        if processed is None:
-            processed = self._processed[reading.kind.value] = (
-                self.metrics.readings_processed.labels(reading.kind.value)
-            )
-        processed.inc()
+        self._processed_for(reading.kind.value).inc()
         if self.on_zone_reading is not None:
             self.on_zone_reading(reading.zone_id)
         view = step.view
         if view is not None and view.people is not None:
-            gauges = self._zone_gauges.get(reading.zone_id)
-            if gauges is None:
-                gauges = self._zone_gauges[reading.zone_id] = ZoneGauges(
-                    self.metrics, reading.zone_id
-                )
+            gauges = self._zone_gauges_for(reading.zone_id)
             gauges.set_people(view.people, view.density or 0.0)
             for window, peak in view.peaks.items():
                 gauges.set_peak(window, peak)
@@ -590,46 +604,32 @@ class _BatchRun:
         timestamp: float | None,
     ) -> None:
         if step.records and not entry.busy:
-            # From here until its save the zone's cached state holds changes whose alert
-            # records the broker has not acknowledged: a flush must not write it.
             entry.busy = True
-            busy = self.handler.states.busy
-            busy[entry.state.zone_id] = busy.get(entry.state.zone_id, 0) + 1
+            self.handler.states.hold(entry.state.zone_id)  # until its save
         for record in step.records:
             self.sends.append((record, entry, index, reading_id, timestamp))
         for report, alert_id in step.linked:
             self.links.append((index, report, alert_id))
 
     def release(self) -> None:
-        busy = self.handler.states.busy
         for entry in self.zones.values():
             if entry.busy:
                 entry.busy = False
-                left = busy[entry.state.zone_id] - 1
-                if left:
-                    busy[entry.state.zone_id] = left
-                else:
-                    del busy[entry.state.zone_id]
+                self.handler.states.let_go(entry.state.zone_id)
 
-    async def step(self, index: int, raw: bytes, source: Source) -> None:
-        """One reading, as the per-record path up to its publish (the Edge's guard)."""
-        edge = self.handler.edge
-        try:
-            reading = decode_reading(raw, self.handler.zones)
-            if source.key != reading.zone_id.encode():
-                await edge.rekeyed(source, reading.zone_id, raw, self.handler.send_reading)
-                return
-            self.apply(index, reading, source)
-        except RejectedRecord as rejected:
-            log.info(
-                "rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset, rejected
-            )
-            await edge.dead_letter(raw, source, rejected.reason, rejected.detail)
-        except Exception as exc:  # never let one escape
-            log.exception(
-                "internal error on %s[%d]@%d", source.topic, source.partition, source.offset
-            )
-            self.failed[index] = repr(exc)
+    async def step(self, index: int, raw: bytes | None, source: Source) -> None:
+        """One reading, as the per-record path up to its publish, behind the Edge's guard (an
+        internal error is kept in ``failed``, dead-lettered after the batch's sends)."""
+        handler = self.handler
+
+        async def handle(data: bytes) -> None:
+            reading = decode_reading(data, handler.zones)
+            if not await handler.edge.rekeyed(source, reading.zone_id, data, handler.send_reading):
+                self.apply(index, reading, source)
+
+        await handler.edge.guard(
+            raw, source, handle, lambda detail: self.failed.__setitem__(index, detail)
+        )
 
     def apply(self, index: int, reading: SensorReading, source: Source) -> None:
         """A decoded reading, keyed by its zone: the engine's step and the watermark's sweep,
@@ -736,10 +736,7 @@ class _BatchRun:
             if index not in self.failed:
                 counts[kind] = counts.get(kind, 0) + 1
         for kind, count in counts.items():
-            processed = handler._processed.get(kind)
-            if processed is None:
-                processed = handler._processed[kind] = metrics.readings_processed.labels(kind)
-            processed.inc(count)
+            handler._processed_for(kind).inc(count)
         for entry in self.zones.values():
             if entry.people is not None and entry.failed is None:
                 gauges = handler._zone_gauges_for(entry.state.zone_id)
