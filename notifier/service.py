@@ -593,7 +593,7 @@ class Notifier:
 
     async def _load_case_ledger(self) -> None:
         """What case notifications were already decided (so a restart sends none twice), and
-        how far back to look for escalations (a day before the oldest open case's)."""
+        where the escalations' window starts (``CASE_LOOKBACK`` ago; each tick slides it)."""
         try:
             decided = await asyncio.to_thread(case_notification_ids, self._engine)
         except Exception as exc:
@@ -607,18 +607,25 @@ class Notifier:
         escalated step and target. Returns (notification id, target) of what it started."""
         if not self._case_targets:
             return []
-        since = self._case_since or (now - CASE_LOOKBACK)
+        # The window slides with the clock (CASE_LOOKBACK wide), so each tick reads a day of
+        # escalations, not everything since the notifier started.
+        since = max(self._case_since or (now - CASE_LOOKBACK), now - CASE_LOOKBACK)
+        self._case_since = since
         rows = await asyncio.to_thread(escalations_since, self._engine, since)
         started: list[tuple[str, str]] = []
+        seen: set[str] = set()
         for event, case in rows:
             key = f"case/{event.step}/overdue"
             for target in self._case_targets:
                 nid = notification_id(case.case_id, key, target)
+                seen.add(nid)
                 if nid in self._case_decided:
                     continue
                 self._case_decided.add(nid)
                 started.append((nid, target))
                 self._dispatch_case(nid, key, target, event, case)
+        # An escalation older than the window is never read again: forget its decision.
+        self._case_decided &= seen
         return started
 
     def _dispatch_case(
