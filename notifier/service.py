@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -660,9 +660,11 @@ class Notifier:
                 sent_at=sent_at,
             )
 
-        task = asyncio.create_task(self._post(ledger, body, f"case {case.case_id} ({key})"))
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        self._chain(
+            (case.case_id, target),
+            lambda: self._post(ledger, body, f"case {case.case_id} ({key})"),
+            nid,
+        )
 
     # ------------------------------------------------------------------------------- delivery
 
@@ -678,8 +680,14 @@ class Notifier:
             note.record.level.value,
             note.target,
         )
-        chain = (note.alert_id, note.target)
-        task = asyncio.create_task(self._deliver_after(self._chains.get(chain), note))
+        self._chain((note.alert_id, note.target), lambda: self.deliver(note), note.notification_id)
+
+    def _chain(
+        self, chain: tuple[str, str], deliver: Callable[[], Awaitable[bool]], nid: str
+    ) -> None:
+        """Start a delivery after the one before it on the same chain (an alert's or a case's,
+        to one target): a target hears of one alert or case in order."""
+        task = asyncio.create_task(self._deliver_after(self._chains.get(chain), deliver, nid))
         self._chains[chain] = task
         self._deliveries.add(task)
 
@@ -690,15 +698,17 @@ class Notifier:
 
         task.add_done_callback(done)
 
-    async def _deliver_after(self, previous: asyncio.Task[bool] | None, note: Notification) -> bool:
+    async def _deliver_after(
+        self, previous: asyncio.Task[bool] | None, deliver: Callable[[], Awaitable[bool]], nid: str
+    ) -> bool:
         if previous is not None:
             await asyncio.wait({previous})  # in order; its outcome does not matter here
         try:
-            return await self.deliver(note)
+            return await deliver()
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("delivery of %s failed unexpectedly", note.notification_id)
+            log.exception("delivery of %s failed unexpectedly", nid)
             return False
 
     def secret_for(self, target: str) -> bytes:

@@ -5,6 +5,7 @@ migrated; the webhook delivery is recorded instead of posted."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,33 @@ async def test_each_escalation_is_sent_once_per_target_within_a_sliding_window(
     assert await n.tick_cases(later + CASE_LOOKBACK) == []
     assert n._case_decided == set()
     assert len(sent) == 4
+
+
+async def test_a_targets_notifications_of_one_case_are_delivered_in_order(tmp_path: Path) -> None:
+    """Step 2's notification to a target waits for step 1's to that target (still retrying
+    here), as an alert's notifications do."""
+    engine = engine_in(tmp_path)
+    n = notifier(engine, tmp_path, [])
+    del n._dispatch_case  # the real one: deliveries chained per case and target
+    release, events = asyncio.Event(), []
+
+    async def post(ledger: Any, body_for: Any, what: str) -> bool:
+        events.append((ledger["target"], "start", ledger["step"]))
+        if ledger["step"] == 1:
+            await release.wait()  # the target is down; the delivery retries
+        events.append((ledger["target"], "end", ledger["step"]))
+        return True
+
+    n._post = post  # type: ignore[method-assign]
+    escalate(engine, "c1", 1, NOW - timedelta(hours=1))
+    await n.tick_cases(NOW)
+    escalate(engine, "c1", 2, NOW)
+    await n.tick_cases(NOW + timedelta(seconds=5))
+    while len([e for e in events if e[1] == "start"]) < 2:  # both step-1 posts under way
+        await asyncio.sleep(0)
+    release.set()
+    while n._deliveries:
+        await asyncio.gather(*list(n._deliveries))
+    for target in ("duty", "chief"):
+        mine = [(what, step) for t, what, step in events if t == target]
+        assert mine == [("start", 1), ("end", 1), ("start", 2), ("end", 2)], (target, events)
