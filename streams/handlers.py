@@ -98,16 +98,17 @@ class Edge:
         self,
         raw: bytes | None,
         source: Source,
-        handle: Callable[[bytes], Awaitable[None]],
-        on_internal: Callable[[str], None] | None = None,
-    ) -> None:
-        """Run ``handle`` on the record's bytes; whatever it raises ends in a dead letter.
-        ``handle`` raises :class:`RejectedRecord` only before it has changed anything. With
-        ``on_internal`` an internal error is handed to it (its detail) instead of dead-lettered
-        at once (a batch dead-letters its failed readings after its sends)."""
+        handle: Callable[..., Awaitable[None]],
+        *args: Any,
+        defer_internal: bool = False,
+    ) -> str | None:
+        """Run ``handle(data, *args)`` on the record's bytes; whatever it raises ends in a dead
+        letter. ``handle`` raises :class:`RejectedRecord` only before it has changed anything.
+        With ``defer_internal`` an internal error is not dead-lettered but its detail returned
+        (a batch dead-letters its failed readings after its sends); None otherwise."""
         data = raw if raw is not None else b""
         try:
-            await handle(data)
+            await handle(data, *args)
         except RejectedRecord as rejected:
             log.info(
                 "rejected %s[%d]@%d: %s", source.topic, source.partition, source.offset, rejected
@@ -117,10 +118,10 @@ class Edge:
             log.exception(
                 "internal error on %s[%d]@%d", source.topic, source.partition, source.offset
             )
-            if on_internal is not None:
-                on_internal(repr(exc))
-            else:
-                await self.dead_letter(data, source, INTERNAL_ERROR, repr(exc))
+            if defer_internal:
+                return repr(exc)
+            await self.dead_letter(data, source, INTERNAL_ERROR, repr(exc))
+        return None
 
     async def dead_letter(self, raw: bytes, source: Source, reason: str, detail: str) -> None:
         self.metrics.dead_letters.labels(source.topic, reason).inc()
@@ -404,7 +405,7 @@ class ReadingHandler:
     async def __call__(self, raw: bytes | None, source: Source) -> None:
         started = self.now()
         try:
-            await self.edge.guard(raw, source, lambda data: self._handle(data, source))
+            await self.edge.guard(raw, source, self._handle, source)
         finally:
             self.metrics.processing_latency.observe(self.now() - started)
 
@@ -620,16 +621,17 @@ class _BatchRun:
     async def step(self, index: int, raw: bytes | None, source: Source) -> None:
         """One reading, as the per-record path up to its publish, behind the Edge's guard (an
         internal error is kept in ``failed``, dead-lettered after the batch's sends)."""
-        handler = self.handler
-
-        async def handle(data: bytes) -> None:
-            reading = decode_reading(data, handler.zones)
-            if not await handler.edge.rekeyed(source, reading.zone_id, data, handler.send_reading):
-                self.apply(index, reading, source)
-
-        await handler.edge.guard(
-            raw, source, handle, lambda detail: self.failed.__setitem__(index, detail)
+        failed = await self.handler.edge.guard(
+            raw, source, self._decoded, index, source, defer_internal=True
         )
+        if failed is not None:
+            self.failed[index] = failed
+
+    async def _decoded(self, data: bytes, index: int, source: Source) -> None:
+        handler = self.handler
+        reading = decode_reading(data, handler.zones)
+        if not await handler.edge.rekeyed(source, reading.zone_id, data, handler.send_reading):
+            self.apply(index, reading, source)
 
     def apply(self, index: int, reading: SensorReading, source: Source) -> None:
         """A decoded reading, keyed by its zone: the engine's step and the watermark's sweep,
@@ -797,7 +799,7 @@ class ReportHandler:
         self.edge = Edge(self.metrics, self.send_dead_letter)
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
-        await self.edge.guard(raw, source, lambda data: self._handle(data, source))
+        await self.edge.guard(raw, source, self._handle, source)
 
     async def _handle(self, raw: bytes, source: Source) -> None:
         report = decode_report(raw, self.zones)
@@ -886,7 +888,7 @@ class CommandHandler:
         self.edge = Edge(self.metrics, self.send_dead_letter)
 
     async def __call__(self, raw: bytes | None, source: Source) -> None:
-        await self.edge.guard(raw, source, lambda data: self._handle(data, source))
+        await self.edge.guard(raw, source, self._handle, source)
 
     async def _handle(self, raw: bytes, source: Source) -> None:
         command = decode_command(raw)
